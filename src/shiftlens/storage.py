@@ -1,0 +1,236 @@
+"""Run directories: a versioned manifest, one lock per directory, and atomic, checksummed work units.
+
+Every long command (attribute, heads, ffn, annotate, compare) writes its results as units (one
+example, one layer, ...). A unit is complete only once its JSON record, which holds the sha256 of
+its array file, has been renamed into place; a killed run therefore never leaves a half-written unit,
+and a corrupted array file is detected and recomputed on the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from shiftlens.errors import ShiftlensError
+
+FORMAT = "shiftlens-run"
+FORMAT_VERSION = 1
+
+
+class StorageError(ShiftlensError, RuntimeError):
+    """The output directory cannot be used (not writable, full, locked or holding another run)."""
+
+
+def _storage_error(path: Path, exc: OSError) -> StorageError:
+    if exc.errno == errno.ENOSPC:
+        return StorageError(f"no space left on the device holding {path}; free space and rerun to resume")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return StorageError(f"cannot write to {path}: {exc.strerror}; choose a writable --out")
+    return StorageError(f"cannot write {path}: {exc}")
+
+
+@contextlib.contextmanager
+def _translate_os_errors(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise _storage_error(path, exc) from exc
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write a file so that readers see either the old content or the whole new one."""
+    path = Path(path)
+    with _translate_os_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Atomic UTF-8 text write."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    """Atomic JSON write (sorted keys, UTF-8, indented for reading)."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def package_versions(names: tuple[str, ...] = ("shiftlens", "torch", "transformers", "numpy")) -> dict:
+    """Installed versions of the packages a result depends on, for manifests."""
+    versions = {"python": platform.python_version()}
+    for name in names:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class RunDirectory:
+    """A locked, resumable output directory of one kind of run with fixed parameters.
+
+    Reopening a directory resumes it when kind and parameters match, and refuses otherwise; a second
+    process opening the same directory at the same time is refused by an exclusive lock, which the
+    operating system releases even when the holder is killed.
+    """
+
+    def __init__(
+        self, path: str | Path, kind: str, params: dict[str, Any], info: dict[str, Any] | None = None
+    ):
+        self.path = Path(path)
+        self.kind = kind
+        self.params = json.loads(json.dumps(params))
+        with _translate_os_errors(self.path):
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._lock_handle = open(self.path / ".lock", "w")  # noqa: SIM115 - held for the run's life
+        try:
+            fcntl.flock(self._lock_handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            self._lock_handle.close()
+            raise StorageError(
+                f"{self.path} is in use by another shiftlens process; wait for it to finish"
+            ) from exc
+        self.units_dir = self.path / "units"
+        self._open_manifest(info or {})
+
+    def _open_manifest(self, info: dict[str, Any]) -> None:
+        manifest_path = self.path / "manifest.json"
+        if manifest_path.exists():
+            manifest = json.loads(manifest_path.read_text())
+            if manifest.get("format") != FORMAT or manifest.get("kind") != self.kind:
+                self.close()
+                raise StorageError(
+                    f"{self.path} holds a {manifest.get('kind')!r} run, not {self.kind!r}; "
+                    "choose another --out"
+                )
+            if manifest.get("params") != self.params:
+                changed = sorted(
+                    k
+                    for k in set(manifest["params"]) | set(self.params)
+                    if manifest["params"].get(k) != self.params.get(k)
+                )
+                self.close()
+                raise StorageError(
+                    f"{self.path} holds a run with other parameters ({', '.join(changed)}); "
+                    "use a new --out or the same parameters to resume"
+                )
+            self.manifest = manifest
+            return
+        self.manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "kind": self.kind,
+            "params": self.params,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": package_versions(),
+            **info,
+        }
+        atomic_write_json(manifest_path, self.manifest)
+
+    def update_manifest(self, **fields: Any) -> None:
+        """Add or replace top-level manifest fields (e.g. a summary once the run completes)."""
+        self.manifest.update(json.loads(json.dumps(fields)))
+        atomic_write_json(self.path / "manifest.json", self.manifest)
+
+    def close(self) -> None:
+        """Release the directory lock."""
+        if not self._lock_handle.closed:
+            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
+            self._lock_handle.close()
+
+    def __enter__(self) -> RunDirectory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _record(self, name: str) -> Path:
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"invalid unit name {name!r}")
+        return self.units_dir / f"{name}.json"
+
+    def has_unit(self, name: str) -> bool:
+        """True when the unit is complete and its array file matches the recorded checksum."""
+        record_path = self._record(name)
+        if not record_path.exists():
+            return False
+        record = json.loads(record_path.read_text())
+        data = self.units_dir / f"{name}.safetensors"
+        return not record.get("sha256") or (data.exists() and _sha256(data) == record["sha256"])
+
+    def write_unit(
+        self, name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray] | None = None
+    ) -> None:
+        """Store one finished unit: arrays first, then the record that marks it complete."""
+        record: dict[str, Any] = {"meta": json.loads(json.dumps(meta)), "sha256": None}
+        if arrays:
+            data = self.units_dir / f"{name}.safetensors"
+            with _translate_os_errors(data):
+                self.units_dir.mkdir(parents=True, exist_ok=True)
+                tmp = data.with_name(f".{data.name}.tmp")
+                save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
+                os.replace(tmp, data)
+            record["sha256"] = _sha256(data)
+        atomic_write_json(self._record(name), record)
+
+    def read_unit(self, name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The meta dict and arrays of a complete unit."""
+        record = json.loads(self._record(name).read_text())
+        arrays = load_file(str(self.units_dir / f"{name}.safetensors")) if record.get("sha256") else {}
+        return record["meta"], arrays
+
+    def unit_names(self) -> list[str]:
+        """Names of the recorded units, sorted."""
+        if not self.units_dir.exists():
+            return []
+        return sorted(p.stem for p in self.units_dir.glob("*.json"))
+
+
+def read_units(path: str | Path) -> Iterator[tuple[str, dict[str, Any], dict[str, np.ndarray]]]:
+    """Read a finished run directory's units without locking it (for analyses of finished runs)."""
+    units = Path(path) / "units"
+    if not (Path(path) / "manifest.json").exists():
+        raise StorageError(f"{path} is not a shiftlens run directory (no manifest.json)")
+    for record_path in sorted(units.glob("*.json")):
+        record = json.loads(record_path.read_text())
+        data = units / f"{record_path.stem}.safetensors"
+        arrays = load_file(str(data)) if record.get("sha256") else {}
+        yield record_path.stem, record["meta"], arrays
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """A run directory's manifest."""
+    manifest = Path(path) / "manifest.json"
+    if not manifest.exists():
+        raise StorageError(f"{path} is not a shiftlens run directory (no manifest.json)")
+    return json.loads(manifest.read_text())

@@ -1,0 +1,69 @@
+"""Weight sources for the architecture map: a loaded model, or safetensors shards read lazily.
+
+Reading shards by name lets the heads and FFN methods hold one layer at a time, so a 7B model needs
+little more memory than its embeddings plus one layer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+
+
+class ModuleWeights:
+    """Parameters of an in-memory model, by state-dict name (tied weights included)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self._tensors = dict(model.state_dict(keep_vars=True))
+        self.config = model.config
+
+    def has(self, name: str) -> bool:
+        return name in self._tensors
+
+    def get(self, name: str) -> torch.Tensor:
+        if name not in self._tensors:
+            raise KeyError(f"model has no parameter {name!r}")
+        return self._tensors[name].detach()
+
+
+class SafetensorsWeights:
+    """Tensors of a model directory's safetensors files, each read from disk only when asked for.
+
+    Checkpoints saved by the base model class (GPT-2's ``h.0...`` instead of ``transformer.h.0...``)
+    are matched by also trying each name without its first component.
+    """
+
+    def __init__(self, directory: str | Path, config: object) -> None:
+        self.directory = Path(directory)
+        self.config = config
+        index = self.directory / "model.safetensors.index.json"
+        if index.exists():
+            mapping = json.loads(index.read_text())["weight_map"]
+            self._where = {name: self.directory / shard for name, shard in mapping.items()}
+        else:
+            files = sorted(self.directory.glob("*.safetensors"))
+            if not files:
+                raise FileNotFoundError(f"no .safetensors files in {self.directory}")
+            self._where = {}
+            for file in files:
+                with safe_open(str(file), framework="pt") as handle:
+                    self._where.update({name: file for name in handle.keys()})
+
+    def _resolve(self, name: str) -> str | None:
+        if name in self._where:
+            return name
+        short = name.split(".", 1)[-1]
+        return short if short in self._where else None
+
+    def has(self, name: str) -> bool:
+        return self._resolve(name) is not None
+
+    def get(self, name: str) -> torch.Tensor:
+        key = self._resolve(name)
+        if key is None:
+            raise KeyError(f"no tensor {name!r} in {self.directory}")
+        with safe_open(str(self._where[key]), framework="pt") as handle:
+            return handle.get_tensor(key)
