@@ -12,7 +12,7 @@ import sys
 
 from shiftlens.errors import ShiftlensError
 
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("analyze",)
 
 
 def build_parser() -> argparse.ArgumentParser:
