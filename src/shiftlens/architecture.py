@@ -35,13 +35,14 @@ class ArchSpec:
     Names with ``{i}`` are per layer. ``qkv`` is set for fused projections, with ``qkv_layout``
     "blocks" (all q, then all k, then all v: GPT-2) or "per_head" (heads × [q, k, v]: GPT-NeoX).
     ``conv1d`` marks GPT-2 style Conv1D weights stored as (in, out) instead of Linear's (out, in).
-    ``norm_offset`` is added to a norm's stored gain (Gemma stores gain − 1).
+    ``norm_offset`` is added to a norm's stored gain (Gemma stores gain − 1). ``unembed`` lists the
+    names the unembedding has gone by (first present wins); with none present it is tied to ``embed``.
     """
 
     family: str
     model_types: tuple[str, ...]
     embed: str
-    unembed: str
+    unembed: tuple[str, ...]
     final_norm: str
     layer: str
     attn_norm: str
@@ -63,7 +64,7 @@ class ArchSpec:
 
 _LLAMA_LIKE = dict(
     embed="model.embed_tokens.weight",
-    unembed="lm_head.weight",
+    unembed=("lm_head.weight",),
     final_norm="model.norm.weight",
     layer="model.layers.{i}.",
     attn_norm="input_layernorm.weight",
@@ -86,7 +87,7 @@ ARCHITECTURES: tuple[ArchSpec, ...] = (
         family="gpt2",
         model_types=("gpt2",),
         embed="transformer.wte.weight",
-        unembed="lm_head.weight",
+        unembed=("lm_head.weight",),
         final_norm="transformer.ln_f.weight",
         layer="transformer.h.{i}.",
         attn_norm="ln_1.weight",
@@ -107,7 +108,7 @@ ARCHITECTURES: tuple[ArchSpec, ...] = (
         family="gpt_neox",
         model_types=("gpt_neox",),
         embed="gpt_neox.embed_in.weight",
-        unembed="embed_out.weight",
+        unembed=("lm_head.weight", "embed_out.weight"),  # renamed in transformers 5
         final_norm="gpt_neox.final_layer_norm.weight",
         layer="gpt_neox.layers.{i}.",
         attn_norm="input_layernorm.weight",
@@ -126,7 +127,7 @@ ARCHITECTURES: tuple[ArchSpec, ...] = (
         family="phi",
         model_types=("phi",),
         embed="model.embed_tokens.weight",
-        unembed="lm_head.weight",
+        unembed=("lm_head.weight",),
         final_norm="model.final_layernorm.weight",
         layer="model.layers.{i}.",
         attn_norm="input_layernorm.weight",
@@ -197,7 +198,8 @@ def input_embeddings(source: WeightSource, config: Any) -> torch.Tensor:
 def output_embeddings(source: WeightSource, config: Any) -> torch.Tensor:
     """The unembedding matrix (vocab × hidden); falls back to the input embeddings when tied."""
     spec = spec_for(config)
-    return source.get(spec.unembed) if source.has(spec.unembed) else source.get(spec.embed)
+    name = next((n for n in spec.unembed if source.has(n)), spec.embed)
+    return source.get(name)
 
 
 def final_norm_gain(source: WeightSource, config: Any) -> torch.Tensor:
