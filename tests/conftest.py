@@ -26,9 +26,7 @@ def tiny_config(family: str, **overrides):
     """A tiny config of a supported family (random weights), small enough for exact tests."""
     import transformers
 
-    common = dict(
-        vocab_size=96, num_hidden_layers=2, hidden_size=32, intermediate_size=48, num_attention_heads=4
-    )
+    common = dict(vocab_size=96, num_hidden_layers=2, hidden_size=32, intermediate_size=48, num_attention_heads=4)
     configs = {
         "llama": lambda: transformers.LlamaConfig(**common, num_key_value_heads=2),
         "mistral": lambda: transformers.MistralConfig(**common, num_key_value_heads=2, sliding_window=None),
@@ -66,3 +64,35 @@ def smollm2():
     from shiftlens.loading import load_model
 
     return load_model("smollm2")
+
+
+TOKENIZER_TEXT = [
+    "Summarize the following text in one sentence.",
+    "Write a short poem about the sea, then explain it.",
+    "Translate into French: the cat sleeps on the mat.",
+    "Give a synonym of happy. Define the word river.",
+] * 20
+
+
+def tiny_tokenizer():
+    """A byte-level BPE fast tokenizer (320 tokens) trained in code, with BOS/EOS and offsets."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=320, special_tokens=["<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(TOKENIZER_TEXT, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>")
+
+
+def save_tiny_model(directory, family: str = "llama", seed: int = 0):
+    """Save a tiny model of a family with a matching tiny tokenizer as a loadable model directory."""
+    tokenizer = tiny_tokenizer()
+    model = tiny_model(family, seed=seed, vocab_size=len(tokenizer), bos_token_id=0, eos_token_id=1)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return model, tokenizer
