@@ -81,3 +81,50 @@ def test_output_path_that_is_a_file_is_a_clear_error(tmp_path) -> None:
 def test_bad_unit_names_are_refused(tmp_path) -> None:
     with RunDirectory(tmp_path, "demo", {}) as run, pytest.raises(ValueError, match="invalid unit name"):
         run.write_unit("../escape", {})
+
+
+def test_shards_share_a_directory_but_not_a_shard(tmp_path) -> None:
+    from shiftlens.storage import Shard
+
+    first = RunDirectory(tmp_path, "demo", {"k": 1}, shard=Shard(0, 2))
+    second = RunDirectory(tmp_path, "demo", {"k": 1}, shard=Shard(1, 2))
+    with pytest.raises(StorageError, match="this shard of"):
+        RunDirectory(tmp_path, "demo", {"k": 1}, shard=Shard(1, 2))
+    with pytest.raises(StorageError, match="in use"):
+        RunDirectory(tmp_path, "demo", {"k": 1})
+    first.write_unit("a", {"from": 0})
+    second.write_unit("b", {"from": 1})
+    first.close()
+    second.close()
+    with RunDirectory(tmp_path, "demo", {"k": 1}) as whole:
+        assert whole.unit_names() == ["a", "b"]
+
+
+def test_shard_parsing_and_selection(monkeypatch) -> None:
+    from shiftlens.storage import Shard
+
+    assert Shard.parse("1/3").select(list(range(7))) == [1, 4]
+    for bad in ("3/3", "x/2", "1"):
+        with pytest.raises(StorageError, match="shard"):
+            Shard.parse(bad)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "2")
+    assert Shard.from_environment() == Shard(2, 4)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert Shard.from_environment() is None
+
+
+def test_full_disk_is_a_clear_error(tmp_path, monkeypatch) -> None:
+    import errno
+
+    from shiftlens import storage
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with RunDirectory(tmp_path, "demo", {}) as run:
+        run.write_unit("done", {"ok": True})
+        monkeypatch.setattr(storage.os, "replace", full)
+        with pytest.raises(StorageError, match="no space left"):
+            run.write_unit("next", {"ok": True})
+        assert run.has_unit("done") and not run.has_unit("next")

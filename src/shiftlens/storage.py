@@ -17,15 +17,18 @@ import os
 import platform
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from shiftlens.errors import ShiftlensError
+
+T = TypeVar("T")
 
 FORMAT = "shiftlens-run"
 FORMAT_VERSION = 1
@@ -96,6 +99,50 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _create_exclusive(path: Path, obj: Any) -> bool:
+    """Write JSON to ``path`` only if it does not exist yet (atomic link); False when it already did."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    atomic_write_json(tmp, obj)
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink()
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Part ``index`` of ``count`` of a data-parallel run (job arrays, torchrun or accelerate ranks)."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise StorageError(f"invalid shard {self.index}/{self.count}: need 0 <= i < n")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """Parse ``i/n`` as given to ``--shard``."""
+        try:
+            index, count = (int(part) for part in text.split("/"))
+        except ValueError as exc:
+            raise StorageError(f"--shard takes i/n with whole numbers, got {text!r}") from exc
+        return cls(index, count)
+
+    @classmethod
+    def from_environment(cls) -> Shard | None:
+        """The shard of this process under torchrun or accelerate launch (RANK, WORLD_SIZE), if any."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        return cls(int(os.environ.get("RANK", "0")), world) if world > 1 else None
+
+    def select(self, items: list[T]) -> list[T]:
+        """This shard's items: every count-th one, starting at index (balanced and deterministic)."""
+        return items[self.index :: self.count]
+
+
 class RunDirectory:
     """A locked, resumable output directory of one kind of run with fixed parameters.
 
@@ -105,20 +152,32 @@ class RunDirectory:
     """
 
     def __init__(
-        self, path: str | Path, kind: str, params: dict[str, Any], info: dict[str, Any] | None = None
+        self,
+        path: str | Path,
+        kind: str,
+        params: dict[str, Any],
+        info: dict[str, Any] | None = None,
+        shard: Shard | None = None,
     ):
         self.path = Path(path)
         self.kind = kind
         self.params = json.loads(json.dumps(params))
+        self.shard = shard
         with _translate_os_errors(self.path):
             self.path.mkdir(parents=True, exist_ok=True)
-            self._lock_handle = open(self.path / ".lock", "w")  # noqa: SIM115 - held for the run's life
+            self._locks = [open(self.path / ".lock", "w")]  # noqa: SIM115 - held for the run's life
+            if shard is not None:
+                self._locks.append(open(self.path / f".lock-{shard.index}-of-{shard.count}", "w"))  # noqa: SIM115
+        # A whole run holds the directory lock exclusively; shards share it and each holds its own.
+        modes = [fcntl.LOCK_EX] if shard is None else [fcntl.LOCK_SH, fcntl.LOCK_EX]
         try:
-            fcntl.flock(self._lock_handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            for handle, mode in zip(self._locks, modes):
+                fcntl.flock(handle, mode | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            self._lock_handle.close()
+            self.close()
+            what = "this shard of " if shard is not None else ""
             raise StorageError(
-                f"{self.path} is in use by another shiftlens process; wait for it to finish"
+                f"{what}{self.path} is in use by another shiftlens process; wait for it to finish"
             ) from exc
         self.units_dir = self.path / "units"
         self._open_manifest(info or {})
@@ -130,8 +189,7 @@ class RunDirectory:
             if manifest.get("format") != FORMAT or manifest.get("kind") != self.kind:
                 self.close()
                 raise StorageError(
-                    f"{self.path} holds a {manifest.get('kind')!r} run, not {self.kind!r}; "
-                    "choose another --out"
+                    f"{self.path} holds a {manifest.get('kind')!r} run, not {self.kind!r}; choose another --out"
                 )
             if manifest.get("params") != self.params:
                 changed = sorted(
@@ -146,7 +204,7 @@ class RunDirectory:
                 )
             self.manifest = manifest
             return
-        self.manifest = {
+        manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
             "kind": self.kind,
@@ -155,18 +213,24 @@ class RunDirectory:
             "versions": package_versions(),
             **info,
         }
-        atomic_write_json(manifest_path, self.manifest)
+        if not _create_exclusive(manifest_path, manifest):  # a parallel shard created it first
+            return self._open_manifest(info)
+        self.manifest = manifest
 
     def update_manifest(self, **fields: Any) -> None:
-        """Add or replace top-level manifest fields (e.g. a summary once the run completes)."""
+        """Add or replace top-level manifest fields (e.g. a summary once the run completes).
+
+        Call it from one process only (the whole run, or shard 0 after the others finished).
+        """
         self.manifest.update(json.loads(json.dumps(fields)))
         atomic_write_json(self.path / "manifest.json", self.manifest)
 
     def close(self) -> None:
-        """Release the directory lock."""
-        if not self._lock_handle.closed:
-            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
-            self._lock_handle.close()
+        """Release the directory locks."""
+        for handle in self._locks:
+            if not handle.closed:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                handle.close()
 
     def __enter__(self) -> RunDirectory:
         return self
@@ -188,9 +252,7 @@ class RunDirectory:
         data = self.units_dir / f"{name}.safetensors"
         return not record.get("sha256") or (data.exists() and _sha256(data) == record["sha256"])
 
-    def write_unit(
-        self, name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray] | None = None
-    ) -> None:
+    def write_unit(self, name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> None:
         """Store one finished unit: arrays first, then the record that marks it complete."""
         record: dict[str, Any] = {"meta": json.loads(json.dumps(meta)), "sha256": None}
         if arrays:
