@@ -5,3 +5,15 @@ head word pairs and feed-forward concepts — and the statistics that compare a 
 """
 
 __version__ = "0.1.0"
+
+# Public functions imported on first use, so `import shiftlens` stays light: name -> defining module.
+_LAZY = {"attribute": "shiftlens.attribution.pipeline"}
+
+
+def __getattr__(name: str):
+    """Import a public function of `_LAZY` on first access."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'shiftlens' has no attribute {name!r}")

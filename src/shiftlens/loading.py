@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from shiftlens.errors import ShiftlensError
+from shiftlens.organism import builtin_models as organism_models
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -45,7 +46,7 @@ def _smollm2() -> tuple[str, str | None]:
 
 
 # Built-in model names -> (path, gguf_file). Other modules register theirs (e.g. the model organism).
-BUILTIN_MODELS: dict[str, Callable[[], tuple[str, str | None]]] = {"smollm2": _smollm2}
+BUILTIN_MODELS: dict[str, Callable[[], tuple[str, str | None]]] = {"smollm2": _smollm2, **organism_models()}
 
 
 @dataclass
@@ -163,8 +164,7 @@ def load_model(
     except ValueError as exc:
         if "trust_remote_code" in str(exc) and not trust_remote_code:
             raise ModelLoadError(
-                f"{name_or_path} needs code from its repository; rerun with --trust-remote-code "
-                "if you trust it"
+                f"{name_or_path} needs code from its repository; rerun with --trust-remote-code if you trust it"
             ) from exc
         raise ModelLoadError(f"could not load {name_or_path}: {exc}") from exc
     except OSError as exc:

@@ -11,9 +11,7 @@ from tqdm.auto import tqdm
 T = TypeVar("T")
 
 
-def progress(
-    items: Iterable[T], *, total: int | None = None, desc: str = "", unit: str = "it"
-) -> Iterator[T]:
+def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", unit: str = "it") -> Iterator[T]:
     """Wrap an iterable in a progress bar with ETA, written to stderr."""
     disable = bool(os.environ.get("SHIFTLENS_NO_PROGRESS"))
     yield from tqdm(items, total=total, desc=desc, unit=unit, disable=disable, dynamic_ncols=True)

@@ -45,9 +45,7 @@ class ExampleAttribution:
     def __post_init__(self) -> None:
         n, m = len(self.prompt_tokens), len(self.response_tokens)
         if self.attribution.shape != (n, m):
-            raise ValueError(
-                f"example {self.id!r}: attribution is {self.attribution.shape}, tokens are {(n, m)}"
-            )
+            raise ValueError(f"example {self.id!r}: attribution is {self.attribution.shape}, tokens are {(n, m)}")
         if len(self.instruction_mask) != n:
             raise ValueError(f"example {self.id!r}: instruction mask has {len(self.instruction_mask)} rows")
 

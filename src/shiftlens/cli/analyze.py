@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 
-ANALYSIS_MODULES: tuple[str, ...] = ()
+ANALYSIS_MODULES: tuple[str, ...] = ("analyze_heads", "analyze_ffn", "analyze_instructions")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -12,7 +12,7 @@ import sys
 
 from shiftlens.errors import ShiftlensError
 
-COMMAND_MODULES: tuple[str, ...] = ("analyze",)
+COMMAND_MODULES: tuple[str, ...] = ("attribute", "analyze", "ffn", "annotate", "heads", "reproduce")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,347 @@
+"""Benchmark gradient × input attribution on SmolLM2-135M-Instruct: ours vs paper-style, inseq and captum.
+
+One example (a real instruction + passage of ~--prompt-tokens tokens, then a greedy response of exactly
+--response-tokens tokens). Each method runs once on it in a fresh worker process (model loaded first, not
+timed), so timings include each method's first-call warm-up and peak-memory figures are not polluted by
+the allocator state other methods left behind. Prints wall time, peak memory growth and agreement with
+the paper-style reference on the same objective.
+
+    .venv/bin/python bench/attribution.py --json bench-attribution.json [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import torch
+
+from shiftlens.attribution.core import attribute, final_hidden
+from shiftlens.attribution.reference import attribute_paper_style
+from shiftlens.loading import load_model
+
+INSTRUCTION = "Read the passage below and explain, in simple words, why the sky looks blue during the day."
+PASSAGE = (
+    "Sunlight reaches the Earth as a mixture of many colours. When it enters the atmosphere, it meets "
+    "molecules of nitrogen and oxygen that are much smaller than the wavelength of visible light. These "
+    "molecules scatter light in every direction, and they scatter short wavelengths far more strongly than "
+    "long ones, a process described by Lord Rayleigh in the nineteenth century. Blue and violet light are "
+    "therefore spread across the whole sky, while red and orange light mostly continue in a straight line. "
+    "Our eyes are more sensitive to blue than to violet, and some violet light is absorbed high in the "
+    "atmosphere, so the scattered light that reaches us from every part of the sky appears blue. At sunset "
+    "the light travels through much more air, most of the blue is scattered away, and the sky turns red."
+)
+
+
+class PeakMemory:
+    """Peak memory growth during a block: CUDA max_memory_allocated, else RSS sampled every 10 ms (psutil)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak = 0
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+            return self
+        self.process = psutil.Process()
+        self.base = self.process.memory_info().rss
+        self.running = True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while self.running:
+            self.peak = max(self.peak, self.process.memory_info().rss - self.base)
+            time.sleep(0.01)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated() - self.base
+        else:
+            self.running = False
+            self.thread.join()
+
+
+def timed(device: torch.device, fn: Callable[[], Any]) -> tuple[float, float, int, Any]:
+    """(wall seconds, process CPU seconds, peak memory growth in bytes, result) of one call.
+
+    CPU time (all threads of the process) is the fairer figure on a machine shared with other jobs.
+    """
+    with PeakMemory(device) as memory:
+        start, cpu = time.perf_counter(), time.process_time()
+        result = fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return seconds, cpu, memory.peak, result
+
+
+def build_example(lm: Any, prompt_tokens: int, response_tokens: int) -> tuple[torch.Tensor, int, str]:
+    """(ids, prompt length, prompt text): the passage cut to fit, then a greedy response.
+
+    A plain-text prompt (no chat template): inseq drops the template's end-of-turn tokens (they are the
+    tokenizer's EOS), which would make its input differ from everyone else's.
+    """
+    tok = lm.tokenizer
+    words = PASSAGE.split()
+    while True:
+        text = f"{INSTRUCTION}\n\nPassage: {' '.join(words)}\n\nAnswer:"
+        prompt_ids = tok(text)["input_ids"]
+        if len(prompt_ids) <= prompt_tokens or len(words) < 2:
+            break
+        words = words[:-1]
+    device = lm.model.get_input_embeddings().weight.device
+    prompt = torch.tensor([prompt_ids], device=device)
+    with torch.no_grad():
+        out = lm.model.generate(
+            prompt,
+            attention_mask=torch.ones_like(prompt),
+            max_new_tokens=response_tokens,
+            min_new_tokens=response_tokens,
+            do_sample=False,
+            pad_token_id=tok.eos_token_id,
+        )
+    return out[0].cpu(), len(prompt_ids), text
+
+
+def target_probabilities(model: Any, ids: torch.Tensor, n_prompt: int) -> torch.Tensor:
+    """p(y_j) of every response token, to turn log-probability attributions into probability ones."""
+    device = model.get_input_embeddings().weight.device
+    with torch.no_grad():
+        hidden = final_hidden(model, model.get_input_embeddings()(ids.to(device)))[n_prompt - 1 : -1]
+        logprobs = torch.log_softmax(model.get_output_embeddings()(hidden).float(), -1)
+    return logprobs.gather(-1, ids[n_prompt:, None].to(device))[:, 0].exp().cpu()
+
+
+def forward_activation_bytes(model: Any, ids: torch.Tensor) -> int:
+    """Bytes of activations autograd saves for one forward of the whole sequence (weights not counted)."""
+    seen = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    total = 0
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in seen:
+            seen.add(storage.data_ptr())
+            total += storage.nbytes()
+        return tensor
+
+    device = model.get_input_embeddings().weight.device
+    embeds = model.get_input_embeddings()(ids.to(device)).detach().requires_grad_(True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        final_hidden(model, embeds)
+    return total
+
+
+def inseq_call(lm: Any, prompt: str, ids: torch.Tensor, n_prompt: int) -> Callable[[], torch.Tensor]:
+    """inseq input_x_gradient with forced decoding of our response; raw scores summed over the hidden dim.
+
+    Importing inseq and wrapping the model happen here, outside the timed call.
+    """
+    import inseq
+
+    model = inseq.load_model(lm.model, "input_x_gradient", tokenizer=lm.tokenizer)
+    full = lm.tokenizer.decode(ids, skip_special_tokens=False)
+
+    def call() -> torch.Tensor:
+        out = model.attribute(prompt, full, attributed_fn="probability", show_progress=False, skip_special_tokens=False)
+        scores = out.sequence_attributions[0].target_attributions  # (prefix + generated, generated, hidden)
+        if scores.shape[0] != len(ids):
+            raise RuntimeError(f"inseq tokenized the example into {scores.shape[0]} tokens, not {len(ids)}")
+        return scores.sum(-1)[:n_prompt].float()
+
+    return call
+
+
+def captum_call(lm: Any, prompt: str, ids: torch.Tensor, n_prompt: int) -> Callable[[], torch.Tensor]:
+    """captum LLMGradientAttribution + LayerGradientXActivation on the embedding layer (log-probability).
+
+    Importing captum and building the attribution objects happen here, outside the timed call.
+    """
+    from captum.attr import LayerGradientXActivation, LLMGradientAttribution, TextTokenInput
+
+    method = LLMGradientAttribution(LayerGradientXActivation(lm.model, lm.model.get_input_embeddings()), lm.tokenizer)
+    inp = TextTokenInput(prompt, lm.tokenizer)
+    if inp.to_tensor().shape[-1] != n_prompt:
+        raise RuntimeError(f"captum tokenized the prompt into {inp.to_tensor().shape[-1]} tokens, not {n_prompt}")
+    target = ids[n_prompt:].to(lm.model.device)
+    return lambda: method.attribute(inp, target=target).token_attr.t().float().cpu()  # (N, M)
+
+
+def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    """max |a − b| / max |b|."""
+    return float((a - b).abs().max() / b.abs().max())
+
+
+METHODS: dict[str, str] = {  # name -> objective its scores are computed for
+    "ours_auto": "prob",
+    "ours_loop": "prob",
+    "ours_batched": "prob",
+    "paper": "prob",
+    "inseq": "prob",
+    "captum": "logprob",
+}
+
+
+def method_call(name: str, lm: Any, ids: torch.Tensor, n_prompt: int, prompt: str) -> Callable[[], torch.Tensor]:
+    """The zero-argument call that runs one benchmarked method on the example and returns (N, M) scores.
+
+    Imports and set-up of third-party tools happen here, before timing.
+    """
+    model, sources, targets = lm.model, torch.arange(n_prompt), torch.arange(n_prompt, len(ids))
+    calls: dict[str, Callable[[], torch.Tensor]] = {
+        "ours_auto": lambda: attribute(model, ids, sources, targets),
+        "ours_loop": lambda: attribute(model, ids, sources, targets, mode="loop"),
+        "ours_batched": lambda: attribute(model, ids, sources, targets, mode="batched"),
+        "paper": lambda: attribute_paper_style(model, ids, sources, targets),
+    }
+    if name == "inseq":
+        return inseq_call(lm, prompt, ids, n_prompt)
+    if name == "captum":
+        return captum_call(lm, prompt, ids, n_prompt)
+    return calls[name]
+
+
+def worker(name: str, example: Path, out: Path, device: str) -> None:
+    """Run one method in this (fresh) process and print a JSON line with its time and peak memory."""
+    data = json.loads(example.read_text())
+    lm = load_model("smollm2", device=device)
+    with torch.no_grad():  # page the memory-mapped weights in, so RSS growth measures the method only
+        sum(float(p.sum()) for p in lm.model.parameters())
+    try:
+        call = method_call(name, lm, torch.tensor(data["ids"]), data["n_prompt"], data["prompt"])
+        seconds, cpu, peak, result = timed(torch.device(device), call)
+    except Exception as exc:  # noqa: BLE001 - a third-party tool failing is a result to report
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}"[:500]}))
+        return
+    np.save(out, result.float().cpu().numpy(), allow_pickle=False)
+    print(json.dumps({"seconds": round(seconds, 2), "cpu_s": round(cpu, 2), "peak_mib": round(peak / 2**20, 1)}))
+
+
+def run_worker(name: str, example: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Start a fresh process for one method and return its JSON line (or the error it died with)."""
+    command = [sys.executable, __file__, "--worker", name, "--example", str(example), "--out", str(out)]
+    command += ["--threads", str(args.threads), "--device", args.device]
+    done = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode or not lines:
+        return {"error": f"worker exited {done.returncode}: {done.stderr.strip()[-500:]}"}
+    return json.loads(lines[-1])
+
+
+def main() -> None:
+    """Run every method on the same example (each in a fresh process) and print/write the comparison."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--prompt-tokens", type=int, default=112)
+    parser.add_argument("--response-tokens", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--skip", nargs="*", default=[], choices=list(METHODS), help="methods to leave out")
+    parser.add_argument("--worker", choices=list(METHODS), help=argparse.SUPPRESS)
+    parser.add_argument("--example", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.worker:
+        worker(args.worker, args.example, args.out, args.device)
+        return
+    lm = load_model("smollm2", device=args.device)
+    ids, n_prompt, prompt = build_example(lm, args.prompt_tokens, args.response_tokens)
+    probs = target_probabilities(lm.model, ids, n_prompt)
+    weights = sum(p.numel() * p.element_size() for p in lm.model.parameters())
+    activations = forward_activation_bytes(lm.model, ids)
+    print(
+        f"SmolLM2-135M-Instruct on {args.device}, {args.threads} threads: {n_prompt} prompt + "
+        f"{len(ids) - n_prompt} response tokens; weights {weights / 2**20:.0f} MiB, "
+        f"one forward's saved activations {activations / 2**20:.0f} MiB"
+    )
+    rows: dict[str, dict[str, Any]] = {}
+    results: dict[str, torch.Tensor] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        example = Path(tmp) / "example.json"
+        example.write_text(json.dumps({"ids": ids.tolist(), "n_prompt": n_prompt, "prompt": prompt}))
+        for name, objective in METHODS.items():
+            if name in args.skip:
+                continue
+            out = Path(tmp) / f"{name}.npy"
+            rows[name] = {"objective": objective, **run_worker(name, example, out, args)}
+            if "error" in rows[name]:
+                print(f"{name:13s} failed: {rows[name]['error']}", flush=True)
+                continue
+            result = torch.from_numpy(np.load(out))
+            results[name] = result * probs if objective == "logprob" else result  # ∇p = p ∇log p
+            row = rows[name]
+            print(
+                f"{name:13s} {row['seconds']:8.2f} s, cpu {row['cpu_s']:8.2f} s, +{row['peak_mib']:.1f} MiB",
+                flush=True,
+            )
+
+    reference = results.get("paper")
+    ours = rows.get("ours_auto", {})
+    print(
+        f"\n{'method':13s} {'wall s':>8s} {'÷ ours':>7s} {'cpu s':>8s} {'÷ ours':>7s} {'peak MiB':>9s} {'rel diff':>9s}"
+    )
+    for name, row in rows.items():
+        if "error" in row:
+            print(f"{name:13s} {'error':>8s}")
+            continue
+        if "seconds" in ours:
+            row["ratio_to_ours"] = round(row["seconds"] / ours["seconds"], 2)
+            row["cpu_ratio_to_ours"] = round(row["cpu_s"] / ours["cpu_s"], 2)
+        if reference is not None:
+            row["max_rel_diff_to_paper"] = rel_diff(results[name], reference)
+        print(
+            f"{name:13s} {row['seconds']:8.2f} {row.get('ratio_to_ours', float('nan')):7.2f} "
+            f"{row['cpu_s']:8.2f} {row.get('cpu_ratio_to_ours', float('nan')):7.2f} "
+            f"{row['peak_mib']:9.1f} {row.get('max_rel_diff_to_paper', float('nan')):9.2e}"
+        )
+    memory_gib = psutil.virtual_memory().total / 2**30
+    summary: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {psutil.cpu_count()} CPUs, {memory_gib:.0f} GiB",
+        "device": args.device,
+        "threads": args.threads,
+        "prompt_tokens": n_prompt,
+        "response_tokens": len(ids) - n_prompt,
+        "weights_mib": round(weights / 2**20, 1),
+        "forward_activations_mib": round(activations / 2**20, 1),
+        "ours_s": rows.get("ours_auto", {}).get("seconds"),
+        "reference_s": rows.get("paper", {}).get("seconds"),
+        "inseq_s": rows.get("inseq", {}).get("seconds"),
+        "captum_s": rows.get("captum", {}).get("seconds"),
+        "ours_cpu_s": rows.get("ours_auto", {}).get("cpu_s"),
+        "reference_cpu_s": rows.get("paper", {}).get("cpu_s"),
+        "inseq_cpu_s": rows.get("inseq", {}).get("cpu_s"),
+        "captum_cpu_s": rows.get("captum", {}).get("cpu_s"),
+        "load_average_1m_after": round(psutil.getloadavg()[0], 2),
+        "max_rel_diff": rows.get("ours_auto", {}).get("max_rel_diff_to_paper"),
+        "methods": rows,
+    }
+    if "peak_mib" in rows.get("ours_auto", {}):
+        peak = rows["ours_auto"]["peak_mib"] * 2**20
+        summary["ours_memory_ratio"] = round((weights + peak) / (weights + activations), 3)
+        print(
+            f"\nours: (weights + peak growth) / (weights + one forward's activations) = {summary['ours_memory_ratio']}"
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

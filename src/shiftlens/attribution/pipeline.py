@@ -1,0 +1,290 @@
+"""The attribution run: examples in, one resumable unit per example out (`shiftlens attribute`).
+
+For each example: take its response (from another run, from the data, or generated greedily), build
+the model input (`shiftlens.prompting`), mark the instruction tokens (`shiftlens.spans`), compute the
+gradient × input matrix (`shiftlens.attribution.core.attribute`) and store it as a unit of a
+`RunDirectory` of kind "attribution". Finished examples are skipped when the run is resumed. An example
+that cannot be explained (empty, too long for the context, span not found, out of memory) is recorded
+under ``failed`` in the manifest and the run goes on; it ends with `RunFailures` naming them.
+At the end ``summary.csv`` lists every example with its token counts and instruction score.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from shiftlens.attribution import core
+from shiftlens.attribution.records import RUN_KIND, ExampleAttribution, unit_name, write_example
+from shiftlens.data import Example, read_examples, read_ratings, with_ratings
+from shiftlens.density import DensityParams, importance_density, instruction_score
+from shiftlens.errors import ShiftlensError
+from shiftlens.loading import LoadedModel, load_model
+from shiftlens.progress import progress
+from shiftlens.prompting import ChatFormat, build_sequence, chat_format, generate
+from shiftlens.spans import locate_all, token_mask
+from shiftlens.storage import RunDirectory, atomic_write_text, read_manifest, read_units
+
+DEFAULT_MAX_NEW_TOKENS = 300  # the paper's generation length
+DEFAULT_DENSITY = DensityParams()
+SUMMARY_COLUMNS = (
+    "id",
+    "group",
+    "rating",
+    "status",
+    "n_prompt",
+    "n_response",
+    "n_instruction",
+    "instruction_score",
+    "response_source",
+    "error",
+)
+
+
+class RunFailures(ShiftlensError, RuntimeError):
+    """Some examples failed; the others are stored. ``path`` is the run, ``failed`` maps id to reason."""
+
+    def __init__(self, path: Path, failed: dict[str, str], total: int):
+        self.path, self.failed = path, failed
+        shown = "; ".join(f"{k}: {v}" for k, v in list(failed.items())[:3])
+        more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
+        super().__init__(
+            f"{len(failed)} of {total} examples failed, the others are stored in {path} "
+            f"(failures listed under 'failed' in manifest.json and in summary.csv): {shown}{more}"
+        )
+
+
+def load_examples(
+    data: str | Path | Sequence[Example], ratings: str | Path | dict[str, float] | None, limit: int | None
+) -> list[Example]:
+    """The examples to explain: a data file or a list, ratings joined by id, the first ``limit`` kept."""
+    if isinstance(data, (str, Path)):
+        examples = read_examples(data)
+    else:
+        examples = [e.with_group() for e in data]
+        ids = [e.id for e in examples]
+        if len(set(ids)) != len(ids):
+            raise ShiftlensError(f"duplicate example ids: {sorted({i for i in ids if ids.count(i) > 1})}")
+    if ratings is not None:
+        examples = with_ratings(examples, ratings if isinstance(ratings, dict) else read_ratings(ratings))
+    if limit is not None:
+        if limit < 1:
+            raise ShiftlensError(f"--limit must be at least 1, got {limit}")
+        examples = examples[:limit]
+    return examples
+
+
+def responses_of(run: str | Path) -> dict[str, str]:
+    """The response text of every stored example of another attribution run, by id."""
+    kind = read_manifest(run).get("kind")
+    if kind != RUN_KIND:
+        raise ShiftlensError(f"--responses-from {run} is a {kind!r} run, not an attribution run")
+    return {meta["id"]: meta["response"] for _, meta, _ in read_units(run)}
+
+
+def _template_param(policy: str) -> str | dict[str, str]:
+    if policy in ("auto", "none"):
+        return policy
+    path = Path(policy)
+    if not path.is_file():
+        raise ShiftlensError(f"--chat-template takes auto, none or a Jinja file; {policy!r} is none of them")
+    return {"file": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+
+
+class _Explainer:
+    """Explains one example at a time with a loaded model and fixed settings."""
+
+    def __init__(self, lm: LoadedModel, fmt: ChatFormat, settings: dict[str, Any], responses: dict[str, str] | None):
+        self.lm, self.fmt, self.settings, self.responses = lm, fmt, settings, responses
+
+    def response(self, example: Example) -> tuple[str, str]:
+        """The response text to explain and where it came from (run, data or generated)."""
+        if self.responses is not None:
+            if example.id not in self.responses:
+                raise ShiftlensError(f"example {example.id!r}: no response for it in --responses-from")
+            return self.responses[example.id], "run"
+        if example.response is not None and not self.settings["generate"]:
+            return example.response, "data"
+        text = generate(
+            self.lm.model,
+            self.fmt,
+            self.lm.tokenizer,
+            example.prompt,
+            self.settings["max_new_tokens"],
+            example.id,
+        )
+        return text, "generated"
+
+    def __call__(self, example: Example) -> ExampleAttribution:
+        """The attribution record of one example."""
+        response, source = self.response(example)
+        seq = build_sequence(self.lm.model, self.fmt, self.lm.tokenizer, example.prompt, response, example.id)
+        instruction = locate_all(example.prompt, example.instruction, example.id)
+        context = locate_all(example.prompt, example.context, example.id)
+        matrix = core.attribute(
+            self.lm.model,
+            seq.input_ids,
+            seq.prompt_positions,
+            seq.response_positions,
+            objective=self.settings["objective"],
+            mode=self.settings["mode"],
+            chunk_size=self.settings["chunk_size"],
+        )
+        return ExampleAttribution(
+            id=example.id,
+            prompt=example.prompt,
+            response=response,
+            prompt_tokens=seq.prompt.tokens,
+            prompt_offsets=seq.prompt.offsets,
+            response_tokens=seq.response.tokens,
+            response_offsets=seq.response.offsets,
+            instruction_mask=token_mask(seq.prompt.offsets, instruction).tolist(),
+            attribution=matrix.numpy(),
+            group=example.group,
+            rating=example.rating,
+            instruction_spans=instruction,
+            extra={
+                "context_spans": context,
+                "response_source": source,
+                "sequence_length": len(seq.input_ids),
+            },
+        )
+
+
+def write_summary(
+    run: RunDirectory, examples: Sequence[Example], failed: dict[str, str], params: DensityParams
+) -> Path:
+    """``summary.csv``: one row per example (stored or failed) with token counts and instruction score."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(SUMMARY_COLUMNS)
+    for example in examples:
+        name = unit_name(example.id)
+        if run.has_unit(name):
+            meta, arrays = run.read_unit(name)
+            mask = np.asarray(meta["instruction_mask"], dtype=bool)
+            score = instruction_score(importance_density(arrays["attribution"], params), mask)
+            counts = [
+                len(meta["prompt_tokens"]),
+                len(meta["response_tokens"]),
+                int(mask.sum()),
+                f"{score:.6g}",
+            ]
+            row = [meta["group"], meta["rating"], "ok", *counts, meta["extra"].get("response_source"), ""]
+        else:
+            row = [
+                example.group,
+                example.rating,
+                "failed",
+                "",
+                "",
+                "",
+                "",
+                "",
+                failed.get(example.id, "not run"),
+            ]
+        writer.writerow([example.id, *("" if v is None else v for v in row)])
+    path = run.path / "summary.csv"
+    atomic_write_text(path, buffer.getvalue())
+    return path
+
+
+def attribute(
+    model: str | LoadedModel,
+    data: str | Path | Sequence[Example],
+    out: str | Path,
+    *,
+    objective: str = "prob",
+    mode: str = "auto",
+    chat_template: str = "auto",
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    dtype: str = "float32",
+    device: str = "cpu",
+    gguf_file: str | None = None,
+    adapter: str | None = None,
+    trust_remote_code: bool = False,
+    responses_from: str | Path | None = None,
+    generate_responses: bool = False,
+    ratings: str | Path | dict[str, float] | None = None,
+    limit: int | None = None,
+    chunk_size: int | None = None,
+    density: DensityParams = DEFAULT_DENSITY,
+) -> Path:
+    """Explain every example's response tokens by its prompt tokens into the run directory ``out``.
+
+    ``model`` is a name/path (loaded with dtype, device, gguf_file, adapter, trust_remote_code) or a
+    `LoadedModel`. Responses come from ``responses_from`` (another run's, so two models explain the same
+    text), else the data's, else greedy generation (always, with ``generate_responses``). Returns ``out``;
+    raises `RunFailures` after the loop if any example failed (finished ones stay stored).
+    """
+    if objective not in core.OBJECTIVES:
+        raise ShiftlensError(f"unknown objective {objective!r}; choose one of {', '.join(core.OBJECTIVES)}")
+    if mode not in core.MODES:
+        raise ShiftlensError(f"unknown mode {mode!r}; choose one of {', '.join(core.MODES)}")
+    if max_new_tokens < 1:
+        raise ShiftlensError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    examples = load_examples(data, ratings, limit)
+    responses = responses_of(responses_from) if responses_from is not None else None
+    template = _template_param(chat_template)
+    if not isinstance(model, LoadedModel):
+        model = load_model(
+            model,
+            gguf_file=gguf_file,
+            adapter=adapter,
+            dtype=dtype,
+            device=device,
+            trust_remote_code=trust_remote_code,
+        )
+    fmt = chat_format(model.tokenizer, chat_template, model.model)
+    params = {
+        "objective": objective,
+        "chat_template": template,
+        "max_new_tokens": max_new_tokens,
+        "generate_responses": generate_responses,
+        "responses_from": None if responses_from is None else str(responses_from),
+        "density": asdict(density),
+        "model": {
+            "weight_hash": model.weight_hash,
+            "dtype": model.dtype,
+            "adapter": model.extra.get("adapter"),
+        },
+    }
+    info = {
+        "model": model.manifest(),
+        "chat_format": {"template": fmt.template, "prefix_ids": fmt.prefix_ids, "suffix_ids": fmt.suffix_ids},
+    }
+    settings = {
+        "objective": objective,
+        "mode": mode,
+        "chunk_size": chunk_size,
+        "max_new_tokens": max_new_tokens,
+        "generate": generate_responses,
+    }
+    explain = _Explainer(model, fmt, settings, responses)
+    with RunDirectory(out, RUN_KIND, params, info) as run:
+        failed: dict[str, str] = {}
+        todo = [e for e in examples if not run.has_unit(unit_name(e.id))]
+        for example in progress(todo, total=len(todo), desc="attribute", unit="example"):
+            try:
+                record = explain(example)
+            except (ShiftlensError, torch.cuda.OutOfMemoryError) as exc:
+                failed[example.id] = str(exc)
+                run.update_manifest(failed=failed)
+                continue
+            write_example(run, record)  # a storage error (disk full) stops the run: resuming continues it
+        run.update_manifest(
+            failed=failed,
+            counts={"examples": len(examples), "stored": len(examples) - len(failed), "failed": len(failed)},
+        )
+        write_summary(run, examples, failed, density)
+    if failed:
+        raise RunFailures(Path(out), failed, len(examples))
+    return Path(out)

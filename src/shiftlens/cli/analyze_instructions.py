@@ -1,0 +1,72 @@
+"""`shiftlens analyze instructions BASE_RUN TUNED_RUN`: Tables 1–2 and the position profile of two runs."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from shiftlens.errors import ShiftlensError
+
+
+def add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """The --out/--json options shared with `shiftlens reproduce`."""
+    parser.add_argument("--out", type=Path, help="directory for CSV tables, figures (PNG+SVG) and result.json")
+    parser.add_argument("--json", type=Path, help="also write the result as JSON to this path")
+
+
+def emit(result: dict[str, Any], args: argparse.Namespace) -> None:
+    """Print the tables and write what --out/--json ask for."""
+    from shiftlens.analysis.instructions_output import print_tables, write_outputs
+    from shiftlens.storage import atomic_write_json
+
+    print_tables(result)
+    if args.out:
+        write_outputs(result, args.out)
+        print(f"wrote tables, figures and result.json to {args.out}")
+    if args.json:
+        atomic_write_json(args.json, result)
+
+
+def _read_run(path: Path) -> tuple[dict[str, Any], list]:
+    from shiftlens.attribution.records import read_attribution_run
+
+    try:
+        return read_attribution_run(path)
+    except ValueError as exc:  # a run of another kind, or a record that does not fit its matrix
+        raise ShiftlensError(str(exc)) from exc
+
+
+def run(args: argparse.Namespace) -> int:
+    """Read both runs (and ratings), analyse, print and write; examples that failed in a run are listed."""
+    from shiftlens.analysis.instructions import analyze_instructions
+    from shiftlens.data import read_ratings
+
+    ratings = read_ratings(args.ratings, model=args.ratings_model) if args.ratings else None
+    (base_manifest, base), (tuned_manifest, tuned) = _read_run(args.base_run), _read_run(args.tuned_run)
+    result = analyze_instructions(base, tuned, ratings, min_response_tokens=args.min_response_tokens)
+    result["runs"] = {
+        name: {"path": str(path), "failed": sorted(manifest.get("failed") or {})}
+        for name, path, manifest in (
+            ("base", args.base_run, base_manifest),
+            ("tuned", args.tuned_run, tuned_manifest),
+        )
+    }
+    emit(result, args)
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `analyze instructions`."""
+    parser = subparsers.add_parser(
+        "instructions", help="instruction scores: followed vs unfollowed, base vs tuned, position profile"
+    )
+    parser.add_argument("base_run", type=Path, help="attribution run directory of the base model")
+    parser.add_argument("tuned_run", type=Path, help="attribution run directory of the tuned model")
+    parser.add_argument("--ratings", type=Path, help="ratings of the tuned responses (AnnotatedDataset.tsv format)")
+    parser.add_argument("--ratings-model", help="keep only this Model column of the ratings file (e.g. vicuna_7B)")
+    parser.add_argument(
+        "--min-response-tokens", type=int, default=5, help="leave out responses shorter than this (default 5)"
+    )
+    add_output_arguments(parser)
+    parser.set_defaults(func=run)

@@ -1,0 +1,78 @@
+"""`shiftlens annotate FFN_DIR`: label FFN components with an LLM endpoint or the offline heuristic."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from shiftlens.errors import ShiftlensError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `annotate` subcommand."""
+    parser = subparsers.add_parser("annotate", help="name the concepts of an FFN run's components")
+    parser.add_argument("ffn_dir", help="a finished 'shiftlens ffn' run directory")
+    parser.add_argument("--annotator", choices=("llm", "lexical"), default="llm")
+    parser.add_argument("--endpoint", help="OpenAI-compatible base URL (…/v1) or full …/chat/completions URL")
+    parser.add_argument("--model", help="model name the endpoint serves")
+    parser.add_argument("--runs", type=int, default=5, help="repeated annotation runs (lexical: always 1)")
+    parser.add_argument("--concurrency", type=int, default=8, help="requests in flight at most")
+    parser.add_argument("--words", type=int, default=15, help="top words shown per component")
+    parser.add_argument("--components", type=int, help="label only the first N components of each layer")
+    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--top-p", type=float, default=1.0)
+    parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+    parser.add_argument("--retries", type=int, default=6, help="retries on 429, 5xx, timeouts")
+    parser.add_argument("--backoff", type=float, default=1.0, help="first retry delay in seconds (doubles)")
+    parser.add_argument("--out", help="annotation directory (default: FFN_DIR/annotations)")
+    parser.add_argument("--cache", help="answer cache JSONL (default: OUT/answers.jsonl)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the annotator and run `annotate_ffn`; the API key comes only from the environment."""
+    from shiftlens.ffn import annotate
+    from shiftlens.ffn.lexical import LexicalAnnotator
+
+    out = Path(args.out) if args.out else annotate.default_out(args.ffn_dir)
+    cache = None
+    if args.annotator == "lexical":
+        annotator, runs = LexicalAnnotator(), 1
+        print("annotator: lexical (HEURISTIC: WordNet lexicographer files and word lists, not an LLM)")
+    else:
+        if not args.endpoint or not args.model:
+            raise ShiftlensError("--annotator llm needs --endpoint and --model (or use --annotator lexical)")
+        endpoint = annotate.ChatEndpoint(
+            args.endpoint,
+            args.model,
+            api_key=annotate.api_key_from_environment(),
+            timeout=args.timeout,
+            retries=args.retries,
+            backoff=args.backoff,
+        )
+        cache = annotate.AnswerCache(Path(args.cache) if args.cache else out / annotate.CACHE_FILE)
+        sampling = annotate.Sampling(args.temperature, args.top_p, args.max_tokens)
+        annotator, runs = annotate.LLMAnnotator(endpoint, cache, sampling), args.runs
+    try:
+        summary = annotate.annotate_ffn(
+            args.ffn_dir,
+            annotator,
+            out=out,
+            runs=runs,
+            concurrency=args.concurrency,
+            n_words=args.words,
+            components=args.components,
+        )
+    finally:
+        if cache is not None:
+            cache.close()
+    statuses = summary["statuses"]
+    print(
+        f"{summary['n_labels']} labels in {out / 'labels.parquet'}"
+        + (" (HEURISTIC lexical annotator)" if summary["heuristic"] else "")
+        + f"; unparseable answers: concept {statuses['concept']['unparseable']}, "
+        f"tasks {statuses['tasks']['unparseable']}, level {statuses['level']['unparseable']}"
+        + (f"; {summary['requests']} requests, {summary['cache_hits']} cached" if "requests" in summary else "")
+    )
+    return 0

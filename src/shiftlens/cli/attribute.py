@@ -1,0 +1,62 @@
+"""`shiftlens attribute`: gradient × input attribution of responses to prompts, into a run directory."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `attribute` subcommand."""
+    parser = subparsers.add_parser(
+        "attribute", help="attribute each response token to the prompt tokens (gradient × input)"
+    )
+    parser.add_argument("--model", required=True, help="hub id, local directory, .gguf file or built-in name")
+    parser.add_argument("--data", required=True, type=Path, help="examples: .jsonl, or the paper's .tsv format")
+    parser.add_argument("--out", required=True, type=Path, help="run directory (resumed when it exists)")
+    parser.add_argument("--gguf-file", help="GGUF file name inside --model's directory")
+    parser.add_argument("--adapter", help="PEFT/LoRA adapter merged into --model")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
+    parser.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto")
+    parser.add_argument("--trust-remote-code", action="store_true", help="run code from the model's repository")
+    parser.add_argument("--objective", default="prob", choices=("prob", "logprob", "logit"))
+    parser.add_argument("--mode", default="auto", choices=("auto", "loop", "batched"))
+    parser.add_argument(
+        "--chat-template", default="auto", help="auto (the tokenizer's, if any), none, or a Jinja template file"
+    )
+    parser.add_argument("--max-new-tokens", type=int, default=300, help="generation length limit (default 300)")
+    parser.add_argument("--generate", action="store_true", help="generate responses even where the data has them")
+    parser.add_argument(
+        "--responses-from",
+        type=Path,
+        help="explain the responses stored in this attribution run (e.g. the tuned model's)",
+    )
+    parser.add_argument("--limit", type=int, help="only the first N examples")
+    parser.add_argument("--ratings", type=Path, help="ratings to join by id (AnnotatedDataset.tsv format)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Call `shiftlens.attribution.pipeline.attribute` with the parsed options."""
+    from shiftlens.attribution.pipeline import attribute
+
+    out = attribute(
+        args.model,
+        args.data,
+        args.out,
+        objective=args.objective,
+        mode=args.mode,
+        chat_template=args.chat_template,
+        max_new_tokens=args.max_new_tokens,
+        dtype=args.dtype,
+        device=args.device,
+        gguf_file=args.gguf_file,
+        adapter=args.adapter,
+        trust_remote_code=args.trust_remote_code,
+        responses_from=args.responses_from,
+        generate_responses=args.generate,
+        ratings=args.ratings,
+        limit=args.limit,
+    )
+    print(f"wrote {out} ({out / 'summary.csv'})")
+    return 0

@@ -1,0 +1,257 @@
+"""Prompt data sets: JSONL and the paper's TSV read into `Example`s, ratings, and the paper's groups.
+
+JSONL, one object a line: ``id`` and ``prompt`` (required), ``response`` (optional: generated when
+absent), ``instruction`` and ``context`` (lists of spans, each a string found in the prompt or a
+``[start, end)`` character range; ``instruction_spans``/``context_spans`` are accepted aliases),
+``rating`` and ``group`` (optional). Other fields are ignored.
+
+The paper's TSV (FinalDataset.tsv): columns ``ID``, ``Prompt``, ``Response``, ``Instruct&Context``;
+``/n`` stands for a newline in every text field. The span column holds instruction fragments separated
+by ``|||``, then optionally ``&&&`` and context fragments (also ``|||``-separated). Each fragment stands
+for the whole prompt sentence holding it, so it is located (first occurrence) and expanded with
+`shiftlens.spans.expand_to_sentences`: context fragments first, stopping at instruction fragments,
+then instruction fragments, stopping at the expanded context (so "Input: <context>" keeps both apart).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from shiftlens.errors import ShiftlensError
+from shiftlens.spans import Span, SpanError, expand_to_sentences, locate_all
+
+GROUP_PREFIXES = {"user_oriented_task_": "self_instruct", "lima_author_": "lima", "mtbench_": "mt_bench"}
+OTHER_GROUP = "other"
+TSV_COLUMNS = ("ID", "Prompt", "Response", "Instruct&Context")
+RATING_COLUMNS = ("File", "Model", "Prompt", "Reference", "Instruct", "Response", "Rating")
+
+
+class DataError(ShiftlensError, ValueError):
+    """A malformed data or ratings file; the message names the file and line."""
+
+
+@dataclass
+class Example:
+    """One prompt to explain, with its response (None: generate one), spans, rating and group."""
+
+    id: str
+    prompt: str
+    response: str | None = None
+    instruction: list[Span] = field(default_factory=list)
+    context: list[Span] = field(default_factory=list)
+    rating: float | None = None
+    group: str | None = None
+
+    def with_group(self) -> Example:
+        """This example with its group filled in from the id when it has none (see `group_of`)."""
+        return self if self.group else replace(self, group=group_of(self.id))
+
+
+def group_of(example_id: str) -> str:
+    """The paper's data group of an id: self_instruct, lima or mt_bench by prefix; else "other"."""
+    for prefix, group in GROUP_PREFIXES.items():
+        if example_id.startswith(prefix):
+            return group
+    return OTHER_GROUP
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, text) of each non-blank line, decoded as strict UTF-8."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            text = line.decode("utf-8").removesuffix("\r")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}:{number}: not valid UTF-8 (byte {exc.start})") from exc
+        if text.strip():
+            yield number, text
+
+
+def _where(path: Path, line: int) -> str:
+    return f"{path}:{line}"
+
+
+def _rating(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise DataError(f"{where}: rating must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _json_spans(record: dict[str, Any], key: str, where: str) -> list[Span]:
+    alias = f"{key}_spans"
+    if key in record and alias in record:
+        raise DataError(f"{where}: give {key!r} or {alias!r}, not both")
+    spans = record.get(key, record.get(alias, []))
+    if not isinstance(spans, list):
+        raise DataError(f"{where}: {key!r} must be a list of spans")
+    out: list[Span] = []
+    for span in spans:
+        if isinstance(span, str) and span:
+            out.append(span)
+        elif isinstance(span, list) and len(span) == 2 and all(type(x) is int for x in span):
+            out.append((span[0], span[1]))
+        else:
+            raise DataError(f"{where}: span {span!r} in {key!r} is neither a non-empty string nor [start, end]")
+    return out
+
+
+def _text_field(record: dict[str, Any], key: str, where: str, required: bool) -> str | None:
+    value = record.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        what = "missing" if value is None else "empty or not a string"
+        raise DataError(f"{where}: field {key!r} is {what}")
+    return value
+
+
+def _check_spans(example: Example, where: str) -> None:
+    try:
+        locate_all(example.prompt, [*example.instruction, *example.context], example.id)
+    except SpanError as exc:
+        raise DataError(f"{where}: {exc}") from exc
+
+
+def read_jsonl(path: str | Path) -> list[Example]:
+    """Examples of a JSONL file (format in the module doc)."""
+    path = Path(path)
+    examples = []
+    for number, line in _lines(path):
+        where = _where(path, number)
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{where}: invalid JSON ({exc.msg})") from exc
+        if not isinstance(record, dict):
+            raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        example_id = record.get("id")
+        if isinstance(example_id, int) and not isinstance(example_id, bool):
+            example_id = str(example_id)
+        if not isinstance(example_id, str) or not example_id.strip():
+            raise DataError(f"{where}: field 'id' is missing or empty")
+        group = _text_field(record, "group", where, required=False)
+        example = Example(
+            id=example_id,
+            prompt=_text_field(record, "prompt", where, required=True),
+            response=_text_field(record, "response", where, required=False),
+            instruction=_json_spans(record, "instruction", where),
+            context=_json_spans(record, "context", where),
+            rating=_rating(record.get("rating"), where),
+            group=group,
+        )
+        _check_spans(example, where)
+        examples.append((number, example))
+    return _unique(path, examples)
+
+
+def _unique(path: Path, numbered: list[tuple[int, Example]]) -> list[Example]:
+    seen: dict[str, int] = {}
+    for number, example in numbered:
+        if example.id in seen:
+            raise DataError(f"{path}:{number}: duplicate id {example.id!r} (first on line {seen[example.id]})")
+        seen[example.id] = number
+    return [example.with_group() for _, example in numbered]
+
+
+def _tsv_rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+    """Rows of a tab-separated file whose header is exactly ``columns``, ``/n`` turned into newlines."""
+    lines = _lines(path)
+    first = next(lines, None)
+    if first is None:
+        raise DataError(f"{path}: empty file; expected a header {chr(9).join(columns)!r}")
+    number, header = first
+    if tuple(header.split("\t")) != columns:
+        raise DataError(f"{path}:{number}: header must be {' | '.join(columns)}, got {header.split(chr(9))}")
+    for number, line in lines:
+        cells = line.split("\t")
+        if len(cells) != len(columns):
+            raise DataError(f"{path}:{number}: {len(cells)} tab-separated columns, expected {len(columns)}")
+        for name, cell in zip(columns, cells):
+            if not cell.strip():
+                raise DataError(f"{path}:{number}: empty {name!r} field")
+        yield number, {name: cell.replace("/n", "\n") for name, cell in zip(columns, cells)}
+
+
+def tsv_spans(prompt: str, column: str, example_id: str) -> tuple[list[Span], list[Span]]:
+    """Instruction and context ranges (sorted, unique) of a paper TSV span column, grown to sentences."""
+    instruction_text, _, context_text = column.partition("&&&")
+    fragments = [[s for s in part.split("|||") if s.strip()] for part in (instruction_text, context_text)]
+    instruction, context = (locate_all(prompt, part, example_id) for part in fragments)
+    context = sorted({expand_to_sentences(prompt, r, blocked=instruction) for r in context})
+    return sorted({expand_to_sentences(prompt, r, blocked=context) for r in instruction}), context
+
+
+def read_paper_tsv(path: str | Path) -> list[Example]:
+    """Examples of the paper's FinalDataset.tsv format (see the module doc)."""
+    path = Path(path)
+    examples = []
+    for number, row in _tsv_rows(path, TSV_COLUMNS):
+        example_id, prompt = row["ID"].strip(), row["Prompt"]
+        try:
+            instruction, context = tsv_spans(prompt, row["Instruct&Context"], example_id)
+        except SpanError as exc:
+            raise DataError(f"{_where(path, number)}: {exc}") from exc
+        if not instruction:
+            raise DataError(f"{_where(path, number)}: example {example_id!r} has no instruction span")
+        examples.append((number, Example(example_id, prompt, row["Response"], instruction, context)))
+    return _unique(path, examples)
+
+
+def read_examples(path: str | Path) -> list[Example]:
+    """Examples of a ``.jsonl`` file or a paper-format ``.tsv`` file, chosen by suffix."""
+    path = Path(path)
+    if path.suffix.lower() in (".jsonl", ".json"):
+        return read_jsonl(path)
+    if path.suffix.lower() in (".tsv", ".txt"):
+        return read_paper_tsv(path)
+    raise DataError(f"{path}: unknown data format {path.suffix!r}; use .jsonl or the paper's .tsv")
+
+
+def read_ratings(path: str | Path, model: str | None = None) -> dict[str, float]:
+    """Ratings by example id from an AnnotatedDataset.tsv file (File is ``<id>.pkl``; -1 = not rated).
+
+    ``model`` keeps one Model column value; without it, an id rated under several models is an error.
+    """
+    path = Path(path)
+    ratings: dict[str, float] = {}
+    rated_by: dict[str, tuple[str, int]] = {}
+    models = set()
+    for number, row in _tsv_rows(path, RATING_COLUMNS):
+        models.add(row["Model"])
+        if model is not None and row["Model"] != model:
+            continue
+        example_id = row["File"].strip().removesuffix(".pkl")
+        try:
+            value = float(row["Rating"])
+        except ValueError as exc:
+            raise DataError(f"{path}:{number}: rating {row['Rating']!r} is not a number") from exc
+        if not math.isfinite(value):
+            raise DataError(f"{path}:{number}: rating {row['Rating']!r} is not finite")
+        if value < 0:
+            continue
+        if example_id in rated_by:
+            other, line = rated_by[example_id]
+            raise DataError(
+                f"{path}:{number}: {example_id!r} is rated again (first on line {line}, model {other}); "
+                "choose one model"
+            )
+        ratings[example_id] = value
+        rated_by[example_id] = (row["Model"], number)
+    if model is not None and model not in models:
+        raise DataError(f"{path}: no ratings of model {model!r}; it has {', '.join(sorted(models))}")
+    return ratings
+
+
+def with_ratings(examples: list[Example], ratings: dict[str, float]) -> list[Example]:
+    """The examples with ratings joined by id (a joined rating replaces the example's own)."""
+    return [replace(e, rating=ratings[e.id]) if e.id in ratings else e for e in examples]

@@ -1,0 +1,224 @@
+"""Instruction analysis: literal references, planted signals, exclusions, outputs and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from shiftlens import stats
+from shiftlens.analysis.instructions import analyze_instructions, is_followed, position_profile, score_example
+from shiftlens.attribution.records import ExampleAttribution, write_example
+from shiftlens.cli.main import main
+from shiftlens.density import importance_density, instruction_score
+from shiftlens.storage import RunDirectory
+
+GROUP_PREFIX = {
+    "self_instruct": "user_oriented_task_",
+    "lima": "lima_author_",
+    "mt_bench": "mtbench_writing_",
+}
+
+
+def make_record(
+    example_id: str,
+    rng: np.random.Generator,
+    *,
+    focus: float,
+    n: int = 20,
+    m: int = 8,
+    rating: float | None = None,
+    group: str | None = None,
+    hot_rows: slice = slice(0, 5),
+) -> ExampleAttribution:
+    """A random attribution matrix with `focus` extra weight planted on the instruction rows `hot_rows`."""
+    matrix = rng.random((n, m)).astype(np.float32)
+    matrix[hot_rows] += focus
+    mask = np.zeros(n, dtype=bool)
+    mask[hot_rows] = True
+    return ExampleAttribution(
+        id=example_id,
+        prompt="p" * n,
+        response="r" * m,
+        prompt_tokens=["p"] * n,
+        prompt_offsets=[(i, i + 1) for i in range(n)],
+        response_tokens=["r"] * m,
+        response_offsets=[(j, j + 1) for j in range(m)],
+        instruction_mask=mask.tolist(),
+        attribution=matrix,
+        group=group,
+        rating=rating,
+    )
+
+
+def planted_runs(seed: int = 0, per_group: int = 12):
+    """Base runs with no instruction focus, tuned with a strong one; ratings follow the tuned focus."""
+    rng = np.random.default_rng(seed)
+    base, tuned = [], []
+    for prefix in GROUP_PREFIX.values():
+        for i in range(per_group):
+            followed = i % 3 != 0
+            base.append(make_record(f"{prefix}{i}", rng, focus=0.0))
+            rating = 4.0 if followed else 1.0
+            tuned.append(make_record(f"{prefix}{i}", rng, focus=3.0 if followed else 0.0, rating=rating))
+    return base, tuned
+
+
+def literal_profile(density: np.ndarray) -> list[float]:
+    """Token by token: position (n + 0.5) / N scaled to 10 bins, mean of density / max per bin."""
+    sums, counts = [0.0] * 10, [0] * 10
+    for n, value in enumerate(density):
+        b = int((n + 0.5) / len(density) * 10)
+        sums[b] += value / max(density)
+        counts[b] += 1
+    return [s / c if c else math.nan for s, c in zip(sums, counts)]
+
+
+@pytest.mark.parametrize("n", [1, 7, 10, 23, 100])
+def test_position_profile_matches_literal_binning(n):
+    density = np.random.default_rng(n).random(n) + 0.1
+    np.testing.assert_allclose(position_profile(density), literal_profile(density), equal_nan=True)
+    assert np.all(np.isnan(position_profile(np.zeros(5))))
+
+
+def test_score_example_uses_density_and_group_from_id():
+    record = make_record("lima_author_3", np.random.default_rng(1), focus=1.0)
+    item = score_example(record)
+    density = importance_density(record.attribution)
+    assert item.group == "lima" and item.n_response == 8
+    assert item.score == instruction_score(density, np.array(record.instruction_mask))
+    assert score_example(make_record("lima_author_3", np.random.default_rng(1), focus=1, group="custom")).group == (
+        "custom"
+    )
+
+
+@pytest.mark.parametrize("rating,label", [(None, None), (-1, None), (0, None), (1, False), (1.5, False), (2, True)])
+def test_followed_rule(rating, label):
+    assert is_followed(rating) is label
+
+
+def test_tables_equal_statistics_of_literal_scores():
+    base, tuned = planted_runs()
+    result = analyze_instructions(base, tuned)
+    scores = {
+        name: {
+            r.id: instruction_score(importance_density(r.attribution), np.array(r.instruction_mask)) for r in records
+        }
+        for name, records in (("base", base), ("tuned", tuned))
+    }
+    ratings = {r.id: r.rating for r in tuned}
+    for group, prefix in GROUP_PREFIX.items():
+        ids = [i for i in scores["base"] if i.startswith(prefix)]
+        b, t = [scores["base"][i] for i in ids], [scores["tuned"][i] for i in ids]
+        row = result["table2"][group]
+        assert row["base"] == pytest.approx(stats.summary(b)) and row["tuned"] == pytest.approx(stats.summary(t))
+        assert row["p_value"] == pytest.approx(stats.welch_less(b, t))
+        assert row["paired_p_value"] == pytest.approx(stats.paired_less(b, t))
+        assert row["effect_size"] == pytest.approx(stats.cohens_d(b, t)) and row["n_paired"] == len(ids)
+        followed = [scores["tuned"][i] for i in ids if ratings[i] >= 2]
+        unfollowed = [scores["tuned"][i] for i in ids if ratings[i] < 2]
+        row1 = result["table1"][group]
+        assert row1["followed"] == pytest.approx(stats.summary(followed))
+        assert row1["unfollowed"] == pytest.approx(stats.summary(unfollowed))
+        assert row1["p_value"] == pytest.approx(stats.welch_less(unfollowed, followed))
+        labels = [ratings[i] >= 2 for i in ids]
+        assert row1["auc"] == pytest.approx(stats.roc_auc([scores["tuned"][i] for i in ids], labels))
+
+
+def test_planted_signal_is_found_and_json_has_the_documented_shape():
+    base, tuned = planted_runs()
+    result = json.loads(json.dumps(analyze_instructions(base, tuned), allow_nan=False))
+    for group in GROUP_PREFIX:
+        t1, t2 = result["table1"][group], result["table2"][group]
+        assert set(t1) >= {"followed", "unfollowed", "p_value", "auc"}
+        assert set(t2) >= {"base", "tuned", "p_value", "paired_p_value", "effect_size"}
+        assert set(t1["followed"]) == {"mean", "std", "n"} and t1["followed"]["n"] == 8
+        assert t1["auc"] > 0.9 and t1["p_value"] < 0.05
+        assert t2["tuned"]["mean"] > t2["base"]["mean"] and t2["p_value"] < 0.05 and t2["paired_p_value"] < 0.05
+    assert set(result["position_profile"]) == {"base", "tuned"} and len(result["position_profile"]["tuned"]) == 10
+    assert set(result["position_profile_by_group"]) == set(GROUP_PREFIX)
+    assert len(result["scores"]) == 36 and result["table2"]["all"]["base"]["n"] == 36
+
+
+def test_position_profile_finds_planted_positions():
+    rng = np.random.default_rng(3)
+    base = [make_record(f"lima_author_{i}", rng, focus=5.0, hot_rows=slice(18, 20)) for i in range(6)]
+    tuned = [make_record(f"lima_author_{i}", rng, focus=5.0, hot_rows=slice(0, 2)) for i in range(6)]
+    profile = analyze_instructions(base, tuned)["position_profile"]
+    assert int(np.argmax(profile["tuned"])) == 0 and int(np.argmax(profile["base"])) == 9
+
+
+def test_exclusions_and_rating_override():
+    rng = np.random.default_rng(2)
+    tuned = [
+        make_record("lima_author_0", rng, focus=1.0, rating=4),
+        make_record("lima_author_1", rng, focus=0.0, rating=1),
+        make_record("lima_author_2", rng, focus=0.0, rating=-1),  # unrated
+        make_record("lima_author_3", rng, focus=0.0, rating=None),  # unrated
+        make_record("lima_author_4", rng, focus=1.0, rating=3, m=4),  # response too short
+        make_record("lima_author_5", rng, focus=1.0, rating=2),
+    ]
+    base = [make_record(f"lima_author_{i}", rng, focus=0.0, m=3 if i == 0 else 8) for i in range(6)]
+    result = analyze_instructions(base, tuned)
+    t1 = result["table1"]["lima"]
+    assert (t1["followed"]["n"], t1["unfollowed"]["n"]) == (2, 1)
+    assert result["excluded"]["short_response"] == {"base": ["lima_author_0"], "tuned": ["lima_author_4"]}
+    assert result["excluded"]["unrated"] == ["lima_author_2", "lima_author_3"]
+    t2 = result["table2"]["lima"]
+    assert (t2["base"]["n"], t2["tuned"]["n"], t2["n_paired"]) == (5, 5, 4)
+    overridden = analyze_instructions(base, tuned, {"lima_author_0": 1, "lima_author_2": 2})["table1"]["lima"]
+    assert (overridden["followed"]["n"], overridden["unfollowed"]["n"]) == (2, 2)
+
+
+def write_run(path, records):
+    with RunDirectory(path, "attribution", params={}, info={}) as run:
+        for record in records:
+            write_example(run, record)
+
+
+def test_cli_writes_tables_figures_and_json(tmp_path, capsys):
+    base, tuned = planted_runs(per_group=6)
+    write_run(tmp_path / "base", base)
+    write_run(tmp_path / "tuned", tuned)
+    out, json_path = tmp_path / "out", tmp_path / "result.json"
+    argv = ["analyze", "instructions", str(tmp_path / "base"), str(tmp_path / "tuned"), "--out", str(out)]
+    assert main([*argv, "--json", str(json_path)]) == 0
+    result = json.loads(json_path.read_text())
+    assert result == json.loads((out / "result.json").read_text())
+    assert result["table2"]["lima"]["base"]["n"] == 6
+    for name in ("table1", "table2", "position_profile", "scores"):
+        assert (out / f"{name}.csv").read_text().count("\n") > 3
+    for stem in ("scores_base_vs_tuned", "scores_followed_vs_unfollowed", "position_profile"):
+        assert (out / "figures" / f"{stem}.png").stat().st_size > 1000
+        assert (out / "figures" / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
+    assert "Table 1" in capsys.readouterr().out
+
+
+def test_cli_bad_run_directory_is_a_one_line_error(tmp_path, capsys):
+    base, tuned = planted_runs(per_group=2)
+    write_run(tmp_path / "base", base)
+    assert main(["analyze", "instructions", str(tmp_path / "base"), str(tmp_path / "missing")]) == 2
+    assert "missing" in capsys.readouterr().err
+
+
+def test_cli_joins_ratings_file_and_lists_failed_examples(tmp_path):
+    base, tuned = planted_runs(per_group=3)
+    for record in tuned:
+        record.rating = None
+    write_run(tmp_path / "base", base)
+    write_run(tmp_path / "tuned", tuned)
+    with RunDirectory(tmp_path / "tuned", "attribution", params={}) as run:
+        run.update_manifest(failed={"lima_author_99": "too long"})
+    header = "File\tModel\tPrompt\tReference\tInstruct\tResponse\tRating\n"
+    lines = [f"{r.id}.pkl\tvicuna_7B\tp\tr\ti\tx\t{4 if i % 2 else 1}\n" for i, r in enumerate(tuned)]
+    lines.append(f"{tuned[0].id}.pkl\talpaca_7B\tp\tr\ti\tx\t-1\n")
+    (tmp_path / "ratings.tsv").write_text(header + "".join(lines))
+    json_path = tmp_path / "r.json"
+    argv = ["analyze", "instructions", str(tmp_path / "base"), str(tmp_path / "tuned")]
+    argv += ["--ratings", str(tmp_path / "ratings.tsv"), "--ratings-model", "vicuna_7B", "--json", str(json_path)]
+    assert main(argv) == 0
+    result = json.loads(json_path.read_text())
+    assert result["table1"]["all"]["followed"]["n"] == 4 and result["table1"]["all"]["unfollowed"]["n"] == 5
+    assert result["runs"]["tuned"]["failed"] == ["lima_author_99"] and result["runs"]["base"]["failed"] == []

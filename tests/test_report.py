@@ -1,0 +1,280 @@
+"""The HTML report without a browser: payload encoding, escaping, sections, findings, charts, notebook views."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from shiftlens.attribution.records import ExampleAttribution
+from shiftlens.density import DensityParams, importance_density, instruction_score
+from shiftlens.errors import ShiftlensError
+from shiftlens.report import ComparisonView, ExampleView, examples_payload, render_report
+from shiftlens.report.findings import findings, fmt_p
+from shiftlens.report.html import json_for_script
+from shiftlens.report.payload import decode_levels, token_texts
+from shiftlens.report.svg import bar_chart, line_chart, nice_ticks
+from shiftlens.report.synthetic import synthetic_records, synthetic_results
+
+HOSTILE = "</script><b>x</b>"
+
+
+def levels_reference(matrix: np.ndarray, levels: int = 10) -> np.ndarray:
+    """ceil(L · max(x, 0) / column max), cell by cell, 0 where the column has no positive value."""
+    n, m = matrix.shape
+    out = np.zeros((n, m), dtype=int)
+    for j in range(m):
+        top = max(max(matrix[i, j] for i in range(n)), 0.0)
+        for i in range(n):
+            if top > 0 and matrix[i, j] > 0:
+                out[i, j] = math.ceil(levels * matrix[i, j] / (top + 1e-10))
+    return out
+
+
+def record(example_id: str, matrix: np.ndarray, **fields) -> ExampleAttribution:
+    n, m = matrix.shape
+    prompt_tokens = [f"p{i}" for i in range(n)]
+    response_tokens = [f"r{j}" for j in range(m)]
+    defaults = dict(
+        prompt=" ".join(prompt_tokens),
+        response=" ".join(response_tokens),
+        prompt_tokens=prompt_tokens,
+        prompt_offsets=[(3 * i, 3 * i + 2) for i in range(n)],
+        response_tokens=response_tokens,
+        response_offsets=[(3 * j, 3 * j + 2) for j in range(m)],
+        instruction_mask=[i < 2 for i in range(n)],
+        group="lima",
+        rating=2.0,
+    )
+    return ExampleAttribution(id=example_id, attribution=matrix, **{**defaults, **fields})
+
+
+# ---- payload ----------------------------------------------------------------------------------------
+
+
+def test_levels_match_the_literal_formula_and_round_trip():
+    rng = np.random.default_rng(3)
+    matrix = rng.standard_t(3, size=(7, 9))
+    matrix[:, 4] = -1.0  # a column with no positive attribution
+    entry = examples_payload([record("a", matrix)], [])["examples"][0]
+    stored = decode_levels(entry["base"]["z"], (7, 9))
+    np.testing.assert_array_equal(stored, levels_reference(matrix))
+    assert stored[:, 4].tolist() == [0] * 7
+
+
+def test_released_integer_matrices_are_kept_as_they_are():
+    matrix = np.array([[0, 3, 10], [10, 10, 1]], dtype=float)
+    entry = examples_payload([record("a", matrix)], [])["examples"][0]
+    np.testing.assert_array_equal(decode_levels(entry["base"]["z"], (2, 3)), matrix)
+
+
+def test_densities_and_scores_are_the_analysis_ones():
+    rng = np.random.default_rng(4)
+    matrix = rng.normal(size=(6, 5))
+    params = DensityParams(threshold=5)
+    side = examples_payload([record("a", matrix)], [], params)["examples"][0]["base"]
+    density = importance_density(matrix, params)
+    assert side["density"] == pytest.approx(density, abs=1e-4)
+    assert side["score"] == pytest.approx(instruction_score(density, np.arange(6) < 2), abs=1e-6)
+
+
+def test_pairs_by_id_keeps_unpaired_examples_and_stores_shared_prompt_once():
+    base = [record("a", np.ones((3, 2))), record("b", np.ones((3, 2)))]
+    tuned = [record("c", np.ones((3, 4)), group="mt_bench"), record("a", np.eye(3)[:, :2] + 0.1)]
+    payload = examples_payload(base, tuned)
+    entries = {e["id"]: e for e in payload["examples"]}
+    assert [e["id"] for e in payload["examples"]] == ["a", "b", "c"]
+    assert entries["a"]["tuned"]["prompt"] is None and entries["a"]["base"]["prompt"] == ["p0", "p1", "p2"]
+    assert entries["b"]["tuned"] is None and entries["c"]["base"] is None
+    assert entries["c"]["group"] == "mt_bench"
+
+
+def test_different_prompt_tokens_are_kept_per_model():
+    base = record("a", np.ones((3, 2)))
+    tuned = record("a", np.ones((2, 2)), prompt_tokens=["x", "y"], prompt_offsets=[], instruction_mask=[1, 0])
+    entry = examples_payload([base], [tuned])["examples"][0]
+    assert entry["tuned"]["prompt"] == ["x", "y"] and entry["tuned"]["mask"] == [1, 0]
+
+
+def test_duplicate_ids_are_refused_with_the_id():
+    with pytest.raises(ShiftlensError, match=r"tuned run: example id 'dup' appears twice"):
+        examples_payload([], [record("dup", np.ones((2, 2))), record("dup", np.ones((2, 2)))])
+
+
+def test_token_texts_come_from_offsets_with_the_token_as_fallback():
+    assert token_texts("Hello world", ["Hello", "Ġworld", "x"], [(0, 5), (5, 11), (20, 22)]) == [
+        "Hello",
+        " world",
+        "x",
+    ]
+
+
+# ---- escaping and self-containment ------------------------------------------------------------------
+
+
+def test_json_for_script_cannot_close_the_script_and_round_trips():
+    data = {"t": [HOSTILE, "<!--", "a & b", "\u2028", "🙂"]}
+    text = json_for_script(data)
+    assert "<" not in text and ">" not in text and "&" not in text and "\u2028" not in text
+    assert json.loads(text) == data
+
+
+def test_non_finite_numbers_are_refused():
+    with pytest.raises(ShiftlensError, match="non-finite"):
+        json_for_script({"x": float("nan")})
+
+
+@pytest.fixture(scope="module")
+def report_html(tmp_path_factory) -> str:
+    results = synthetic_results(6, 12, 10)
+    results["instructions"]["table2"][HOSTILE] = results["instructions"]["table2"]["lima"]
+    results["heads"]["examples"]["<img src=x onerror=alert(1)>"] = ["a=<b>"]
+    path = render_report(results, tmp_path_factory.mktemp("report"))
+    assert path.name == "report.html"
+    return path.read_text(encoding="utf-8")
+
+
+def test_report_is_self_contained(report_html):
+    assert not re.search(r"<(link|img|iframe|object|embed)\b", report_html, re.I)
+    assert not re.search(r"<[a-z][^>]*\ssrc\s*=", report_html, re.I)
+    assert not re.search(r"url\((?!data:)", report_html)
+    hrefs = re.findall(r'href="([^"]*)"', report_html)
+    assert hrefs and all(h.startswith("#") for h in hrefs)
+    assert "Content-Security-Policy" in report_html and "default-src 'none'" in report_html
+
+
+def test_hostile_text_is_escaped_everywhere(report_html):
+    assert HOSTILE not in report_html and "<b>x</b>" not in report_html
+    assert "<img" not in report_html and "a=<b>" not in report_html
+    assert "&lt;/script&gt;&lt;b&gt;x&lt;/b&gt;" in report_html  # the table row, escaped
+    assert report_html.count("</script>") == report_html.count("<script")
+
+
+def test_every_section_is_rendered(report_html):
+    for anchor in ("summary", "instructions", "heads", "ffn", "examples", "meta"):
+        assert f'id="sl-{anchor}"' in report_html
+    assert "not run" not in report_html
+    assert report_html.count("<svg") >= 8
+    assert "synthetic-base" in report_html and "0000000000000000" in report_html
+
+
+def test_missing_sections_say_not_run(tmp_path):
+    html = render_report({}, tmp_path / "r.html").read_text()
+    assert html.count("not run") == 3 + 5  # three findings + five section bodies
+    assert 'class="sl-explorer-root"' not in html
+
+
+def test_results_must_be_a_dict(tmp_path):
+    with pytest.raises(ShiftlensError, match="must be a dict"):
+        render_report([1, 2], tmp_path / "r.html")
+
+
+def test_unknown_fields_are_shown_not_dropped(tmp_path):
+    html = render_report({"instructions": {"brand_new": {"k": "<v>"}}}, tmp_path / "r.html").read_text()
+    assert "brand_new" in html and "&lt;v&gt;" in html
+
+
+# ---- findings ---------------------------------------------------------------------------------------
+
+
+def stat(mean):
+    return {"mean": mean, "std": 0.1, "n": 10}
+
+
+def test_significant_instruction_finding_states_numbers_and_test():
+    results = {"instructions": {"table2": {"all": {"base": stat(0.32), "tuned": stat(0.41), "p_value": 0.003}}}}
+    finding = dict(findings(results))["instructions"]
+    assert finding.significant
+    assert finding.sentence.startswith("The tuned model attends more to instruction words")
+    assert "0.41 vs 0.32" in finding.sentence and "p = 0.003 (Welch, one-sided)" in finding.sentence
+
+
+def test_non_significant_finding_is_worded_cautiously():
+    results = {"instructions": {"table2": {"lima": {"base": stat(0.32), "tuned": stat(0.35), "p_value": 0.2}}}}
+    finding = dict(findings(results))["instructions"]
+    assert not finding.significant
+    assert finding.sentence.startswith("No clear evidence that the tuned model attends more")
+    assert "(lima prompts)" in finding.sentence
+
+
+def test_heads_finding_uses_the_group_with_the_smallest_p():
+    groups = [
+        {"layers": [0, 7], "instruction": stat(0.5), "general": stat(0.4), "p_value": 0.3},
+        {"layers": [8, 15], "instruction": stat(0.7), "general": stat(0.4), "p_value": 0.01},
+    ]
+    finding = dict(findings({"heads": {"groups": groups}}))["heads"]
+    assert finding.significant and "layers 8–15" in finding.sentence and "0.7 vs 0.4" in finding.sentence
+
+
+def test_ffn_finding_picks_the_largest_change_and_flags_heuristic_labels():
+    tasks = {
+        "coding": {"base": stat(0.2), "tuned": stat(0.21), "p_value": 0.5},
+        "writing": {"base": stat(0.1), "tuned": stat(0.3), "p_value": 0.001},
+    }
+    ffn = {"tasks": tasks, "annotations": {"heuristic": True}}
+    finding = dict(findings({"ffn": ffn}))["ffn"]
+    assert "'writing' rises from 0.1 (base) to 0.3" in finding.sentence
+    assert "1 of 2 task categories" in finding.sentence and "heuristic labels" in finding.sentence
+    ffn["annotations"]["heuristic"] = False
+    assert "heuristic" not in dict(findings({"ffn": ffn}))["ffn"].sentence
+
+
+def test_ffn_without_labels_reports_rotation_without_a_verdict():
+    rotation = [{"layer": 0, "mean_principal_angle_deg": 10.0}, {"layer": 1, "mean_principal_angle_deg": 30.0}]
+    finding = dict(findings({"ffn": {"rotation_by_layer": rotation, "annotations": None}}))["ffn"]
+    assert "20°" in finding.sentence and finding.p_value is None and not finding.significant
+
+
+def test_fmt_p():
+    assert fmt_p(0.0001) == "p < 0.001" and fmt_p(0.0312) == "p = 0.0312" and fmt_p(None) == "p = –"
+
+
+# ---- charts -----------------------------------------------------------------------------------------
+
+
+def test_bar_heights_are_proportional_to_values():
+    svg = bar_chart(["a", "b"], {"base": [1.0, 3.0], "tuned": [2.0, 0.5]}, title="t", y_label="y")
+    rects = [r for r in ET.fromstring(svg).iter("{http://www.w3.org/2000/svg}rect") if r.find("*") is not None]
+    heights = [float(r.get("height")) for r in rects]  # order: a/base, a/tuned, b/base, b/tuned
+    assert np.allclose(np.array(heights) / heights[0], [1.0, 2.0, 3.0, 0.5], atol=0.01)
+
+
+def test_line_chart_skips_missing_points_and_escapes_labels():
+    svg = line_chart([0, 1, 2], {"<s>": [1.0, None, float("nan")]}, title="<t>", x_label="x", y_label="y")
+    root = ET.fromstring(svg)  # well-formed despite the markup in names
+    assert len(list(root.iter("{http://www.w3.org/2000/svg}circle"))) == 1
+    assert "<s>" not in svg and "&lt;s&gt;" in svg
+
+
+@pytest.mark.parametrize("lo,hi", [(0.0, 0.47), (-3.2, 7.9), (0.0, 0.0), (5.0, 5.0), (1e-4, 3e-4)])
+def test_nice_ticks_cover_the_range(lo, hi):
+    ticks = nice_ticks(lo, hi)
+    assert ticks[0] <= lo and ticks[-1] >= hi and len(ticks) <= 12
+
+
+# ---- notebook ---------------------------------------------------------------------------------------
+
+
+def test_example_view_is_a_self_contained_snippet_with_its_data():
+    base, tuned = synthetic_records(1, 8, 6)
+    html = ExampleView(base[0], tuned[0])._repr_html_()
+    assert html.startswith('<div class="sl"') and "ShiftlensReport.mount" in html and "<style>" in html
+    data = json.loads(re.search(r'<script type="application/json" class="sl-data">(.*?)</script>', html).group(1))
+    assert data["single"] is True and [e["id"] for e in data["examples"]] == ["ex-0000"]
+    assert ExampleView(base[0], None)._repr_html_() != html
+
+
+def test_views_get_unique_roots_and_bad_input_is_refused():
+    results = synthetic_results(2, 6, 5)
+    first, second = ComparisonView(results)._repr_html_(), ComparisonView(results)._repr_html_()
+    ids = lambda html: set(re.findall(r'id="(sl-[0-9a-f]{32})"', html))  # noqa: E731
+    assert ids(first) and not ids(first) & ids(second)
+    with pytest.raises(ShiftlensError, match="needs a base or a tuned record"):
+        ExampleView(None, None)
+    base, tuned = synthetic_records(2, 6, 5)
+    with pytest.raises(ShiftlensError, match="'ex-0000' paired with tuned example 'ex-0001'"):
+        ExampleView(base[0], tuned[1])
