@@ -168,6 +168,14 @@ def test_missing_sections_say_not_run(tmp_path):
     assert 'class="sl-explorer-root"' not in html
 
 
+def test_undefined_statistics_show_as_a_dash(tmp_path):
+    """A group with no unfollowed responses has mean None: shown as "–", not a crash."""
+    empty = {"mean": None, "std": None, "n": 0}
+    table1 = {"all": {"followed": {"mean": 0.5, "std": 0.1, "n": 9}, "unfollowed": empty, "p_value": None}}
+    html = render_report({"instructions": {"table1": table1}}, tmp_path / "r.html").read_text()
+    assert "– (n=0)" in html and "0.5 ± 0.1 (n=9)" in html
+
+
 def test_results_must_be_a_dict(tmp_path):
     with pytest.raises(ShiftlensError, match="must be a dict"):
         render_report([1, 2], tmp_path / "r.html")

@@ -130,6 +130,25 @@ def resolve(name_or_path: str, gguf_file: str | None = None) -> tuple[str, str |
     return name_or_path, gguf_file
 
 
+def local_source(name_or_path: str, gguf_file: str | None = None) -> tuple[str, str | None]:
+    """(directory or hub id to load from, GGUF file name): a GGUF file is converted to its cached directory."""
+    source, gguf = resolve(name_or_path, gguf_file)
+    if gguf is not None:
+        source = str(gguf_to_safetensors(Path(source), gguf))
+    return source, gguf
+
+
+def load_tokenizer(name_or_path: str, *, gguf_file: str | None = None, trust_remote_code: bool = False) -> Any:
+    """Only the tokenizer of a model (cheap: no weights), e.g. to check two models share one."""
+    from transformers import AutoTokenizer
+
+    source, _ = local_source(name_or_path, gguf_file)
+    try:
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"could not load the tokenizer of {name_or_path}: {exc}") from exc
+
+
 def load_model(
     name_or_path: str,
     *,
@@ -152,9 +171,7 @@ def load_model(
         raise ModelLoadError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(f"device {device!r} asked for but CUDA is not available")
-    source, gguf = resolve(name_or_path, gguf_file)
-    if gguf is not None:
-        source = str(gguf_to_safetensors(Path(source), gguf))
+    source, gguf = local_source(name_or_path, gguf_file)
     kwargs: dict[str, Any] = {"dtype": DTYPES[dtype], "trust_remote_code": trust_remote_code}
     if device == "auto":
         kwargs["device_map"] = "auto"

@@ -91,9 +91,10 @@ def package_versions(names: tuple[str, ...] = ("shiftlens", "torch", "transforme
     return versions
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file, read in blocks (run parameters record the inputs' hashes)."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with Path(path).open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -250,7 +251,7 @@ class RunDirectory:
             return False
         record = json.loads(record_path.read_text())
         data = self.units_dir / f"{name}.safetensors"
-        return not record.get("sha256") or (data.exists() and _sha256(data) == record["sha256"])
+        return not record.get("sha256") or (data.exists() and file_sha256(data) == record["sha256"])
 
     def write_unit(self, name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> None:
         """Store one finished unit: arrays first, then the record that marks it complete."""
@@ -262,7 +263,7 @@ class RunDirectory:
                 tmp = data.with_name(f".{data.name}.tmp")
                 save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
                 os.replace(tmp, data)
-            record["sha256"] = _sha256(data)
+            record["sha256"] = file_sha256(data)
         atomic_write_json(self._record(name), record)
 
     def read_unit(self, name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -32,7 +32,7 @@ def _print_table(name: str, table: dict) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run `analyze_ffn`, print the tables, write JSON and figures when asked."""
     from shiftlens.ffn.analysis import analyze_ffn
-    from shiftlens.ffn.figures import plot_layer_groups, plot_rotation
+    from shiftlens.ffn.figures import write_analysis
     from shiftlens.storage import atomic_write_json
 
     result = analyze_ffn(
@@ -56,12 +56,10 @@ def run(args: argparse.Namespace) -> int:
             f"{row['layer']:>5} {row['mean_principal_angle_deg']:>8.2f} "
             f"{row['matched_abs_cos_mean']:>7.3f} {row['word_overlap_mean']:>8.3f}"
         )
-    if args.json:
+    if args.out:
+        paths = write_analysis(result, Path(args.out), Path(args.json) if args.json else None)
+        print("wrote " + ", ".join(str(p) for p in paths))
+    elif args.json:
         atomic_write_json(Path(args.json), result)
         print(f"wrote {args.json}")
-    if args.out:
-        paths = plot_rotation(result["rotation_by_layer"], Path(args.out))
-        if annotations is not None:
-            paths += plot_layer_groups(result["per_layer_group"], Path(args.out), annotations["heuristic"])
-        print("wrote " + ", ".join(str(p) for p in paths))
     return 0

@@ -5,14 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from shiftlens.errors import ShiftlensError
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `annotate` subcommand."""
     parser = subparsers.add_parser("annotate", help="name the concepts of an FFN run's components")
     parser.add_argument("ffn_dir", help="a finished 'shiftlens ffn' run directory")
-    parser.add_argument("--annotator", choices=("llm", "lexical"), default="llm")
+    parser.add_argument("--annotator", choices=("llm", "openai", "lexical"), default="llm")
     parser.add_argument("--endpoint", help="OpenAI-compatible base URL (…/v1) or full …/chat/completions URL")
     parser.add_argument("--model", help="model name the endpoint serves")
     parser.add_argument("--runs", type=int, default=5, help="repeated annotation runs (lexical: always 1)")
@@ -33,40 +31,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build the annotator and run `annotate_ffn`; the API key comes only from the environment."""
     from shiftlens.ffn import annotate
-    from shiftlens.ffn.lexical import LexicalAnnotator
+    from shiftlens.ffn.annotators import EndpointSettings, build_annotator
 
     out = Path(args.out) if args.out else annotate.default_out(args.ffn_dir)
-    cache = None
+    settings = EndpointSettings(
+        args.endpoint,
+        args.model,
+        timeout=args.timeout,
+        retries=args.retries,
+        backoff=args.backoff,
+        sampling=annotate.Sampling(args.temperature, args.top_p, args.max_tokens),
+    )
+    setup = build_annotator(args.annotator, out, settings, args.runs, args.cache)
     if args.annotator == "lexical":
-        annotator, runs = LexicalAnnotator(), 1
         print("annotator: lexical (HEURISTIC: WordNet lexicographer files and word lists, not an LLM)")
-    else:
-        if not args.endpoint or not args.model:
-            raise ShiftlensError("--annotator llm needs --endpoint and --model (or use --annotator lexical)")
-        endpoint = annotate.ChatEndpoint(
-            args.endpoint,
-            args.model,
-            api_key=annotate.api_key_from_environment(),
-            timeout=args.timeout,
-            retries=args.retries,
-            backoff=args.backoff,
-        )
-        cache = annotate.AnswerCache(Path(args.cache) if args.cache else out / annotate.CACHE_FILE)
-        sampling = annotate.Sampling(args.temperature, args.top_p, args.max_tokens)
-        annotator, runs = annotate.LLMAnnotator(endpoint, cache, sampling), args.runs
     try:
         summary = annotate.annotate_ffn(
             args.ffn_dir,
-            annotator,
+            setup.annotator,
             out=out,
-            runs=runs,
+            runs=setup.runs,
             concurrency=args.concurrency,
             n_words=args.words,
             components=args.components,
         )
     finally:
-        if cache is not None:
-            cache.close()
+        setup.close()
     statuses = summary["statuses"]
     print(
         f"{summary['n_labels']} labels in {out / 'labels.parquet'}"

@@ -4,30 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from shiftlens.errors import ShiftlensError
-
-
-def parse_layers(text: str | None) -> list[int] | None:
-    """Parse ``0,3,10-12`` into layer indices (None: all layers)."""
-    if text is None:
-        return None
-    layers: list[int] = []
-    try:
-        for part in text.split(","):
-            start, _, end = part.strip().partition("-")
-            layers.extend(range(int(start), int(end or start) + 1))
-    except ValueError as exc:
-        raise ShiftlensError(f"--layers takes indices and ranges like 0,3,10-12, got {text!r}") from exc
-    return layers
-
-
-def compute_device(device: str) -> str:
-    """Where the PCA runs: the asked device, with accelerate's "auto" meaning the GPU when there is one."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+from shiftlens.options import compute_device, parse_layers
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

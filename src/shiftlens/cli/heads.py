@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from shiftlens.cli.ffn import parse_layers
+from shiftlens.options import parse_layers
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -12,7 +12,16 @@ import sys
 
 from shiftlens.errors import ShiftlensError
 
-COMMAND_MODULES: tuple[str, ...] = ("attribute", "analyze", "ffn", "annotate", "heads", "reproduce")
+COMMAND_MODULES: tuple[str, ...] = (
+    "compare",
+    "demo",
+    "attribute",
+    "heads",
+    "ffn",
+    "annotate",
+    "analyze",
+    "reproduce",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

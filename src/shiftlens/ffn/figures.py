@@ -38,3 +38,15 @@ def plot_layer_groups(per_layer_group: list[dict[str, Any]], out: Path, heuristi
         axis.legend(fontsize=7, ncol=2)
         paths += save_figure(figure, out / f"ffn_{key}_by_layer_group")
     return paths
+
+
+def write_analysis(result: dict[str, Any], out: Path, json_path: Path | None = None) -> list[Path]:
+    """An `analyze_ffn` result as JSON (``json_path``, default OUT/ffn_analysis.json) and its figures under ``out``."""
+    from shiftlens.storage import atomic_write_json
+
+    json_path = json_path or out / "ffn_analysis.json"
+    atomic_write_json(json_path, result)
+    paths = [json_path, *plot_rotation(result["rotation_by_layer"], out)]
+    if result["annotations"] is not None:
+        paths += plot_layer_groups(result["per_layer_group"], out, result["annotations"]["heuristic"])
+    return paths

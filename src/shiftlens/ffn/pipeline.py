@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from shiftlens.ffn.core import explain_layer
 from shiftlens.ffn.records import KIND, VOCABULARY_FILE, read_ffn_run, unit_name, write_tables
 from shiftlens.loading import LoadedModel
 from shiftlens.progress import progress
-from shiftlens.storage import RunDirectory, atomic_write_json
+from shiftlens.storage import RunDirectory, atomic_write_json, file_sha256
 from shiftlens.vocabulary import load_vocabulary
 from shiftlens.weights import ModuleWeights, SafetensorsWeights
 
@@ -27,10 +26,6 @@ def weight_source(loaded: LoadedModel) -> ModuleWeights | SafetensorsWeights:
     if loaded.weights_dir is not None and not loaded.extra.get("adapter"):
         return SafetensorsWeights(loaded.weights_dir, config)
     return ModuleWeights(loaded.model)
-
-
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def check_layers(layers: list[int] | None, n_layers: int) -> list[int]:
@@ -69,7 +64,7 @@ def explain_ffn(
         "weight_hash": loaded.weight_hash,
         "adapter": loaded.extra.get("adapter"),
         "dtype": loaded.dtype,
-        "vocab_sha256": _file_sha256(Path(vocab)),
+        "vocab_sha256": file_sha256(vocab),
         "vocab_top": vocab_top,
         "components": components,
         "top_k": top_k,

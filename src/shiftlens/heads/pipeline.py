@@ -6,7 +6,6 @@ A model given as safetensors files (a local directory, a GGUF converted once, or
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from shiftlens.heads.core import PairFilter, explain_layer, word_thresholds
 from shiftlens.heads.records import layer_table, unit_name, write_outputs
 from shiftlens.loading import LoadedModel, file_fingerprint, gguf_to_safetensors, load_model, resolve
 from shiftlens.progress import progress
-from shiftlens.storage import RunDirectory, atomic_write_json
+from shiftlens.storage import RunDirectory, atomic_write_json, file_sha256
 from shiftlens.vocabulary import load_vocabulary
 from shiftlens.weights import ModuleWeights, SafetensorsWeights
 
@@ -111,7 +110,7 @@ def explain_heads(
         "method_version": METHOD_VERSION,
         "model": identity["name"],
         "weight_hash": identity["weight_hash"],
-        "vocab_sha256": hashlib.sha256(Path(vocab).read_bytes()).hexdigest(),
+        "vocab_sha256": file_sha256(vocab),
         "filters": {"min_frequency": min_frequency, "alphabetic": alphabetic, "top_n": top_n},
         "top_k": top_k,
         "cooccurrence": cooccurrence,

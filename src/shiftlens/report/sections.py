@@ -42,7 +42,8 @@ def cell(value: Any) -> str:
     if isinstance(value, (int, float)):
         return escape(fmt_number(float(value)))
     if isinstance(value, dict) and "mean" in value:
-        text = fmt_number(float(value["mean"]))
+        mean = value["mean"]
+        text = fmt_number(float(mean)) if isinstance(mean, (int, float)) else "–"
         if isinstance(value.get("std"), (int, float)):
             text += f" ± {fmt_number(float(value['std']))}"
         if "n" in value:

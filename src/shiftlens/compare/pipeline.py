@@ -1,0 +1,228 @@
+"""`shiftlens compare`: a base and a tuned model through every method, the analyses and the HTML report.
+
+Layout of the output directory (itself a resumable run of kind "compare", one unit per finished step)::
+
+    attribution/{tuned,base}/   heads/{tuned,base}/   ffn/{tuned,base}/ (+ annotations/)
+    analysis/{instructions,heads,ffn}/   results.json   report.html   chat_template.jinja
+
+The tuned model runs first: by default it generates the responses that both models then explain, on
+identical prompt tokens (the tuned model's chat template wraps the prompt for both). Each model is loaded
+once, only if one of its steps is unfinished, and freed before the other is loaded. Rerunning the same
+command resumes every step where it stopped; the analyses and the report are always rebuilt.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shiftlens.attribution.pipeline import RunFailures, attribute, load_examples
+from shiftlens.compare.results import assemble_results, write_results
+from shiftlens.compare.settings import CompareSettings, ModelSpec
+from shiftlens.compare.tokenizers import check_tokenizers
+from shiftlens.data import Example
+from shiftlens.errors import ShiftlensError
+from shiftlens.ffn.annotators import build_annotator
+from shiftlens.loading import LoadedModel, load_model, load_tokenizer
+from shiftlens.options import compute_device
+from shiftlens.storage import RunDirectory, atomic_write_text, file_sha256
+
+RUN_KIND = "compare"
+ROLES = ("tuned", "base")  # the tuned model first: its responses are explained by both
+
+
+class CompareIncomplete(ShiftlensError, RuntimeError):
+    """Some examples could not be explained; everything else is stored and the report written."""
+
+
+@dataclass
+class CompareSummary:
+    """Where a comparison wrote its results, and what failed (example id → reason, per model)."""
+
+    path: Path
+    report: Path
+    results: Path
+    failed: dict[str, dict[str, str]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def step_name(method: str, role: str) -> str:
+    """The unit recording that ``method`` finished for the ``role`` model (e.g. "heads-base")."""
+    return f"{method}-{role}"
+
+
+def _steps(settings: CompareSettings) -> list[str]:
+    steps = list(settings.methods)
+    if "ffn" in steps and settings.annotator is not None:
+        steps.append("annotate")
+    return steps
+
+
+def _chat_template(out: Path, tuned_tokenizer: Any) -> str:
+    """The tuned model's chat template as a file both models use ("none" if it has none)."""
+    template = getattr(tuned_tokenizer, "chat_template", None)
+    if not isinstance(template, str) or not template.strip():
+        return "none"
+    path = out / "chat_template.jinja"
+    if not path.exists() or path.read_text(encoding="utf-8") != template:
+        atomic_write_text(path, template)
+    return str(path)
+
+
+class _Steps:
+    """Runs the steps of one model, each into its own resumable sub-run of the comparison directory."""
+
+    def __init__(
+        self,
+        out: Path,
+        examples: Sequence[Example],
+        vocab: Path,
+        settings: CompareSettings,
+        chat_template: str,
+    ) -> None:
+        self.out, self.examples, self.vocab, self.settings = out, examples, vocab, settings
+        self.chat_template = chat_template
+        self.annotator = None
+
+    def attribution(self, lm: LoadedModel, role: str) -> None:
+        """Attribution of the responses: the tuned model's by default, each model's own, or the data's."""
+        responses = self.settings.responses
+        explains_tuned = role == "base" and responses == "tuned"
+        attribute(
+            lm,
+            self.examples,
+            self.out / "attribution" / role,
+            chat_template=self.chat_template,
+            max_new_tokens=self.settings.max_new_tokens,
+            responses_from=self.out / "attribution" / "tuned" if explains_tuned else None,
+            generate_responses=responses == "each" or (responses == "tuned" and role == "tuned"),
+        )
+
+    def heads(self, lm: LoadedModel, role: str) -> None:
+        """Word pairs of every attention head."""
+        from shiftlens.heads.pipeline import explain_heads
+
+        explain_heads(
+            lm,
+            self.vocab,
+            self.out / "heads" / role,
+            top_k=self.settings.heads_top_k,
+            cooccurrence=self.settings.cooccurrence,
+            layers=None if self.settings.layers is None else list(self.settings.layers),
+            device=compute_device(self.settings.device),
+        )
+
+    def ffn(self, lm: LoadedModel, role: str) -> None:
+        """Principal components of every FFN down-projection as word lists."""
+        from shiftlens.ffn.pipeline import explain_ffn
+
+        explain_ffn(
+            lm,
+            self.vocab,
+            self.out / "ffn" / role,
+            components=self.settings.components,
+            top_k=self.settings.ffn_top_k,
+            layers=None if self.settings.layers is None else list(self.settings.layers),
+            vocab_top=self.settings.vocab_top,
+            device=compute_device(self.settings.device),
+        )
+
+    def annotate(self, lm: LoadedModel | None, role: str) -> None:
+        """Concept labels of the FFN components (needs no model: an annotator reads the word lists)."""
+        from shiftlens.ffn.annotate import annotate_ffn, default_out
+
+        ffn_dir = self.out / "ffn" / role
+        setup = build_annotator(
+            str(self.settings.annotator), default_out(ffn_dir), self.settings.endpoint, self.settings.annotation_runs
+        )
+        try:
+            annotate_ffn(ffn_dir, setup.annotator, runs=setup.runs)
+        finally:
+            setup.close()
+
+
+def _load(spec: ModelSpec, settings: CompareSettings) -> LoadedModel:
+    return load_model(
+        spec.name,
+        gguf_file=spec.gguf_file,
+        adapter=spec.adapter,
+        dtype=settings.dtype,
+        device=settings.device,
+        trust_remote_code=settings.trust_remote_code,
+    )
+
+
+def compare(
+    base: ModelSpec | str,
+    tuned: ModelSpec | str,
+    data: str | Path | Sequence[Example],
+    vocab: str | Path,
+    out: str | Path,
+    settings: CompareSettings | None = None,
+    log: Callable[[str], None] = lambda message: None,
+) -> CompareSummary:
+    """Run every method on both models, the analyses and the report into ``out`` (resumed when it exists).
+
+    Raises `TokenizerMismatch` before any work when the tokenizers differ (unless allowed), and
+    `CompareIncomplete` at the end when examples failed (the rest is stored and the report written).
+    """
+    settings = settings or CompareSettings()
+    specs = {
+        "base": base if isinstance(base, ModelSpec) else ModelSpec(base),
+        "tuned": tuned if isinstance(tuned, ModelSpec) else ModelSpec(tuned),
+    }
+    out, vocab = Path(out), Path(vocab)
+    if not vocab.is_file():
+        raise ShiftlensError(f"vocabulary file {vocab} does not exist")
+    examples = load_examples(data, settings.ratings, settings.limit)
+    tokenizers = {
+        role: load_tokenizer(s.name, gguf_file=s.gguf_file, trust_remote_code=settings.trust_remote_code)
+        for role, s in specs.items()
+    }
+    texts = [e.prompt for e in examples] + [e.response for e in examples if e.response]
+    difference = check_tokenizers(tokenizers["base"], tokenizers["tuned"], texts, settings.allow_different_tokenizers)
+    params = {
+        "models": {role: vars(s) for role, s in specs.items()},
+        "data_sha256": file_sha256(Path(data)) if isinstance(data, (str, Path)) else None,
+        "example_ids": [e.id for e in examples],
+        "vocab_sha256": file_sha256(vocab),
+        "settings": settings.record(),
+    }
+    info = {"data": str(data) if isinstance(data, (str, Path)) else "in memory", "vocab": str(vocab)}
+    failed: dict[str, dict[str, str]] = {}
+    with RunDirectory(out, RUN_KIND, params, info) as run:
+        steps = _steps(settings)
+        runner = _Steps(out, examples, vocab, settings, _chat_template(out, tokenizers["tuned"]))
+        for role in ROLES:
+            todo = [s for s in steps if not run.has_unit(step_name(s, role))]
+            lm = _load(specs[role], settings) if any(s != "annotate" for s in todo) else None
+            for step in todo:
+                number = ROLES.index(role) * len(steps) + steps.index(step) + 1
+                log(f"[{number}/{2 * len(steps)}] {step} of the {role} model ({specs[role].name})")
+                start = time.perf_counter()
+                try:
+                    getattr(runner, step)(lm, role)
+                except RunFailures as exc:
+                    failed[role] = exc.failed
+                    log(f"  {len(exc.failed)} examples failed for the {role} model; the others are stored")
+                    continue
+                run.write_unit(step_name(step, role), {"seconds": round(time.perf_counter() - start, 3)})
+            del lm
+            gc.collect()
+        timings = {name: run.read_unit(name)[0]["seconds"] for name in run.unit_names()}
+        log("analyses and report")
+        results = assemble_results(out, specs, settings, timings, difference)
+        report, results_path = write_results(out, results)
+        run.update_manifest(failed=failed, complete=not failed)
+    summary = CompareSummary(out, report, results_path, failed, timings)
+    if failed:
+        counts = ", ".join(f"{len(ids)} for the {role} model" for role, ids in failed.items())
+        raise CompareIncomplete(
+            f"some examples could not be explained ({counts}; reasons in {out}/attribution/*/summary.csv); "
+            f"everything else is stored and {report} was written. Rerun the same command to retry them"
+        )
+    return summary

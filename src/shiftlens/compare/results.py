@@ -1,0 +1,133 @@
+"""The analyses of a comparison directory, gathered into the report's results dict, written and read back.
+
+Each analysis runs only when both models finished the method it needs; the others show as "not run".
+``results.json`` holds everything but the per-example payload (rebuilt from the attribution runs).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from shiftlens.compare.settings import CompareSettings, ModelSpec
+from shiftlens.compare.tokenizers import CONSEQUENCES
+from shiftlens.errors import ShiftlensError
+from shiftlens.storage import atomic_write_json, package_versions, read_manifest
+
+RESULTS_FILE = "results.json"
+REPORT_FILE = "report.html"
+
+
+def _finished(path: Path) -> bool:
+    """True when the run at ``path`` exists and every step wrote its manifest."""
+    return (path / "manifest.json").exists()
+
+
+def instructions_section(out: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """Tables 1–2 and the position profile (written under analysis/instructions), and the examples payload."""
+    from shiftlens.analysis.instructions import analyze_instructions
+    from shiftlens.analysis.instructions_output import write_outputs
+    from shiftlens.attribution.records import read_attribution_run
+    from shiftlens.report import examples_payload
+
+    runs = {role: out / "attribution" / role for role in ("base", "tuned")}
+    if not all(_finished(p) for p in runs.values()):
+        return None, None
+    (base_manifest, base), (tuned_manifest, tuned) = (read_attribution_run(runs[r]) for r in ("base", "tuned"))
+    if not base or not tuned:
+        return None, None
+    result = analyze_instructions(base, tuned)
+    result["runs"] = {
+        role: {"path": str(runs[role]), "failed": sorted(manifest.get("failed") or {})}
+        for role, manifest in (("base", base_manifest), ("tuned", tuned_manifest))
+    }
+    write_outputs(result, out / "analysis" / "instructions")
+    return result, examples_payload(base, tuned)
+
+
+def heads_section(out: Path, verbs: tuple[str, ...] | None) -> dict[str, Any] | None:
+    """Table 3, head overlap by layer and example pairs (written under analysis/heads)."""
+    from shiftlens.heads.analysis import INSTRUCTION_VERBS, analyze_heads, write_report
+
+    base, tuned = out / "heads" / "base", out / "heads" / "tuned"
+    if not (_finished(base) and _finished(tuned)):
+        return None
+    result = analyze_heads(base, tuned, instruction=verbs or INSTRUCTION_VERBS)
+    write_report(result, out / "analysis" / "heads")
+    return result
+
+
+def ffn_section(out: Path) -> dict[str, Any] | None:
+    """Concept shares (when annotated), rotation and matched components (written under analysis/ffn)."""
+    from shiftlens.ffn.analysis import analyze_ffn
+    from shiftlens.ffn.figures import write_analysis
+
+    base, tuned = out / "ffn" / "base", out / "ffn" / "tuned"
+    if not (_finished(base) and _finished(tuned)):
+        return None
+    result = analyze_ffn(base, tuned)
+    write_analysis(result, out / "analysis" / "ffn")
+    return result
+
+
+def assemble_results(
+    out: Path,
+    specs: dict[str, ModelSpec],
+    settings: CompareSettings,
+    timings: dict[str, float],
+    tokenizer_difference: str | None,
+) -> dict[str, Any]:
+    """The report's results dict (meta, instructions, heads, ffn, examples) of a comparison directory."""
+    instructions, examples = instructions_section(out)
+    models = []
+    for role in ("base", "tuned"):
+        model = {"role": role, **vars(specs[role])}
+        for method in ("attribution", "heads", "ffn"):
+            run = out / method / role
+            if _finished(run):
+                manifest = read_manifest(run)
+                identity = manifest.get("model_info") or manifest.get("model") or {}
+                model.update({k: identity[k] for k in ("weight_hash", "dtype", "model_type") if k in identity})
+        models.append(model)
+    return {
+        "meta": {
+            "models": models,
+            "parameters": settings.record(),
+            "versions": package_versions(),
+            "timings": {f"{name}_s": seconds for name, seconds in sorted(timings.items())},
+            "tokenizers": "identical"
+            if tokenizer_difference is None
+            else f"DIFFERENT ({tokenizer_difference}): {CONSEQUENCES}",
+        },
+        "instructions": instructions,
+        "heads": heads_section(out, settings.instruction_verbs) if "heads" in settings.methods else None,
+        "ffn": ffn_section(out) if "ffn" in settings.methods else None,
+        "examples": examples,
+    }
+
+
+def write_results(out: Path, results: dict[str, Any]) -> tuple[Path, Path]:
+    """Write ``report.html`` (everything) and ``results.json`` (all but the examples payload)."""
+    from shiftlens.report import render_report
+
+    report = render_report(results, out / REPORT_FILE)
+    path = out / RESULTS_FILE
+    atomic_write_json(path, {k: v for k, v in results.items() if k != "examples"})
+    return report, path
+
+
+def read_results(out: str | Path, with_examples: bool = True) -> dict[str, Any]:
+    """A finished comparison's results dict (for `ComparisonView` in a notebook, or your own plots)."""
+    from shiftlens.attribution.records import read_attribution_run
+    from shiftlens.report import examples_payload
+
+    out = Path(out)
+    path = out / RESULTS_FILE
+    if not path.exists():
+        raise ShiftlensError(f"{out} holds no finished comparison ({RESULTS_FILE} missing): run 'shiftlens compare'")
+    results = json.loads(path.read_text(encoding="utf-8"))
+    runs = [out / "attribution" / role for role in ("base", "tuned")]
+    if with_examples and all(_finished(p) for p in runs):
+        results["examples"] = examples_payload(*(read_attribution_run(p)[1] for p in runs))
+    return results

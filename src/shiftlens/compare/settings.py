@@ -1,0 +1,67 @@
+"""What a comparison runs with: the two models and every method's settings (recorded, checked on resume)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shiftlens.errors import ShiftlensError
+from shiftlens.ffn.annotators import KINDS as ANNOTATORS
+from shiftlens.ffn.annotators import EndpointSettings
+
+RESPONSES = ("tuned", "each", "data")
+METHODS = ("attribution", "heads", "ffn")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model to load: hub id, local directory, .gguf file or built-in name, with optional GGUF file / adapter."""
+
+    name: str
+    gguf_file: str | None = None
+    adapter: str | None = None
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """Settings of every step of `compare`; the defaults are those of the single commands (paper's)."""
+
+    responses: str = "tuned"
+    methods: tuple[str, ...] = METHODS
+    dtype: str = "float32"
+    device: str = "cpu"
+    trust_remote_code: bool = False
+    max_new_tokens: int = 300
+    limit: int | None = None
+    ratings: str | None = None
+    cooccurrence: str = "ppmi:wordnet"
+    heads_top_k: int = 100
+    layers: tuple[int, ...] | None = None
+    components: int = 300
+    ffn_top_k: int = 50
+    vocab_top: int | None = None
+    annotator: str | None = "lexical"
+    annotation_runs: int = 5
+    endpoint: EndpointSettings = field(default_factory=EndpointSettings)
+    instruction_verbs: tuple[str, ...] | None = None
+    allow_different_tokenizers: bool = False
+
+    def __post_init__(self) -> None:
+        if self.responses not in RESPONSES:
+            raise ShiftlensError(f"--responses must be one of {', '.join(RESPONSES)}, got {self.responses!r}")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise ShiftlensError(f"methods must be among {', '.join(METHODS)}, got {', '.join(self.methods)}")
+        if self.annotator is not None and self.annotator not in ANNOTATORS:
+            raise ShiftlensError(f"--annotator must be one of {', '.join(ANNOTATORS)} or none")
+        if self.annotator in ("llm", "openai") and not (self.endpoint.endpoint and self.endpoint.model):
+            raise ShiftlensError(f"--annotator {self.annotator} needs --endpoint and --model (or --annotator lexical)")
+        if self.ratings is not None and not Path(self.ratings).is_file():
+            raise ShiftlensError(f"ratings file {self.ratings} does not exist")
+
+    def record(self) -> dict[str, Any]:
+        """The JSON-safe settings for the manifest; the endpoint's URL and model only (never a key)."""
+        out = asdict(self)
+        out["endpoint"] = {"url": self.endpoint.endpoint, "model": self.endpoint.model}
+        return out

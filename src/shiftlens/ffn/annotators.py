@@ -1,0 +1,65 @@
+"""Builds the annotator a run asks for (offline lexical heuristic or an OpenAI-compatible LLM endpoint).
+
+Shared by `shiftlens annotate` and `shiftlens compare`, so both accept the same choices and defaults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from shiftlens.errors import ShiftlensError
+from shiftlens.ffn import annotate
+from shiftlens.ffn.labels import Annotator
+
+KINDS = ("lexical", "llm", "openai")  # "openai" = "llm": any OpenAI-compatible chat-completions endpoint
+
+
+@dataclass(frozen=True)
+class EndpointSettings:
+    """How to reach an LLM annotator and sample from it (the API key comes from the environment only)."""
+
+    endpoint: str | None = None
+    model: str | None = None
+    timeout: float = 60.0
+    retries: int = 6
+    backoff: float = 1.0
+    sampling: annotate.Sampling = annotate.Sampling()
+
+
+@dataclass
+class AnnotatorSetup:
+    """An annotator, how many runs it should make, and the answer cache to close afterwards (LLM only)."""
+
+    annotator: Annotator
+    runs: int
+    cache: annotate.AnswerCache | None = None
+
+    def close(self) -> None:
+        """Flush and close the answer cache, if any."""
+        if self.cache is not None:
+            self.cache.close()
+
+
+def build_annotator(
+    kind: str, out: str | Path, settings: EndpointSettings, runs: int = 5, cache: str | Path | None = None
+) -> AnnotatorSetup:
+    """The annotator of ``kind``; an LLM one caches its answers in ``cache`` (default OUT/answers.jsonl)."""
+    from shiftlens.ffn.lexical import LexicalAnnotator
+
+    if kind == "lexical":
+        return AnnotatorSetup(LexicalAnnotator(), 1)
+    if kind not in KINDS:
+        raise ShiftlensError(f"unknown annotator {kind!r}; choose one of {', '.join(KINDS)}")
+    if not settings.endpoint or not settings.model:
+        raise ShiftlensError(f"--annotator {kind} needs --endpoint and --model (or use --annotator lexical)")
+    endpoint = annotate.ChatEndpoint(
+        settings.endpoint,
+        settings.model,
+        api_key=annotate.api_key_from_environment(),
+        timeout=settings.timeout,
+        retries=settings.retries,
+        backoff=settings.backoff,
+    )
+    answers = annotate.AnswerCache(Path(cache) if cache else Path(out) / annotate.CACHE_FILE)
+    return AnnotatorSetup(annotate.LLMAnnotator(endpoint, answers, settings.sampling), runs, answers)
