@@ -209,13 +209,17 @@ def test_non_significant_finding_is_worded_cautiously():
     assert "(lima prompts)" in finding.sentence
 
 
-def test_heads_finding_uses_the_group_with_the_smallest_p():
+def test_heads_finding_reports_the_best_group_with_a_corrected_p():
     groups = [
         {"layers": [0, 7], "instruction": stat(0.5), "general": stat(0.4), "p_value": 0.3},
         {"layers": [8, 15], "instruction": stat(0.7), "general": stat(0.4), "p_value": 0.01},
     ]
     finding = dict(findings({"heads": {"groups": groups}}))["heads"]
     assert finding.significant and "layers 8–15" in finding.sentence and "0.7 vs 0.4" in finding.sentence
+    assert finding.p_value == pytest.approx(0.02) and "(10 instruction words)" in finding.sentence
+    groups[1]["p_value"] = 0.03  # significant alone, not once corrected for picking 1 of 2 groups
+    finding = dict(findings({"heads": {"groups": groups}}))["heads"]
+    assert not finding.significant and finding.sentence.startswith("No clear evidence")
 
 
 def test_ffn_finding_picks_the_largest_change_and_flags_heuristic_labels():

@@ -73,21 +73,29 @@ def instruction_finding(section: dict[str, Any]) -> Finding | None:
 
 
 def heads_finding(section: dict[str, Any]) -> Finding | None:
-    """Finding 2: do attention heads' word pairs favour instruction words over general words?"""
+    """Finding 2: do attention heads' word pairs favour instruction words over general words?
+
+    The layer group with the smallest p is reported with its p Bonferroni-corrected for the number of
+    groups looked at, so picking the best group cannot manufacture a finding.
+    """
     groups = [g for g in section.get("groups") or [] if _p(g) is not None]
     if not groups:
         return None
     best = min(groups, key=lambda g: _p(g))
-    inst, general, p = _mean(best.get("instruction")), _mean(best.get("general")), _p(best)
+    inst, general = _mean(best.get("instruction")), _mean(best.get("general"))
     if inst is None or general is None:
         return None
+    p = min(1.0, _p(best) * len(groups))
+    n_words = best["instruction"].get("n") if isinstance(best.get("instruction"), dict) else None
     lo, hi = (list(best.get("layers") or []) + ["?", "?"])[:2]
     significant = p < ALPHA
     sentence = (
         f"{_claim('Instruction words gain', inst > general, significant)} than general words in the attention "
         f"heads' word pairs of layers {lo}–{hi}: fraction of heads where a word became more frequent "
-        f"after tuning {fmt_number(inst)} vs {fmt_number(general)}, {fmt_p(p)} ({DEFAULT_TEST}; the layer group "
-        f"with the smallest p of {len(groups)})."
+        f"after tuning {fmt_number(inst)} vs {fmt_number(general)}"
+        + (f" ({n_words} instruction words)" if n_words is not None else "")
+        + f", {fmt_p(p)} ({DEFAULT_TEST}, Bonferroni-corrected: the layer group with the smallest p of "
+        f"{len(groups)})."
     )
     return Finding("Attention heads", sentence, p, significant)
 
