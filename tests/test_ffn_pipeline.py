@@ -114,7 +114,7 @@ def test_cli_runs_and_refuses_bad_inputs(tiny_dir, vocab, tmp_path, capsys):
     assert main([*args, "--layers", "0"]) == 2  # other parameters than the existing run
     assert "other parameters (layers)" in capsys.readouterr().err
     assert main([*args[:-2], "--out", str(tmp_path / "x"), "--layers", "5"]) == 2
-    assert "layers [5] do not exist: the model has layers 0..1" in capsys.readouterr().err
+    assert "layers [5] out of range: the model has layers 0..1" in capsys.readouterr().err
     assert main([*args[:-2], "--out", str(tmp_path / "y"), "--layers", "1-a"]) == 2
     assert "--layers takes indices" in capsys.readouterr().err
     assert (

@@ -16,6 +16,7 @@ from shiftlens.cli.main import main
 from shiftlens.heads.cooccurrence import word_vectors
 from shiftlens.heads.pipeline import HeadsError, explain_heads
 from shiftlens.heads.reference import reference_explain_layer
+from shiftlens.options import LayerError
 from shiftlens.storage import StorageError
 from shiftlens.vocabulary import load_vocabulary
 from shiftlens.weights import ModuleWeights
@@ -118,7 +119,7 @@ def test_changed_parameters_and_bad_settings_are_refused(setup, tmp_path):
     run(setup, tmp_path / "out", layers=[0], cooccurrence="none", max_pairs=3)
     with pytest.raises(StorageError, match="other parameters.*max_pairs"):
         run(setup, tmp_path / "out", layers=[0], cooccurrence="none", max_pairs=4)
-    with pytest.raises(HeadsError, match=r"layers \[2\] out of range: the model has layers 0..1"):
+    with pytest.raises(LayerError, match=r"layers \[2\] out of range: the model has layers 0..1"):
         run(setup, tmp_path / "other", layers=[0, 2])
     with pytest.raises(HeadsError, match="at least 1"):
         run(setup, tmp_path / "other", max_pairs=0)

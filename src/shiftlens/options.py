@@ -26,3 +26,17 @@ def compute_device(device: str) -> str:
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class LayerError(ShiftlensError, ValueError):
+    """Layer indices that the model does not have."""
+
+
+def check_layers(layers: list[int] | None, n_layers: int) -> list[int]:
+    """The layers to explain, sorted and unique (all by default), refusing indices outside the model."""
+    if layers is None:
+        return list(range(n_layers))
+    bad = [layer for layer in layers if not 0 <= layer < n_layers]
+    if bad:
+        raise LayerError(f"layers {bad} out of range: the model has layers 0..{n_layers - 1}")
+    return sorted(set(layers))

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from shiftlens.options import parse_layers
+from shiftlens.cli.common import add_layers_argument, add_model_arguments
+from shiftlens.options import compute_device, parse_layers
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `heads` subcommand."""
     parser = subparsers.add_parser("heads", help="explain attention heads as (query, key) word pairs")
-    parser.add_argument("--model", required=True, help="hub id, local directory, .gguf file or built-in name")
-    parser.add_argument("--gguf-file", help="GGUF file name inside --model's directory")
-    parser.add_argument("--adapter", help="PEFT/LoRA adapter merged into --model (loads the whole model)")
+    add_model_arguments(parser, dtype=False)
     parser.add_argument("--vocab", required=True, help="word list: word<TAB>frequency lines or one word a line")
     parser.add_argument("--out", required=True, help="run directory (resumed when it exists)")
     parser.add_argument("--top-k", type=int, default=100, help="candidate words per dimension and side")
@@ -21,15 +20,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default="ppmi:wordnet",
         help="glove:PATH, st:NAME_OR_PATH, ppmi:CORPUS (ppmi:wordnet = WordNet glosses) or none",
     )
-    parser.add_argument("--layers", help="layers to explain, e.g. 0,3,10-12 (default: all)")
+    add_layers_argument(parser)
     parser.add_argument("--min-frequency", type=float, help="drop words of lower frequency")
     parser.add_argument("--alphabetic", action="store_true", help="keep only alphabetic words")
     parser.add_argument("--top-n", type=int, help="keep only the N most frequent words")
     parser.add_argument("--reference-words", type=int, default=3000, help="most frequent words for thresholds")
     parser.add_argument("--z", type=float, default=1.96, help="threshold = mean + z·std of reference similarity")
     parser.add_argument("--max-pairs", type=int, help="keep at most N pairs per dimension (default: all)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
-    parser.add_argument("--trust-remote-code", action="store_true")
     parser.set_defaults(func=run)
 
 
@@ -50,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         reference_words=args.reference_words,
         z=args.z,
         max_pairs=args.max_pairs,
-        device=args.device,
+        device=compute_device(args.device),
         gguf_file=args.gguf_file,
         adapter=args.adapter,
         trust_remote_code=args.trust_remote_code,

@@ -14,6 +14,7 @@ from shiftlens.errors import ShiftlensError
 from shiftlens.ffn.core import explain_layer
 from shiftlens.ffn.records import KIND, VOCABULARY_FILE, read_ffn_run, unit_name, write_tables
 from shiftlens.loading import LoadedModel
+from shiftlens.options import check_layers
 from shiftlens.progress import progress
 from shiftlens.storage import RunDirectory, atomic_write_json, file_sha256
 from shiftlens.vocabulary import load_vocabulary
@@ -26,16 +27,6 @@ def weight_source(loaded: LoadedModel) -> ModuleWeights | SafetensorsWeights:
     if loaded.weights_dir is not None and not loaded.extra.get("adapter"):
         return SafetensorsWeights(loaded.weights_dir, config)
     return ModuleWeights(loaded.model)
-
-
-def check_layers(layers: list[int] | None, n_layers: int) -> list[int]:
-    """The layers to explain (all by default), refusing indices outside the model."""
-    if layers is None:
-        return list(range(n_layers))
-    bad = [layer for layer in layers if not 0 <= layer < n_layers]
-    if bad:
-        raise ShiftlensError(f"layers {bad} do not exist: the model has layers 0..{n_layers - 1}")
-    return sorted(set(layers))
 
 
 def explain_ffn(

@@ -17,6 +17,7 @@ from shiftlens.heads.cooccurrence import parse_spec, word_vectors
 from shiftlens.heads.core import PairFilter, explain_layer, word_thresholds
 from shiftlens.heads.records import layer_table, unit_name, write_outputs
 from shiftlens.loading import LoadedModel, file_fingerprint, gguf_to_safetensors, load_model, resolve
+from shiftlens.options import check_layers
 from shiftlens.progress import progress
 from shiftlens.storage import RunDirectory, atomic_write_json, file_sha256
 from shiftlens.vocabulary import load_vocabulary
@@ -65,15 +66,6 @@ def open_weights(
     return ModuleWeights(loaded.model), loaded.model.config, loaded.tokenizer, loaded.manifest()
 
 
-def _check_layers(layers: list[int] | None, n_layers: int) -> list[int]:
-    if layers is None:
-        return list(range(n_layers))
-    bad = [layer for layer in layers if not 0 <= layer < n_layers]
-    if bad:
-        raise HeadsError(f"layers {bad} out of range: the model has layers 0..{n_layers - 1}")
-    return sorted(set(layers))
-
-
 def explain_heads(
     model: str | LoadedModel,
     vocab: str | Path,
@@ -105,7 +97,7 @@ def explain_heads(
         model, gguf_file=gguf_file, adapter=adapter, trust_remote_code=trust_remote_code
     )
     vocabulary = load_vocabulary(vocab, tokenizer, min_frequency=min_frequency, alphabetic=alphabetic, top_n=top_n)
-    layers = _check_layers(layers, geometry(config).n_layers)
+    layers = check_layers(layers, geometry(config).n_layers)
     params = {
         "method_version": METHOD_VERSION,
         "model": identity["name"],
