@@ -12,48 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 from shiftlens.report import render_report
-from shiftlens.report.browser import console_errors, headless_chromium, missing_reason
+from shiftlens.report.browser import measure_interactivity, missing_reason
 from shiftlens.report.synthetic import synthetic_results
-
-OPEN_FIRST = """
-const done = arguments[arguments.length - 1];
-const root = document.querySelector('.sl-explorer-root');
-const item = root.querySelector('.sl-list li');
-const t0 = performance.now();
-item.click();
-(function poll() {
-  if (root.dataset.drawn) done(performance.now() - t0); else requestAnimationFrame(poll);
-})();
-"""
-
-
-def measure(path: Path, loads: int) -> dict:
-    """Median time to interactive and to the first opened example over fresh page loads."""
-    ready, opened, wall = [], [], []
-    with headless_chromium() as driver:
-        driver.set_script_timeout(60)
-        for _ in range(loads):
-            driver.get("about:blank")
-            start = time.perf_counter()
-            driver.get(path.resolve().as_uri())
-            while driver.execute_script("return window.__shiftlensReady") is None:
-                time.sleep(0.005)
-            wall.append((time.perf_counter() - start) * 1000)
-            ready.append(driver.execute_script("return window.__shiftlensReady"))
-            opened.append(driver.execute_async_script(OPEN_FIRST))
-        errors = console_errors(driver)
-    return {
-        "interactive_ms": statistics.median(ready),
-        "interactive_wall_ms": statistics.median(wall),
-        "open_example_ms": statistics.median(opened),
-        "console_errors": errors,
-    }
 
 
 def main() -> None:
@@ -82,7 +47,7 @@ def main() -> None:
             "payload_build_s": round(built, 2),
             "render_s": round(rendered, 2),
             "file_mb": round(path.stat().st_size / 2**20, 2),
-            **measure(path, args.loads),
+            **measure_interactivity(path, args.loads),
         }
     print(f"report of {args.examples} examples × 2 models (prompt ~{args.prompt}, response ~{args.response} tokens)")
     print(f"  payload build (scale, density, compress): {figures['payload_build_s']:.2f} s")

@@ -160,3 +160,19 @@ def test_notebook_snippets_work_side_by_side(browser, tmp_path):
     assert len(roots[0].find_elements("css selector", ".sl-map canvas")) == 3
     assert len(roots[1].find_elements("css selector", ".sl-list li")) == 4
     assert console_errors(browser) == []
+
+
+def test_a_632_example_report_becomes_interactive_and_its_time_is_recorded(tmp_path):
+    """The paper's run size (632 examples × 2 models, shorter texts to keep the test quick); time not asserted."""
+    import json
+
+    from shiftlens.report.browser import measure_interactivity
+
+    path = render_report(
+        synthetic_results(632, prompt_len=40, response_len=60, same_response=False), tmp_path / "r.html"
+    )
+    figures = measure_interactivity(path, loads=3)
+    assert figures["console_errors"] == []
+    assert figures["interactive_ms"] > 0 and figures["open_example_ms"] > 0
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "report-632-timing.json").write_text(json.dumps({**figures, "mib": path.stat().st_size / 2**20}))

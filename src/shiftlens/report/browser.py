@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 FLAGS = (
@@ -81,3 +84,45 @@ def requested_urls(driver: Any) -> list[str]:
 def console_errors(driver: Any) -> list[str]:
     """Console messages at level SEVERE since the last call (JS errors, CSP violations, failed loads)."""
     return [e["message"] for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+
+
+OPEN_FIRST = """
+const done = arguments[arguments.length - 1];
+const root = document.querySelector('.sl-explorer-root');
+const item = root.querySelector('.sl-list li');
+const t0 = performance.now();
+item.click();
+(function poll() {
+  if (root.dataset.drawn) done(performance.now() - t0); else requestAnimationFrame(poll);
+})();
+"""
+
+
+def measure_interactivity(path: Path, loads: int, timeout: float = 60.0) -> dict[str, Any]:
+    """Median time to interactive and to opening the first example over ``loads`` fresh page loads.
+
+    Time to interactive is ``window.__shiftlensReady``: ms from navigation start until the explorer is built.
+    """
+    ready, opened, wall = [], [], []
+    with headless_chromium() as driver:
+        driver.set_script_timeout(60)
+        for _ in range(loads):
+            driver.get("about:blank")
+            start = time.perf_counter()
+            driver.get(path.resolve().as_uri())
+            while driver.execute_script("return window.__shiftlensReady") is None:
+                if time.perf_counter() - start > timeout:
+                    raise RuntimeError(
+                        f"{path} did not become interactive within {timeout} s: {console_errors(driver)}"
+                    )
+                time.sleep(0.005)
+            wall.append((time.perf_counter() - start) * 1000)
+            ready.append(driver.execute_script("return window.__shiftlensReady"))
+            opened.append(driver.execute_async_script(OPEN_FIRST))
+        errors = console_errors(driver)
+    return {
+        "interactive_ms": statistics.median(ready),
+        "interactive_wall_ms": statistics.median(wall),
+        "open_example_ms": statistics.median(opened),
+        "console_errors": errors,
+    }
