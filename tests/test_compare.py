@@ -129,6 +129,8 @@ def test_notebook_view_renders_the_saved_results(demo_dir):
     assert len(results["examples"]["examples"]) == 6
     html = ComparisonView(results)._repr_html_()
     assert "sl-explorer-root" in html and "Attention heads" in html
+    summary = compare_pipeline.CompareSummary(demo_dir, demo_dir / "report.html", demo_dir / "results.json")
+    assert "sl-explorer-root" in summary._repr_html_()  # what `compare(...)` returns renders in Jupyter
 
 
 @pytest.fixture()

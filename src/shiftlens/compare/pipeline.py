@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from shiftlens.attribution.pipeline import RunFailures, attribute, load_examples
-from shiftlens.compare.results import assemble_results, write_results
+from shiftlens.compare.results import assemble_results, read_results, write_results
 from shiftlens.compare.settings import CompareSettings, ModelSpec
 from shiftlens.compare.tokenizers import check_tokenizers
 from shiftlens.data import Example
@@ -48,6 +48,12 @@ class CompareSummary:
     results: Path
     failed: dict[str, dict[str, str]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+    def _repr_html_(self) -> str:
+        """In Jupyter, the comparison shows as its report (the same sections and example explorer)."""
+        from shiftlens.report import ComparisonView
+
+        return ComparisonView(read_results(self.path))._repr_html_()
 
 
 def step_name(method: str, role: str) -> str:
