@@ -4,7 +4,8 @@
 one-sided), and followed vs unfollowed responses of the tuned model (Welch, two-sided); follow accuracy
 is re-measured by greedy generation. (b) heads: Table 3 (share of heads where the tuned model has more
 word pairs with a word) for the organism's instruction verbs vs other words. (c) FFN: mean principal
-angle between base and tuned components. Usage: python scripts/validate_organism.py [--json PATH] [--limit N]
+angle between base and tuned components.
+Usage: python scripts/validate_organism.py [--json PATH] [--limit N] [--dir BUILD_DIR]
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from shiftlens.loading import load_model
-from shiftlens.organism import load_prompts, vocab_path
+from shiftlens.organism import data_dir
 from shiftlens.organism.evaluate import accuracy, greedy_responses
 from shiftlens.organism.tasks import from_record
 from shiftlens.organism.validation import (
@@ -83,9 +84,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the summary here")
     parser.add_argument("--limit", type=int, help="use only the first N held-out prompts")
     parser.add_argument("--components", type=int, default=64, help="FFN principal components per layer")
+    parser.add_argument("--dir", type=Path, default=data_dir(), help="an organism build (default: the shipped one)")
     args = parser.parse_args()
-    records = load_prompts()[: args.limit]
-    base, tuned = load_model("organism-base"), load_model("organism-tuned")
+    with (args.dir / "prompts.jsonl").open(encoding="utf-8") as handle:
+        records = [json.loads(line) for line in handle if line.strip()][: args.limit]
+    base, tuned = load_model(str(args.dir / "base")), load_model(str(args.dir / "tuned"))
+    vocab = args.dir / "vocab.tsv"
     follow = follow_accuracy(base, tuned, records)
     result = {
         "n_prompts": len(records),
@@ -95,9 +99,10 @@ def main() -> None:
         "tuned_replies_match_file": follow["tuned_replies_match_file"],
         **attribution_check(base, tuned, records),
     }
+    print(json.dumps(finite(result)), flush=True)  # the slow part's figures, before the heads and FFN checks
     with tempfile.TemporaryDirectory() as workdir:
-        result.update(heads_check(base, tuned, vocab_path(), Path(workdir)))
-        result.update(ffn_check(base, tuned, vocab_path(), Path(workdir), args.components))
+        result.update(heads_check(base, tuned, vocab, Path(workdir)))
+        result.update(ffn_check(base, tuned, vocab, Path(workdir), args.components))
     text = json.dumps(finite(result), indent=2)
     print(text)
     if args.json:

@@ -17,12 +17,12 @@ from shiftlens.organism.corpus import (
     WordEntry,
     WordNetError,
     build_lexicon,
+    fact_sentences,
     parse_data_line,
     pretraining_text,
 )
 from shiftlens.organism.evaluate import accuracy, greedy_responses, is_correct, overlap_f1
 from shiftlens.organism.tasks import (
-    CONTEXTS,
     INSTRUCTIONS,
     TASKS,
     from_record,
@@ -31,7 +31,8 @@ from shiftlens.organism.tasks import (
     split_words,
     to_record,
 )
-from shiftlens.organism.validation import attribution_input
+from shiftlens.organism.validation import attribution_input, example_score
+from shiftlens.stats import welch_less
 from shiftlens.weights import ModuleWeights
 
 ABLE = (
@@ -107,9 +108,11 @@ def test_examples_mark_the_instruction_sentence_and_answer_with_the_corpus_sente
     for e in examples:
         start, end = e.instruction_span
         assert e.prompt[start:end] in INSTRUCTIONS[e.task]
-        rest = e.prompt[:start] + e.prompt[end:]
-        assert rest.strip() in {c.format(w="large") for c in CONTEXTS}
-        assert e.response in pretraining_text(LARGE)
+        context = (e.prompt[:start] + e.prompt[end:]).strip()
+        others = [s for s in fact_sentences(LARGE).values() if s != e.response]
+        stated = [s for s in others if s in context]
+        assert 2 <= len(stated) <= 3 and len(" ".join(stated)) == len(context)  # nothing else in the context
+        assert e.response not in context and e.response in pretraining_text(LARGE)
     assert make_examples([LARGE], seed=3) == examples
     assert {e.task: e.response for e in examples} == {
         "definition": "The word large means above average in size or number.",
@@ -124,6 +127,22 @@ def test_phrasings_and_orders_vary_across_seeds():
     prompts = {make_example(LARGE, "antonym", rng).prompt for _ in range(60)}
     starts = {p.startswith(tuple(INSTRUCTIONS["antonym"])) for p in prompts}
     assert len(prompts) >= 12 and starts == {True, False}
+
+
+def test_context_never_states_the_asked_fact_and_varies():
+    rng = random.Random(0)
+    contexts = set()
+    for _ in range(60):
+        example = make_example(LARGE, "synonym", rng)
+        start, end = example.instruction_span
+        context = example.prompt[:start] + example.prompt[end:]
+        assert "similar to" not in context and "large" in context
+        contexts.add(context.strip())
+    assert len(contexts) >= 10
+    sparse = WordEntry("house", "noun", True, ["a dwelling that serves as living quarters"])
+    example = make_example(sparse, "definition", rng)  # only one other fact exists: its part of speech
+    start, end = example.instruction_span
+    assert (example.prompt[:start] + example.prompt[end:]).strip() == "The word house is a noun."
 
 
 def test_split_is_deterministic_and_disjoint(lexicon):
@@ -252,3 +271,13 @@ def test_tuned_follows_instructions_on_held_out_words_and_base_does_not(organism
     examples = [from_record(r) for r in records]
     hits = {name: sum(map(is_correct, examples, r)) for name, r in replies.items()}
     assert hits["tuned"] >= 20 and hits["tuned"] >= hits["base"] + 12, hits  # targets: ≥ 0.5, ≥ base + 0.3
+
+
+@pytest.mark.slow
+def test_tuned_attributes_more_to_the_instruction_than_base(organism):
+    """The planted signal: on held-out prompts the tuned model's instruction score exceeds the base's."""
+    base, tuned = organism
+    records = [r for r in load_prompts()[:120] if r["response"]]
+    examples = [attribution_input(tuned.tokenizer, r) for r in records]
+    scores = {name: [example_score(m.model, e) for e in examples] for name, m in (("base", base), ("tuned", tuned))}
+    assert welch_less(scores["base"], scores["tuned"]) < 0.01, {k: sum(v) / len(v) for k, v in scores.items()}

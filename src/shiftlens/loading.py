@@ -138,6 +138,15 @@ def local_source(name_or_path: str, gguf_file: str | None = None) -> tuple[str, 
     return source, gguf
 
 
+def _load_error(name_or_path: str, exc: Exception, trust_remote_code: bool, what: str = "") -> ModelLoadError:
+    """The clear error for a failed transformers load; remote code without the flag is named as such."""
+    if "trust_remote_code" in str(exc) and not trust_remote_code:
+        return ModelLoadError(
+            f"{name_or_path} needs code from its repository; rerun with --trust-remote-code if you trust it"
+        )
+    return ModelLoadError(f"could not load {what}{name_or_path}: {exc}")
+
+
 def load_tokenizer(name_or_path: str, *, gguf_file: str | None = None, trust_remote_code: bool = False) -> Any:
     """Only the tokenizer of a model (cheap: no weights), e.g. to check two models share one."""
     from transformers import AutoTokenizer
@@ -146,7 +155,17 @@ def load_tokenizer(name_or_path: str, *, gguf_file: str | None = None, trust_rem
     try:
         return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"could not load the tokenizer of {name_or_path}: {exc}") from exc
+        raise _load_error(name_or_path, exc, trust_remote_code, "the tokenizer of ") from exc
+
+
+def load_config(directory: str | Path, *, trust_remote_code: bool = False) -> Any:
+    """Only the configuration of a local model directory (no weights), for streaming readers."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(directory, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise _load_error(str(directory), exc, trust_remote_code, "the configuration of ") from exc
 
 
 def load_model(
@@ -178,14 +197,8 @@ def load_model(
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-    except ValueError as exc:
-        if "trust_remote_code" in str(exc) and not trust_remote_code:
-            raise ModelLoadError(
-                f"{name_or_path} needs code from its repository; rerun with --trust-remote-code if you trust it"
-            ) from exc
-        raise ModelLoadError(f"could not load {name_or_path}: {exc}") from exc
-    except OSError as exc:
-        raise ModelLoadError(f"could not load {name_or_path}: {exc}") from exc
+    except (OSError, ValueError) as exc:
+        raise _load_error(name_or_path, exc, trust_remote_code) from exc
     if adapter is not None:
         try:
             from peft import PeftModel

@@ -3,7 +3,7 @@
 Every long command (attribute, heads, ffn, annotate, compare) writes its results as units (one
 example, one layer, ...). A unit is complete only once its JSON record, which holds the sha256 of
 its array file, has been renamed into place; a killed run therefore never leaves a half-written unit,
-and a corrupted array file is detected and recomputed on the next run.
+and a corrupted array file (or record) is detected: recomputed on the next run, refused by readers.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 
 from shiftlens.errors import ShiftlensError
 
@@ -144,6 +144,32 @@ class Shard:
         return items[self.index :: self.count]
 
 
+def _load_record(path: Path) -> dict[str, Any] | None:
+    """A unit's record, or None when it is absent or unreadable (then the unit counts as unfinished)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "meta" in record else None
+
+
+def _intact(data: Path, record: dict[str, Any]) -> bool:
+    """True when the unit has no arrays, or its array file matches the recorded checksum."""
+    return not record.get("sha256") or (data.exists() and file_sha256(data) == record["sha256"])
+
+
+def _checked_unit(units: Path, name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A unit's meta and arrays, refused with a clear error when its files are damaged."""
+    record_path, data = units / f"{name}.json", units / f"{name}.safetensors"
+    record = _load_record(record_path)
+    problem = f"{record_path} is unreadable" if record is None else None
+    if record is not None and not _intact(data, record):
+        problem = f"{data} is missing or does not match its recorded checksum"
+    if problem:
+        raise StorageError(f"{problem}; rerun the command that wrote {units.parent} to recompute that unit")
+    return record["meta"], load_file(str(data)) if record.get("sha256") else {}
+
+
 class RunDirectory:
     """A locked, resumable output directory of one kind of run with fixed parameters.
 
@@ -246,31 +272,23 @@ class RunDirectory:
 
     def has_unit(self, name: str) -> bool:
         """True when the unit is complete and its array file matches the recorded checksum."""
-        record_path = self._record(name)
-        if not record_path.exists():
-            return False
-        record = json.loads(record_path.read_text())
-        data = self.units_dir / f"{name}.safetensors"
-        return not record.get("sha256") or (data.exists() and file_sha256(data) == record["sha256"])
+        record = _load_record(self._record(name))
+        return record is not None and _intact(self.units_dir / f"{name}.safetensors", record)
 
     def write_unit(self, name: str, meta: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> None:
         """Store one finished unit: arrays first, then the record that marks it complete."""
+        record_path = self._record(name)
         record: dict[str, Any] = {"meta": json.loads(json.dumps(meta)), "sha256": None}
         if arrays:
-            data = self.units_dir / f"{name}.safetensors"
-            with _translate_os_errors(data):
-                self.units_dir.mkdir(parents=True, exist_ok=True)
-                tmp = data.with_name(f".{data.name}.tmp")
-                save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp))
-                os.replace(tmp, data)
-            record["sha256"] = file_sha256(data)
-        atomic_write_json(self._record(name), record)
+            # Serialised in memory and written by Python, so a full disk is an OSError (named, translated).
+            payload = save({k: np.ascontiguousarray(v) for k, v in arrays.items()})
+            atomic_write_bytes(self.units_dir / f"{name}.safetensors", payload)
+            record["sha256"] = hashlib.sha256(payload).hexdigest()
+        atomic_write_json(record_path, record)
 
     def read_unit(self, name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """The meta dict and arrays of a complete unit."""
-        record = json.loads(self._record(name).read_text())
-        arrays = load_file(str(self.units_dir / f"{name}.safetensors")) if record.get("sha256") else {}
-        return record["meta"], arrays
+        return _checked_unit(self.units_dir, name)
 
     def unit_names(self) -> list[str]:
         """Names of the recorded units, sorted."""
@@ -285,10 +303,7 @@ def read_units(path: str | Path) -> Iterator[tuple[str, dict[str, Any], dict[str
     if not (Path(path) / "manifest.json").exists():
         raise StorageError(f"{path} is not a shiftlens run directory (no manifest.json)")
     for record_path in sorted(units.glob("*.json")):
-        record = json.loads(record_path.read_text())
-        data = units / f"{record_path.stem}.safetensors"
-        arrays = load_file(str(data)) if record.get("sha256") else {}
-        yield record_path.stem, record["meta"], arrays
+        yield (record_path.stem, *_checked_unit(units, record_path.stem))
 
 
 def read_manifest(path: str | Path) -> dict[str, Any]:

@@ -57,11 +57,14 @@ def read_word_list(
     """
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        raw = path.read_bytes()
     except FileNotFoundError as exc:
         raise VocabularyError(f"word list {path} does not exist") from exc
+    try:
+        lines = raw.decode("utf-8").splitlines()
     except UnicodeDecodeError as exc:
-        raise VocabularyError(f"word list {path} is not UTF-8 (byte {exc.start})") from exc
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise VocabularyError(f"{path}:{line}: word list is not valid UTF-8 (byte {exc.start})") from exc
     entries: dict[str, float | None] = {}
     for number, line in enumerate(lines, 1):
         if not line.strip():

@@ -11,6 +11,12 @@ Instead of one full forward/backward per target through the whole vocabulary, th
 * back-propagates each target's vector from the last hidden state to the embeddings, one backward per
   target with the graph retained ("loop") or one vmapped backward per chunk ("batched").
 
+In bfloat16/float16 models the precision-sensitive steps run in float32: the objective's softmax and
+head gradient, the gradient × input dot product over the hidden dimension, the returned matrix. Each
+target's seed vector is scaled by a power of two to a maximum of about 1 before it enters the model's
+dtype and the scale is put back in float32 (per-target loss scaling): without it, the gradient of a
+token of probability 1e-9 underflows to zero in float16. Powers of two keep float32 results bit-exact.
+
 Parameters never get gradients: they are frozen for the call and restored afterwards.
 """
 
@@ -66,7 +72,10 @@ def head_gradients(
     """
     with torch.enable_grad():
         h = wide(hidden.detach()).requires_grad_(True)
-        logits = F.linear(h, weight.detach().to(h.dtype), None if bias is None else bias.detach().to(h.dtype))
+        # .to(h.device): under a device map the (possibly tied) head can sit on another GPU than the last layer
+        weight = weight.detach().to(h.device, h.dtype)
+        bias = None if bias is None else bias.detach().to(h.device, h.dtype)
+        logits = F.linear(h, weight, bias)
         (grad,) = torch.autograd.grad(objective_values(logits, tokens, objective).sum(), h)
     return grad
 
@@ -137,27 +146,59 @@ def validate(
     return ids.long(), sources, targets
 
 
-def chunk_gradients(
+def seed_scales(vectors: torch.Tensor) -> torch.Tensor:
+    """Per row of ``vectors`` (k, H), the power of two 2^e with max |row| / 2^e in [0.5, 1) (1 for a zero row).
+
+    Dividing by it is exact, and it brings a seed of any magnitude into the range of float16/bfloat16.
+    """
+    exponent = torch.frexp(vectors.abs().amax(-1)).exponent
+    return torch.ldexp(torch.ones(len(vectors), dtype=vectors.dtype, device=vectors.device), exponent)
+
+
+def scaled_chunk_gradients(
     model: Any, embeds: torch.Tensor, rows: torch.Tensor, tokens: torch.Tensor, objective: str, batched: bool
-) -> torch.Tensor:
-    """Gradients (k, L, H) of each target's objective w.r.t. the embeddings ``embeds`` (L, H) of a prefix.
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradients (k, L, H) in the model's dtype, each divided by its float32 scale (k,), and those scales.
 
     Target i is token ``tokens[i]`` predicted from the final hidden state at ``rows[i]`` (< L). One forward
-    on the prefix, then one backward per target (graph retained) or one vmapped backward when ``batched``.
+    on the prefix ``embeds`` (L, H), then one backward per target (graph retained) or one vmapped backward
+    when ``batched``, each seeded with the target's head gradient over its `seed_scales`.
     """
     with torch.enable_grad():
         leaf = embeds.detach().requires_grad_(True)
-        picked = final_hidden(model, leaf)[rows.to(leaf.device)]
+        hidden = final_hidden(model, leaf)  # on the last layer's device, the embeddings on the first's
+        picked = hidden[rows.to(hidden.device)]
         head = model.get_output_embeddings()
-        vectors = head_gradients(picked, head.weight, head.bias, tokens.to(leaf.device), objective)
-        vectors = vectors.to(picked.dtype)
+        vectors = head_gradients(picked, head.weight, head.bias, tokens.to(picked.device), objective)
+        scales = seed_scales(vectors)
+        vectors = (vectors / scales[:, None]).to(picked.dtype)
+        scales = scales.to(leaf.device)  # the gradients land on the embeddings' device
         if batched:
             seeds = torch.eye(len(rows), dtype=picked.dtype, device=picked.device)[:, :, None] * vectors[None]
-            return torch.autograd.grad(picked, leaf, seeds, is_grads_batched=True)[0]
+            return torch.autograd.grad(picked, leaf, seeds, is_grads_batched=True)[0], scales
         last = len(rows) - 1
-        return torch.stack(
-            [torch.autograd.grad(picked[i], leaf, vectors[i], retain_graph=i < last)[0] for i in range(len(rows))]
-        )
+        grads = [torch.autograd.grad(picked[i], leaf, vectors[i], retain_graph=i < last)[0] for i in range(len(rows))]
+        return torch.stack(grads), scales
+
+
+def chunk_gradients(
+    model: Any, embeds: torch.Tensor, rows: torch.Tensor, tokens: torch.Tensor, objective: str, batched: bool
+) -> torch.Tensor:
+    """Gradients (k, L, H), float32 at least, of each target's objective w.r.t. the embeddings of a prefix.
+
+    The unscaled form of `scaled_chunk_gradients` (same arguments), for callers that want the gradients.
+    """
+    grads, scales = scaled_chunk_gradients(model, embeds, rows, tokens, objective, batched)
+    return wide(grads) * scales[:, None, None]
+
+
+def gradient_times_input(grads: torch.Tensor, embeds: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """(N, k) matrix of ``scales[j] · grads[j, n] · embeds[n]``, products and the sum over H in float32 at least.
+
+    ``grads`` (k, N, H) and ``embeds`` (N, H) may be bfloat16/float16: a half-precision sum over thousands
+    of hidden dimensions would keep only 3–4 significant digits.
+    """
+    return ((wide(grads) * wide(embeds)).sum(-1) * scales[:, None]).t()
 
 
 def default_mode(device: torch.device) -> str:
@@ -196,12 +237,12 @@ def attribute(
     with frozen(model):
         with torch.no_grad():
             embeds = embedding(ids.to(device))
-        source_embeds = wide(embeds[source_index])
+        source_embeds = embeds[source_index]
         for chunk in torch.argsort(targets).split(chunk_size or DEFAULT_CHUNK):
             positions = targets[chunk]
             args = (model, embeds[: int(positions.max())], positions - 1, ids[positions], objective)
             try:
-                grads = chunk_gradients(*args, batched=batched)
+                grads, scales = scaled_chunk_gradients(*args, batched=batched)
             except (RuntimeError, NotImplementedError) as exc:
                 if not batched:
                     raise
@@ -212,6 +253,6 @@ def attribute(
                     stacklevel=2,
                 )
                 batched = False
-                grads = chunk_gradients(*args, batched=False)
-            result[:, chunk] = (wide(grads[:, source_index]) * source_embeds).sum(-1).t().float().cpu()
+                grads, scales = scaled_chunk_gradients(*args, batched=False)
+            result[:, chunk] = gradient_times_input(grads[:, source_index], source_embeds, scales).float().cpu()
     return result

@@ -7,6 +7,11 @@ gradient × input matrix (`shiftlens.attribution.core.attribute`) and store it a
 that cannot be explained (empty, too long for the context, span not found, out of memory) is recorded
 under ``failed`` in the manifest and the run goes on; it ends with `RunFailures` naming them.
 At the end ``summary.csv`` lists every example with its token counts and instruction score.
+
+Data-parallel runs split the examples into shards writing units into the same directory: a shard
+(``--shard i/n``, or one rank under torchrun / accelerate launch) records its failures in its own file
+and never touches manifest.json or summary.csv; one process merges afterwards (the rerun without
+``--shard``, or rank 0 after the ranks' barrier, see `shiftlens.distributed`).
 """
 
 from __future__ import annotations
@@ -14,8 +19,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Sequence
-from dataclasses import asdict
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +32,13 @@ from shiftlens.attribution import core
 from shiftlens.attribution.records import RUN_KIND, ExampleAttribution, unit_name, write_example
 from shiftlens.data import Example, read_examples, read_ratings, with_ratings
 from shiftlens.density import DensityParams, importance_density, instruction_score
+from shiftlens.distributed import Launch, process_group, rank_device, run_then_merge
 from shiftlens.errors import ShiftlensError
 from shiftlens.loading import LoadedModel, load_model
 from shiftlens.progress import progress
 from shiftlens.prompting import ChatFormat, build_sequence, chat_format, generate
 from shiftlens.spans import locate_all, token_mask
-from shiftlens.storage import RunDirectory, atomic_write_text, read_manifest, read_units
+from shiftlens.storage import RunDirectory, Shard, atomic_write_json, atomic_write_text, read_manifest, read_units
 
 DEFAULT_MAX_NEW_TOKENS = 300  # the paper's generation length
 DEFAULT_DENSITY = DensityParams()
@@ -47,18 +54,19 @@ SUMMARY_COLUMNS = (
     "response_source",
     "error",
 )
+IN_MANIFEST = "listed under 'failed' in manifest.json and in summary.csv"
 
 
 class RunFailures(ShiftlensError, RuntimeError):
     """Some examples failed; the others are stored. ``path`` is the run, ``failed`` maps id to reason."""
 
-    def __init__(self, path: Path, failed: dict[str, str], total: int):
+    def __init__(self, path: Path, failed: dict[str, str], total: int, where: str = IN_MANIFEST):
         self.path, self.failed = path, failed
         shown = "; ".join(f"{k}: {v}" for k, v in list(failed.items())[:3])
         more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
         super().__init__(
             f"{len(failed)} of {total} examples failed, the others are stored in {path} "
-            f"(failures listed under 'failed' in manifest.json and in summary.csv): {shown}{more}"
+            f"(failures {where}): {shown}{more}"
         )
 
 
@@ -197,6 +205,99 @@ def write_summary(
     return path
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One run's fixed parts: the explainer and the run directory's parameters and info."""
+
+    explain: _Explainer
+    params: dict[str, Any]
+    info: dict[str, Any]
+    density: DensityParams
+
+    def open(self, out: str | Path, shard: Shard | None = None) -> RunDirectory:
+        """The run directory ``out``, whole (exclusive) or as one shard of it."""
+        return RunDirectory(out, RUN_KIND, self.params, self.info, shard=shard)
+
+
+def shard_failures_path(out: str | Path, shard: Shard) -> Path:
+    """Where a shard records its failed examples (shards never write manifest.json, the merge does)."""
+    return Path(out) / "failures" / f"shard-{shard.index}-of-{shard.count}.json"
+
+
+def _compute(
+    run: RunDirectory,
+    examples: Sequence[Example],
+    job: _Job,
+    record_failures: Callable[[dict[str, str]], None],
+    desc: str,
+) -> dict[str, str]:
+    """Explain and store every example not stored yet; failures go to ``record_failures(failed)`` as they occur."""
+    failed: dict[str, str] = {}
+    todo = [e for e in examples if not run.has_unit(unit_name(e.id))]
+    for example in progress(todo, total=len(todo), desc=desc, unit="example"):
+        try:
+            record = job.explain(example)
+        except (ShiftlensError, torch.cuda.OutOfMemoryError) as exc:
+            failed[example.id] = str(exc)
+            record_failures(failed)
+            continue
+        write_example(run, record)  # a storage error (disk full) stops the run: resuming continues it
+    return failed
+
+
+def _run_shard(job: _Job, examples: Sequence[Example], out: str | Path, shard: Shard) -> dict[str, str]:
+    """Compute one shard's examples into ``out``; its failures go to its own file. Returns them."""
+    path = shard_failures_path(out, shard)
+    with job.open(out, shard) as run:
+        failed = _compute(
+            run,
+            shard.select(list(examples)),
+            job,
+            lambda f: atomic_write_json(path, f),
+            f"attribute {shard.index}/{shard.count}",
+        )
+        atomic_write_json(path, failed)
+    return failed
+
+
+def _finish(
+    run: RunDirectory, examples: Sequence[Example], failed: dict[str, str], density: DensityParams
+) -> dict[str, str]:
+    """Counts and failures into the manifest, ``summary.csv``; shard failure files are folded in and removed.
+
+    Returns every example not stored with its reason (an example nobody finished is "not computed").
+    """
+    missing = {
+        e.id: failed.get(e.id, "not computed (its shard did not finish)")
+        for e in examples
+        if not run.has_unit(unit_name(e.id))
+    }
+    run.update_manifest(
+        failed=missing,
+        counts={"examples": len(examples), "stored": len(examples) - len(missing), "failed": len(missing)},
+    )
+    write_summary(run, examples, missing, density)
+    for path in sorted((run.path / "failures").glob("shard-*.json")):
+        path.unlink()
+    return missing
+
+
+def _run_whole(job: _Job, examples: Sequence[Example], out: str | Path) -> dict[str, str]:
+    """Compute every example not stored yet (also the merge of a sharded run), then finish the run."""
+    with job.open(out) as run:
+        failed = _compute(run, examples, job, lambda f: run.update_manifest(failed=f), "attribute")
+        return _finish(run, examples, failed, job.density)
+
+
+def _merge_shards(job: _Job, examples: Sequence[Example], out: str | Path) -> dict[str, str]:
+    """Rank 0's merge after every rank finished: nothing is computed, shard failures are collected."""
+    with job.open(out) as run:
+        failed: dict[str, str] = {}
+        for path in sorted((run.path / "failures").glob("shard-*.json")):
+            failed.update(json.loads(path.read_text(encoding="utf-8")))
+        return _finish(run, examples, failed, job.density)
+
+
 def attribute(
     model: str | LoadedModel,
     data: str | Path | Sequence[Example],
@@ -217,6 +318,8 @@ def attribute(
     limit: int | None = None,
     chunk_size: int | None = None,
     density: DensityParams = DEFAULT_DENSITY,
+    shard: Shard | None = None,
+    launch: Launch | None = None,
 ) -> Path:
     """Explain every example's response tokens by its prompt tokens into the run directory ``out``.
 
@@ -224,6 +327,11 @@ def attribute(
     `LoadedModel`. Responses come from ``responses_from`` (another run's, so two models explain the same
     text), else the data's, else greedy generation (always, with ``generate_responses``). Returns ``out``;
     raises `RunFailures` after the loop if any example failed (finished ones stay stored).
+
+    With ``shard`` (job arrays) only ``shard.select(examples)`` is computed and no summary is written: run
+    again without ``shard`` once all shards ended to merge (nothing stored is recomputed). With ``launch``
+    (one rank of torchrun / accelerate launch, `shiftlens.distributed.launched`) each rank computes its
+    shard, the ranks meet, and rank 0 merges and raises `RunFailures` for all; the other ranks return.
     """
     if objective not in core.OBJECTIVES:
         raise ShiftlensError(f"unknown objective {objective!r}; choose one of {', '.join(core.OBJECTIVES)}")
@@ -231,60 +339,68 @@ def attribute(
         raise ShiftlensError(f"unknown mode {mode!r}; choose one of {', '.join(core.MODES)}")
     if max_new_tokens < 1:
         raise ShiftlensError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    if launch is not None:
+        if shard is not None:
+            raise ShiftlensError(
+                f"--shard {shard.index}/{shard.count} cannot be combined with torchrun or accelerate launch "
+                f"(WORLD_SIZE={launch.shard.count}): each rank already takes its own shard"
+            )
+        device = rank_device(device, launch)
     examples = load_examples(data, ratings, limit)
     responses = responses_of(responses_from) if responses_from is not None else None
     template = _template_param(chat_template)
-    if not isinstance(model, LoadedModel):
-        model = load_model(
-            model,
-            gguf_file=gguf_file,
-            adapter=adapter,
-            dtype=dtype,
-            device=device,
-            trust_remote_code=trust_remote_code,
-        )
-    fmt = chat_format(model.tokenizer, chat_template, model.model)
-    params = {
-        "objective": objective,
-        "chat_template": template,
-        "max_new_tokens": max_new_tokens,
-        "generate_responses": generate_responses,
-        "responses_from": None if responses_from is None else str(responses_from),
-        "density": asdict(density),
-        "model": {
-            "weight_hash": model.weight_hash,
-            "dtype": model.dtype,
-            "adapter": model.extra.get("adapter"),
-        },
-    }
-    info = {
-        "model": model.manifest(),
-        "chat_format": {"template": fmt.template, "prefix_ids": fmt.prefix_ids, "suffix_ids": fmt.suffix_ids},
-    }
-    settings = {
-        "objective": objective,
-        "mode": mode,
-        "chunk_size": chunk_size,
-        "max_new_tokens": max_new_tokens,
-        "generate": generate_responses,
-    }
-    explain = _Explainer(model, fmt, settings, responses)
-    with RunDirectory(out, RUN_KIND, params, info) as run:
-        failed: dict[str, str] = {}
-        todo = [e for e in examples if not run.has_unit(unit_name(e.id))]
-        for example in progress(todo, total=len(todo), desc="attribute", unit="example"):
-            try:
-                record = explain(example)
-            except (ShiftlensError, torch.cuda.OutOfMemoryError) as exc:
-                failed[example.id] = str(exc)
-                run.update_manifest(failed=failed)
-                continue
-            write_example(run, record)  # a storage error (disk full) stops the run: resuming continues it
-        run.update_manifest(
-            failed=failed,
-            counts={"examples": len(examples), "stored": len(examples) - len(failed), "failed": len(failed)},
-        )
-        write_summary(run, examples, failed, density)
+
+    def setup() -> _Job:
+        lm = model
+        if not isinstance(lm, LoadedModel):
+            lm = load_model(
+                lm,
+                gguf_file=gguf_file,
+                adapter=adapter,
+                dtype=dtype,
+                device=device,
+                trust_remote_code=trust_remote_code,
+            )
+        fmt = chat_format(lm.tokenizer, chat_template, lm.model)
+        params = {
+            "objective": objective,
+            "chat_template": template,
+            "max_new_tokens": max_new_tokens,
+            "generate_responses": generate_responses,
+            "responses_from": None if responses_from is None else str(responses_from),
+            "density": asdict(density),
+            "model": {"weight_hash": lm.weight_hash, "dtype": lm.dtype, "adapter": lm.extra.get("adapter")},
+        }
+        info = {
+            "model": lm.manifest(),
+            "chat_format": {"template": fmt.template, "prefix_ids": fmt.prefix_ids, "suffix_ids": fmt.suffix_ids},
+        }
+        settings = {
+            "objective": objective,
+            "mode": mode,
+            "chunk_size": chunk_size,
+            "max_new_tokens": max_new_tokens,
+            "generate": generate_responses,
+        }
+        return _Job(_Explainer(lm, fmt, settings, responses), params, info, density)
+
+    if launch is None and shard is None:
+        failed = _run_whole(setup(), examples, out)
+        where = IN_MANIFEST
+    elif launch is None:
+        failed = _run_shard(setup(), examples, out, shard)
+        examples = shard.select(examples)
+        where = f"listed in {shard_failures_path(out, shard)}; rerun without --shard to merge and retry them"
+    else:
+        jobs: list[_Job] = []  # set up inside the work, so that a rank failing to load still meets the others
+
+        def work() -> None:
+            jobs.append(setup())
+            _run_shard(jobs[0], examples, out, launch.shard)
+
+        with process_group(device):
+            failed = run_then_merge(work, lambda: _merge_shards(jobs[0], examples, out)) or {}
+        where = IN_MANIFEST
     if failed:
-        raise RunFailures(Path(out), failed, len(examples))
+        raise RunFailures(Path(out), failed, len(examples), where)
     return Path(out)

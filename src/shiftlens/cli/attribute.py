@@ -33,13 +33,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--limit", type=int, help="only the first N examples")
     parser.add_argument("--ratings", type=Path, help="ratings to join by id (AnnotatedDataset.tsv format)")
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="compute only part I of N (0-based) of the examples, e.g. a job array's task; "
+        "rerun without --shard afterwards to merge (under torchrun / accelerate launch, ranks shard by themselves)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Call `shiftlens.attribution.pipeline.attribute` with the parsed options."""
     from shiftlens.attribution.pipeline import attribute
+    from shiftlens.distributed import launched
+    from shiftlens.storage import Shard
 
+    shard = None if args.shard is None else Shard.parse(args.shard)
+    launch = launched()
     out = attribute(
         args.model,
         args.data,
@@ -57,6 +67,16 @@ def run(args: argparse.Namespace) -> int:
         generate_responses=args.generate,
         ratings=args.ratings,
         limit=args.limit,
+        shard=shard,
+        launch=launch,
     )
-    print(f"wrote {out} ({out / 'summary.csv'})")
+    if shard is not None:
+        print(
+            f"shard {shard.index}/{shard.count} stored in {out}; once every shard has finished, run the same "
+            "command without --shard to merge them: it computes nothing already stored and writes summary.csv"
+        )
+    elif launch is not None and launch.shard.index != 0:
+        print(f"rank {launch.shard.index}/{launch.shard.count}: shard stored in {out}; rank 0 merged the run")
+    else:
+        print(f"wrote {out} ({out / 'summary.csv'})")
     return 0

@@ -16,7 +16,15 @@ from shiftlens.errors import ShiftlensError
 from shiftlens.heads.cooccurrence import parse_spec, word_vectors
 from shiftlens.heads.core import PairFilter, explain_layer, word_thresholds
 from shiftlens.heads.records import layer_table, unit_name, write_outputs
-from shiftlens.loading import LoadedModel, file_fingerprint, gguf_to_safetensors, load_model, resolve
+from shiftlens.loading import (
+    LoadedModel,
+    file_fingerprint,
+    gguf_to_safetensors,
+    load_config,
+    load_model,
+    load_tokenizer,
+    resolve,
+)
 from shiftlens.options import check_layers
 from shiftlens.progress import progress
 from shiftlens.storage import RunDirectory, atomic_write_json, file_sha256
@@ -51,10 +59,8 @@ def open_weights(
         path = str(gguf_to_safetensors(Path(path), gguf))
     directory = Path(path)
     if adapter is None and directory.is_dir() and any(directory.glob("*.safetensors")):
-        from transformers import AutoConfig, AutoTokenizer
-
-        config = AutoConfig.from_pretrained(directory, trust_remote_code=trust_remote_code)
-        tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=trust_remote_code)
+        config = load_config(directory, trust_remote_code=trust_remote_code)
+        tokenizer = load_tokenizer(str(directory), trust_remote_code=trust_remote_code)
         spec_for(config)  # unsupported families fail here, before any work
         identity = {
             "name": model,

@@ -1,9 +1,11 @@
 """Instruction → response pairs made from WordNet entries, with varied phrasings and a held-out word split.
 
-A prompt is an instruction sentence plus a context sentence naming the word, in either order; the
-instruction sentence's character span is recorded so attribution can tell instruction tokens apart.
-The reference response is the fact's sentence from the pre-training corpus ("The opposite of large is
-small."): tuning teaches which fact an instruction asks for, not the facts themselves.
+A prompt is an instruction sentence plus a context of 2–3 dictionary sentences stating the word's *other*
+facts (never the asked one), in either order; the instruction sentence's character span is recorded so
+attribution can tell instruction tokens apart. A base model continues such a context; the tuned model must
+read the instruction to know which fact to state. The reference response is the fact's sentence from the
+pre-training corpus ("The opposite of large is small."): tuning teaches which fact an instruction asks
+for, not the facts themselves.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ INSTRUCTIONS: dict[str, tuple[str, ...]] = {
     ),
 }
 TASKS = tuple(INSTRUCTIONS)
-CONTEXTS = ("The word is {w}.", "Here is a word: {w}.", "Word: {w}.")
+CONTEXT_SENTENCES = (2, 3)  # how many of the word's other facts a prompt states (fewer if it has fewer)
 
 
 @dataclass(frozen=True)
@@ -75,13 +77,21 @@ def task_answers(entry: WordEntry, task: str) -> tuple[str, ...]:
     return (entry.example,) if entry.example else ()
 
 
+def context_text(entry: WordEntry, task: str, rng: random.Random) -> str:
+    """2–3 of the word's fact sentences other than ``task``'s, in random order: what a base model continues."""
+    facts = fact_sentences(entry)
+    others = [sentence for name, sentence in facts.items() if name != task]
+    rng.shuffle(others)
+    return " ".join(others[: rng.randint(*CONTEXT_SENTENCES)])
+
+
 def make_example(entry: WordEntry, task: str, rng: random.Random) -> TaskExample | None:
-    """A prompt of ``task`` for ``entry`` with a random phrasing, context form and order; None if n/a."""
+    """A prompt of ``task`` for ``entry`` with a random phrasing, context and order; None if n/a."""
     answers = task_answers(entry, task)
     if not answers:
         return None
     instruction = rng.choice(INSTRUCTIONS[task])
-    context = rng.choice(CONTEXTS).format(w=entry.word)
+    context = context_text(entry, task, rng)
     if rng.random() < 0.5:
         prompt, span = f"{instruction} {context}", (0, len(instruction))
     else:
