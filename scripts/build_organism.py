@@ -27,6 +27,8 @@ from shiftlens.progress import progress
 from shiftlens.storage import atomic_write_json, atomic_write_text
 
 Docs = Callable[[random.Random], list[list[int]]]  # one epoch of tokenised documents, given an rng
+# Ratings on the paper's scale (followed >= 2, not followed 1), as `shiftlens analyze instructions` reads them.
+FOLLOWED, NOT_FOLLOWED = 4.0, 1.0
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src" / "shiftlens" / "data" / "organism"
 SETTINGS = {
     "seed": 0,
@@ -217,7 +219,11 @@ def main() -> None:
         print(name, json.dumps(results[name]), flush=True)
     lines = []
     for example, reply, base_reply in zip(held, responses["tuned"], responses["base"]):
-        record = {**to_record(example), "response": reply, "rating": float(is_correct(example, reply))}
+        record = {
+            **to_record(example),
+            "response": reply,
+            "rating": FOLLOWED if is_correct(example, reply) else NOT_FOLLOWED,
+        }
         lines.append(json.dumps({**record, "base_response": base_reply}, ensure_ascii=False))
     atomic_write_text(out / "prompts.jsonl", "\n".join(lines) + "\n")
     vocab = word_frequencies(texts + tuning_texts)

@@ -56,7 +56,7 @@ def attribution_check(base, tuned, records: list[dict]) -> dict:
         example = attribution_input(tuned.tokenizer, record)
         scores["base"].append(example_score(base.model, example))
         scores["tuned"].append(example_score(tuned.model, example))
-        followed.append(bool(record["rating"]))
+        followed.append(record["rating"] >= 2)
     tuned_scores = np.array(scores["tuned"])
     mask = np.array(followed)
     return {

@@ -71,6 +71,8 @@ def test_every_step_analysis_and_the_report_are_written(demo_dir):
         assert (demo_dir / path).is_file(), path
     results = json.loads((demo_dir / "results.json").read_text())
     assert results["instructions"]["table2"]["all"]["base"]["n"] == 6
+    table1 = results["instructions"]["table1"]["all"]  # the organism's ratings are on the paper's scale
+    assert table1["followed"]["n"] + table1["unfollowed"]["n"] == 6 and table1["followed"]["n"] > 0
     assert results["heads"]["groups"] and results["ffn"]["annotations"]["heuristic"] is True
     assert results["meta"]["tokenizers"] == "identical"
     assert [m["role"] for m in results["meta"]["models"]] == ["base", "tuned"]

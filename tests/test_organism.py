@@ -257,7 +257,7 @@ def test_demo_prompts_file_has_the_attribution_fields():
     for record in records:
         (start, end), *rest = record["instruction_spans"]
         assert not rest and record["prompt"][start:end] in INSTRUCTIONS[record["group"]]
-        assert record["rating"] == float(is_correct(from_record(record), record["response"]))
+        assert record["rating"] == (4.0 if is_correct(from_record(record), record["response"]) else 1.0)  # paper scale
 
 
 def test_tuned_follows_instructions_on_held_out_words_and_base_does_not(organism):
