@@ -96,3 +96,19 @@ def save_tiny_model(directory, family: str = "llama", seed: int = 0):
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return model, tokenizer
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Ids of the sequences the numerical attribution core is called on (the expensive part)."""
+    from shiftlens.attribution import core
+
+    calls = []
+    real = core.attribute
+
+    def counting(*args, **kwargs):
+        calls.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core, "attribute", counting)
+    return calls

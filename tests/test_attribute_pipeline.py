@@ -32,20 +32,6 @@ def loaded(seed: int = 0, context: int = 64) -> LoadedModel:
     return LoadedModel(model, tokenizer, f"tiny-{seed}", f"hash-{seed}", "float32", "cpu")
 
 
-@pytest.fixture
-def counted(monkeypatch):
-    """Count calls of the numerical core (the expensive part) made by the pipeline."""
-    calls = []
-    real = core.attribute
-
-    def counting(*args, **kwargs):
-        calls.append(args[1])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(core, "attribute", counting)
-    return calls
-
-
 def test_records_match_the_core_and_the_spans(tmp_path, counted):
     lm = loaded()
     out = attribute(lm, EXAMPLES, tmp_path / "run", max_new_tokens=4)

@@ -14,7 +14,6 @@ import pytest
 import torch
 from conftest import save_tiny_model
 
-from shiftlens.attribution import core
 from shiftlens.attribution.pipeline import shard_failures_path
 from shiftlens.cli.main import main
 from shiftlens.distributed import Launch, rank_device
@@ -48,20 +47,6 @@ def single(setup):
     root, args = setup
     assert main([*args, "--out", str(root / "single")]) == 2
     return root / "single"
-
-
-@pytest.fixture
-def counted(monkeypatch):
-    """Ids of the sequences the numerical core is called on (the expensive part)."""
-    calls = []
-    real = core.attribute
-
-    def counting(*args, **kwargs):
-        calls.append(args[1])
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(core, "attribute", counting)
-    return calls
 
 
 def assert_same_run(run, reference) -> None:
