@@ -5,20 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from shiftlens.cli.common import add_model_arguments
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `attribute` subcommand."""
     parser = subparsers.add_parser(
         "attribute", help="attribute each response token to the prompt tokens (gradient × input)"
     )
-    parser.add_argument("--model", required=True, help="hub id, local directory, .gguf file or built-in name")
+    add_model_arguments(parser)
     parser.add_argument("--data", required=True, type=Path, help="examples: .jsonl, or the paper's .tsv format")
     parser.add_argument("--out", required=True, type=Path, help="run directory (resumed when it exists)")
-    parser.add_argument("--gguf-file", help="GGUF file name inside --model's directory")
-    parser.add_argument("--adapter", help="PEFT/LoRA adapter merged into --model")
-    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"))
-    parser.add_argument("--device", default="cpu", help="cpu, cuda[:N] or auto")
-    parser.add_argument("--trust-remote-code", action="store_true", help="run code from the model's repository")
     parser.add_argument("--objective", default="prob", choices=("prob", "logprob", "logit"))
     parser.add_argument("--mode", default="auto", choices=("auto", "loop", "batched"))
     parser.add_argument(
