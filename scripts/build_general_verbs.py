@@ -14,8 +14,8 @@ from pathlib import Path
 from wordfreq import word_frequency
 
 from shiftlens.heads.analysis import INSTRUCTION_VERBS
-from shiftlens.heads.wordnet import WORDNET_DIR, iter_synsets
 from shiftlens.storage import atomic_write_text
+from shiftlens.wordnet import WordNet
 
 DATA = Path(__file__).resolve().parents[1] / "src" / "shiftlens" / "data"
 
@@ -30,12 +30,12 @@ STOPWORDS = frozenset(
 )
 
 
-def general_verbs(directory: Path, size: int) -> list[tuple[str, float]]:
+def general_verbs(source: WordNet, size: int) -> list[tuple[str, float]]:
     """(verb, wordfreq frequency) of the ``size`` most frequent qualifying WordNet verbs."""
     excluded = set(INSTRUCTION_VERBS) | STOPWORDS
     verbs = set()
-    for synset in iter_synsets(directory / "data.verb"):
-        lemma = synset.lemmas[0].lower()
+    for synset in source.synsets("verb"):
+        lemma = synset.words[0].lower()
         if synset.examples and lemma.isalpha() and lemma not in excluded:
             verbs.add(lemma)
     ranked = sorted(((v, word_frequency(v, "en")) for v in verbs), key=lambda item: (-item[1], item[0]))
@@ -45,17 +45,18 @@ def general_verbs(directory: Path, size: int) -> list[tuple[str, float]]:
 def main() -> None:
     """Write the TSV and its provenance note."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--wordnet", type=Path, default=WORDNET_DIR)
+    parser.add_argument("--wordnet", type=Path, help="a WordNet 3.0 directory (default: the packaged data)")
     parser.add_argument("--size", type=int, default=3000)
     args = parser.parse_args()
-    verbs = general_verbs(args.wordnet, args.size)
+    source = WordNet(args.wordnet)
+    verbs = general_verbs(source, args.size)
     atomic_write_text(DATA / "general_verbs.tsv", "".join(f"{v}\t{f:.6g}\n" for v, f in verbs))
     provenance = f"""# general_verbs.tsv: provenance
 
 Built by `scripts/build_general_verbs.py` (rerun it to rebuild). {len(verbs)} verbs, `verb<TAB>frequency`.
 
-- Source: WordNet 3.0 `data.verb` (Debian package `wordnet-base`, {args.wordnet}), Princeton University,
-  WordNet licence (permissive, attribution kept here).
+- Source: WordNet 3.0 `data.verb` ({source.source}), Princeton University,
+  WordNet licence (permissive; the notice ships in `shiftlens/wordnet/assets/LICENSE`).
 - Selection: the first lemma of every verb synset whose gloss contains a quoted example sentence
   (`"..."` in the gloss; `sents.vrb` frame sentences are not used), single alphabetic words only,
   lower-cased, deduplicated.

@@ -10,9 +10,7 @@ import pytest
 from test_ffn_analysis import write_fake_ffn_run
 
 from shiftlens.cli.main import main
-from shiftlens.ffn.lexical import WORDNET_DIR, LexicalAnnotator, WordNet, WordNetError
-
-pytestmark = pytest.mark.skipif(not (WORDNET_DIR / "index.noun").exists(), reason="WordNet not installed")
+from shiftlens.ffn.lexical import LexicalAnnotator
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +19,7 @@ def annotator():
 
 
 def test_wordnet_first_sense_lexnames(annotator):
-    wordnet = annotator.wordnet
+    wordnet = annotator.lexnames
     assert wordnet.lexname("dog") == "noun.animal"
     assert wordnet.lexname("dogs") == "noun.animal"  # detachment rule
     assert wordnet.lexname("ran") == "verb.motion"  # exception list, verb sense most tagged
@@ -51,7 +49,7 @@ def test_hand_word_lists(annotator, words, concept, tasks, level):
     label = annotator.label(words)
     assert (label.concept, label.tasks, label.level) == (concept, tasks, level)
     assert label.status == {"concept": "ok", "tasks": "ok", "level": "ok"}
-    assert LexicalAnnotator(annotator.wordnet).label(list(words), run=3) == label  # deterministic
+    assert LexicalAnnotator(annotator.lexnames).label(list(words), run=3) == label  # deterministic
 
 
 def test_mixed_list_cannot_be_named(annotator):
@@ -59,11 +57,6 @@ def test_mixed_list_cannot_be_named(annotator):
              "gentle", "sink", "tomorrow", "seldom", "violet", "Oslo"]  # fmt: skip
     label = annotator.label(words)
     assert label.concept is None and not label.nameable and label.status["tasks"] == "skipped"
-
-
-def test_missing_wordnet_is_a_clear_error(tmp_path):
-    with pytest.raises(WordNetError, match="index.noun not found"):
-        WordNet(tmp_path)
 
 
 def test_cli_marks_the_labels_heuristic_everywhere(tmp_path, capsys):

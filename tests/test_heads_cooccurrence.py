@@ -18,7 +18,6 @@ from shiftlens.heads.cooccurrence import (
     tokenize_corpus,
     word_vectors,
 )
-from shiftlens.heads.wordnet import WordNetError, iter_synsets
 
 CORPUS = [
     "The cat sat on the mat, and the dog sat on the log.",
@@ -133,18 +132,3 @@ def test_ppmi_vectors_are_cached_by_corpus_content(tmp_path, monkeypatch):
     assert vectors.backend["backend"] == "ppmi"
     with pytest.raises(CooccurrenceError, match="does not exist"):
         word_vectors(f"ppmi:{tmp_path / 'nope.txt'}", ["cat"])
-
-
-def test_wordnet_reader(tmp_path):
-    path = tmp_path / "data.verb"
-    path.write_text(
-        "  1 licence header\n"
-        '00001740 29 v 02 Breathe 0 take_a_breath 0 000 | draw air; "I can breathe"; "we breathe"\n'
-        "00002325 29 v 01 respire 1 000 | undergo respiration\n"
-    )
-    synsets = list(iter_synsets(path))
-    assert [s.lemmas for s in synsets] == [("Breathe", "take_a_breath"), ("respire",)]
-    assert synsets[0].examples == ["I can breathe", "we breathe"] and synsets[1].examples == []
-    path.write_text("00001740 29 v zz | broken\n")
-    with pytest.raises(WordNetError, match=r"data\.verb:1: not a WordNet synset line"):
-        list(iter_synsets(path))

@@ -12,15 +12,7 @@ from shiftlens.architecture import ffn_down_rows
 from shiftlens.loading import BUILTIN_MODELS, load_model
 from shiftlens.organism import BUILTIN_NAMES, data_dir, load_prompts
 from shiftlens.organism.chat import CHAT_TEMPLATE, SPECIAL_TOKENS, render
-from shiftlens.organism.corpus import (
-    WORDNET_DIR,
-    WordEntry,
-    WordNetError,
-    build_lexicon,
-    fact_sentences,
-    parse_data_line,
-    pretraining_text,
-)
+from shiftlens.organism.corpus import WordEntry, build_lexicon, fact_sentences, pretraining_text
 from shiftlens.organism.evaluate import accuracy, greedy_responses, is_correct, overlap_f1
 from shiftlens.organism.tasks import (
     INSTRUCTIONS,
@@ -35,11 +27,6 @@ from shiftlens.organism.validation import attribution_input, example_score
 from shiftlens.stats import welch_less
 from shiftlens.weights import ModuleWeights
 
-ABLE = (
-    "00001740 00 a 01 able 0 005 = 05200169 n 0000 = 05616246 n 0000 + 05616246 n 0101 "
-    "+ 05200169 n 0101 ! 00002098 a 0101 | (usually followed by `to') having the necessary means; "
-    '"able to swim"; "she was able to program her computer"  '
-)
 LARGE = WordEntry(
     word="large",
     pos="adjective",
@@ -49,14 +36,11 @@ LARGE = WordEntry(
     antonyms=["small", "little"],
     example="a large city",
 )
-needs_wordnet = pytest.mark.skipif(not (WORDNET_DIR / "data.noun").exists(), reason="WordNet 3.0 not installed")
 
 
 @pytest.fixture(scope="module")
 def lexicon() -> list[WordEntry]:
     """The shipped organism's words (same count as the build)."""
-    if not (WORDNET_DIR / "data.noun").exists():
-        pytest.skip("WordNet 3.0 not installed")
     import json
 
     n_words = json.loads((data_dir() / "metrics.json").read_text())["words"]
@@ -69,21 +53,6 @@ def organism():
     return load_model("organism-base"), load_model("organism-tuned")
 
 
-def test_parse_data_line_reads_words_gloss_examples_and_antonym_pointer():
-    offset, synset = parse_data_line(ABLE, Path("data.adj"), 30)
-    assert offset == "00001740"
-    assert synset.pos == "a" and synset.words == ("able",)
-    assert synset.definition == "(usually followed by `to') having the necessary means"
-    assert synset.examples == ("able to swim", "she was able to program her computer")
-    assert synset.antonyms == ((1, "a", "00002098", 1),)
-
-
-def test_malformed_data_line_names_file_and_line():
-    with pytest.raises(WordNetError, match=r"data\.noun:7"):
-        parse_data_line("00001740 03 n zz entity | broken", Path("data.noun"), 7)
-
-
-@needs_wordnet
 def test_lexicon_entries_follow_wordnet(lexicon):
     by_word = {e.word: e for e in lexicon}
     large = by_word["large"]

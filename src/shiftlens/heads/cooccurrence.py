@@ -22,9 +22,9 @@ import torch
 from scipy.sparse.linalg import svds
 
 from shiftlens.errors import ShiftlensError
-from shiftlens.heads.wordnet import WORDNET_DIR, gloss_lines
 from shiftlens.loading import cache_root
 from shiftlens.storage import atomic_write_bytes, atomic_write_text
+from shiftlens.wordnet import wordnet
 
 _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?")
 
@@ -154,11 +154,16 @@ def svd_vectors(matrix: sp.csr_matrix, dim: int) -> np.ndarray:
     return u * np.sqrt(s)
 
 
-def wordnet_corpus(directory: str | Path = WORDNET_DIR) -> Path:
-    """The WordNet glosses as a plain-text corpus (one gloss a line), written once to the cache."""
-    target = cache_root() / "corpora" / "wordnet-glosses.txt"
+def wordnet_corpus() -> Path:
+    """The WordNet glosses (packaged, or ``$SHIFTLENS_WORDNET``) as a plain-text corpus, one gloss a line.
+
+    Written once to the cache, under a name that depends on the WordNet source.
+    """
+    source = wordnet()
+    key = hashlib.sha256(source.source.encode()).hexdigest()[:12]
+    target = cache_root() / "corpora" / f"wordnet-glosses-{key}.txt"
     if not target.exists():
-        atomic_write_text(target, "\n".join(gloss_lines(directory)) + "\n")
+        atomic_write_text(target, "\n".join(source.glosses()) + "\n")
     return target
 
 
