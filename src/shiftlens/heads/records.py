@@ -2,7 +2,7 @@
 
 Parquet: one row per (layer, head, dimension) with columns model, layer, head, dim, rank, energy and
 pairs (list of {query, key, similarity, score}, strongest first); rows ordered by layer, head, rank.
-TSV: ``layer head rank dim energy pairs`` with pairs written ``query=key`` joined by ``|||``.
+TSV: ``layer head rank dim energy pairs`` with pairs written ``key=query`` (the authors' order) joined by ``|||``.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def write_outputs(directory: Path, tables: list[pa.Table]) -> tuple[Path, Path]:
     atomic_write_bytes(directory / PARQUET, sink.getvalue())
     pairs = table["pairs"].combine_chunks()
     flat = pairs.flatten()
-    texts = pc.binary_join_element_wise(flat.field("query"), flat.field("key"), "=").to_numpy(zero_copy_only=False)
+    texts = pc.binary_join_element_wise(flat.field("key"), flat.field("query"), "=").to_numpy(zero_copy_only=False)
     offsets = pairs.offsets.to_numpy()
     columns = [table[name].to_numpy() for name in ("layer", "head", "rank", "dim", "energy")]
     lines = ["layer\thead\trank\tdim\tenergy\tpairs"]
