@@ -110,3 +110,17 @@ def read_pair_rows(directory: str | Path) -> dict[str, np.ndarray]:
         "query": np.asarray(pc.struct_field(flat, "query").to_pylist(), dtype=object),
         "key": np.asarray(pc.struct_field(flat, "key").to_pylist(), dtype=object),
     }
+
+
+def unit_rows(layer: int, arrays: dict[str, np.ndarray], words: list[str]) -> dict[str, np.ndarray]:
+    """One layer's unit arrays (see `HeadPairs`) as the flat pair columns `read_pair_rows` returns."""
+    n_heads = arrays["energy"].shape[0]
+    vocab = np.array(words, dtype=object)
+    return {
+        "heads": np.stack([np.full(n_heads, layer), np.arange(n_heads)], axis=1),
+        "layer": np.full(len(arrays["pair_head"]), layer),
+        "head": arrays["pair_head"],
+        "dim": arrays["pair_dim"],
+        "query": vocab[arrays["pair_query"]],
+        "key": vocab[arrays["pair_key"]],
+    }
