@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +47,9 @@ from shiftlens.heads.knowledge import (
 from shiftlens.heads.records import read_pair_rows
 from shiftlens.heads.statistics import BOOTSTRAP_RESAMPLES, PERMUTATIONS, permutation_test, sample_summary, welch_test
 from shiftlens.vocabulary import read_word_list
+
+if TYPE_CHECKING:
+    from shiftlens.heads.null import NullSettings
 
 INSTRUCTION_VERBS: tuple[str, ...] = (
     "translate", "explain", "summarize", "retrieve", "revise", "generate", "describe", "classify", "create",
@@ -253,12 +256,12 @@ def analyze_heads(
     general: list[str] | None = None,
     n_groups: int | None = None,
     settings: HeadsSettings = HeadsSettings(),
-    null: Any = None,
+    null: NullSettings | None = None,
 ) -> dict[str, Any]:
     """Table 3 of two `shiftlens heads` output directories (base, tuned); see the module doc.
 
-    ``n_groups`` overrides ``settings.n_groups``. ``null`` (a `shiftlens.heads.null.NullSettings`)
-    adds the head-overlap null band, which needs both models' weights.
+    ``n_groups`` overrides ``settings.n_groups``. ``null`` adds the head-overlap null band, which reads
+    both models' weights (by default those the runs recorded).
     """
     if n_groups is not None:
         settings = replace(settings, n_groups=n_groups)
