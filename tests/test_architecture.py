@@ -99,3 +99,24 @@ def test_unsupported_architecture_names_it_and_lists_supported() -> None:
     config.model_type = "mamba"
     with pytest.raises(arch.UnsupportedArchitectureError, match="'mamba'.*llama.*gpt2.*phi"):
         arch.spec_for(config)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_norm_gain_is_folded_in_float32_for_half_precision_checkpoints(dtype: torch.dtype) -> None:
+    """W_q·diag(gain) is computed from the stored half-precision values in float32, not rounded to half."""
+    model = tiny_model("llama", seed=4)
+    _randomize_norms_zero_biases(model)
+    model = model.to(dtype)
+    source = ModuleWeights(model)
+    spec = arch.spec_for(model)
+    prefix = spec.layer.format(i=1)
+    gain = source.get(prefix + spec.attn_norm).float()
+    stored_q = source.get(prefix + spec.q).float()
+    wq, wk = arch.attention_qk(source, model.config, 1)
+    assert wq.dtype == wk.dtype == torch.float32
+    expected = (stored_q * gain).reshape(wq.shape)
+    torch.testing.assert_close(wq, expected, rtol=0, atol=0)
+    half_product = (source.get(prefix + spec.q) * gain.to(dtype)).float().reshape(wq.shape)
+    assert not torch.equal(half_product, expected)  # the old fold rounded the product to the checkpoint dtype
+    unfolded, _ = arch.attention_qk(source, model.config, 1, fold_norm=False)
+    assert unfolded.dtype == dtype  # without a fold the stored values are returned as they are

@@ -8,7 +8,7 @@ import torch
 from conftest import tiny_model
 
 from shiftlens.architecture import attention_qk
-from shiftlens.heads.core import HeadPairs, PairFilter, explain_layer, word_thresholds
+from shiftlens.heads.core import HeadPairs, PairFilter, explain_layer, top_k_rows, word_thresholds
 from shiftlens.heads.reference import reference_explain_layer
 from shiftlens.weights import ModuleWeights
 
@@ -137,3 +137,33 @@ def test_thresholds_are_mean_plus_z_std_over_reference_words():
         sims = [float(cooc[word] @ cooc[r]) for r in refs]
         expected = float("inf") if word == 3 else np.mean(sims) + 1.96 * np.std(sims)
         assert got[word].item() == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("with_cooccurrence", [True, False])
+def test_exact_ties_at_the_top_k_boundary_are_broken_as_in_the_reference(with_cooccurrence):
+    """Duplicate word vectors tie exactly in |H_q| and |H_k|; the lower word index wins, as in a stable sort."""
+    gen = torch.Generator().manual_seed(11)
+    distinct = torch.randint(-2, 3, (12, 8), generator=gen).double()
+    words = distinct[torch.randint(0, 12, (120,), generator=gen)]  # every vector shared by ~10 words
+    wq = torch.randint(-1, 2, (2, 4, 8), generator=gen).double()
+    wk = torch.randint(-1, 2, (2, 4, 8), generator=gen).double()
+    hq = (words @ wq.reshape(-1, 8).T).abs()
+    kth = hq.topk(7, dim=0).values[-1]
+    assert bool(((hq == kth).sum(0) > 1).all())  # the 7th candidate ties with others in every dimension
+    cooc, present, pair_filter = unit_rows(120, 5, seed=12), torch.ones(120, dtype=torch.bool), None
+    if with_cooccurrence:
+        pair_filter = PairFilter(cooc, word_thresholds(cooc, present, torch.arange(40), z=-1.0))
+    ours = explain_layer(words, wq, wk, top_k=7, pair_filter=pair_filter)
+    reference = reference_explain_layer(
+        words, wq, wk, 7, (cooc, present) if with_cooccurrence else None, list(range(40)), z=-1.0
+    )
+    assert len(ours.pair_dim) > 20
+    assert_same(ours, reference)
+
+
+def test_top_k_rows_is_the_stable_sort_selection():
+    values = torch.tensor([[3.0, 1.0], [2.0, 1.0], [2.0, 1.0], [5.0, 0.0], [2.0, 1.0]], dtype=torch.float64)
+    for k in range(1, 6):
+        got = top_k_rows(values, k).sort(0).values.T.tolist()
+        expected = [sorted(np.argsort(-values[:, c].numpy(), kind="stable")[:k].tolist()) for c in range(2)]
+        assert got == expected

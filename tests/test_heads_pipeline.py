@@ -78,7 +78,8 @@ def test_output_matches_the_reference_for_every_head(setup, tmp_path, monkeypatc
     assert tsv[0] == "layer\thead\trank\tdim\tenergy\tpairs"
     first = next(row for row in table if row["pairs"])
     line = next(line for line in tsv[1:] if line.startswith(f"{first['layer']}\t{first['head']}\t{first['rank']}\t"))
-    assert line.split("\t")[5].split("|||")[0] == f"{first['pairs'][0]['query']}={first['pairs'][0]['key']}"
+    # The authors' order: key first, then query (their released heads files read `key=query`).
+    assert line.split("\t")[5].split("|||")[0] == f"{first['pairs'][0]['key']}={first['pairs'][0]['query']}"
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert manifest["cooccurrence"]["backend"] == "glove" and manifest["params"]["top_k"] == 6
     assert manifest["vocabulary"]["n_skipped"] == 0

@@ -186,8 +186,8 @@ def _linear(source: WeightSource, name: str, spec: ArchSpec) -> torch.Tensor:
     return weight.t() if spec.conv1d else weight
 
 
-def _gain(source: WeightSource, name: str, spec: ArchSpec) -> torch.Tensor:
-    return source.get(name).float() + spec.norm_offset
+def _gain(source: WeightSource, name: str, spec: ArchSpec, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    return source.get(name).to(dtype) + spec.norm_offset
 
 
 def input_embeddings(source: WeightSource, config: Any) -> torch.Tensor:
@@ -213,8 +213,10 @@ def attention_qk(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """W_q and W_k of every query head of a layer, each (n_heads, head_dim, hidden).
 
-    The preceding norm's gain is folded into the input side when ``fold_norm``; grouped KV heads are
-    expanded so that key head h is the one query head h attends with.
+    The preceding norm's gain is folded into the input side when ``fold_norm``, in float32 (float64 for
+    float64 checkpoints) so that half-precision rounding of the product cannot reorder dimensions; the
+    result then has that dtype. Grouped KV heads are expanded so that key head h is the one query head
+    h attends with.
     """
     spec = spec_for(config)
     geo = geometry(config)
@@ -233,8 +235,9 @@ def attention_qk(
     wk = wk.reshape(geo.n_kv_heads, geo.head_dim, geo.hidden)
     wk = wk.repeat_interleave(geo.n_heads // geo.n_kv_heads, dim=0)
     if fold_norm:
-        gain = _gain(source, prefix + spec.attn_norm, spec).to(wq.dtype)
-        wq, wk = wq * gain, wk * gain
+        dtype = torch.promote_types(wq.dtype, torch.float32)
+        gain = _gain(source, prefix + spec.attn_norm, spec, dtype)
+        wq, wk = wq.to(dtype) * gain, wk.to(dtype) * gain
     return wq, wk
 
 

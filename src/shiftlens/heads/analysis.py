@@ -1,28 +1,55 @@
-"""Base vs tuned heads (the paper's Table 3): do heads gain pairs with instruction verbs?
+"""Base vs tuned heads (the paper's Table 3): does tuning add pairs with instruction verbs in more heads?
 
-A head's knowledge is the set of order-free, lower-cased word pairs found in more than one of its
-dimensions. For each word and layer group (quarters of the depth), we take the heads whose count of
-knowledge pairs containing the word differs between base and tuned (ties dropped) and compute the
-fraction where tuned has more. Instruction verbs and general verbs are then compared by mean ± std
-of that fraction and a one-sided Welch t-test (alternative: instruction verbs have the larger mean).
-Also reported: per layer, the Jaccard overlap of each head's pairs between base and tuned.
+For each word and layer group, the *fraction* is the share of heads whose knowledge (recurring word pairs,
+`shiftlens.heads.knowledge`) has more pairs with the word in tuned than in base, over the heads where the
+counts differ. Instruction verbs are compared with control words per group, under a named protocol
+(`shiftlens.evidence.PROTOCOLS`; every difference is listed in docs/protocols.md):
+
+- ``sound`` (default): control words are general verbs matched in frequency to the instruction verbs;
+  words whose fraction rests on fewer than ``min_heads`` changed heads are left out (and counted); layer
+  groups have at least 4 layers (one group below 16 layers); a two-sided word-label permutation test with
+  the difference in means and its bootstrap interval; p-values Holm-corrected across groups.
+- ``paper``: the authors' analysis: their knowledge counting, every general verb, groups ``layer // 8``,
+  mean ± std (ddof 0) and a two-sided Welch t-test.
+
+Both refuse a group where a side has fewer than 5 words or no variance ("not testable", with the reason).
+Also reported: per layer, the Jaccard overlap of each head's pairs between base and tuned, optionally beside
+its null band (`shiftlens.heads.null`).
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
+from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from shiftlens.evidence import DEFAULT_PROTOCOL, Finding, adjust, check_protocol
+from shiftlens.heads.controls import CONTROLS_PER_WORD, matched_controls
+from shiftlens.heads.knowledge import (
+    PAIR_COUNTERS,
+    HeadKey,
+    HeadsAnalysisError,
+    Pair,
+    WordFraction,
+    head_overlap,
+    head_pairs,
+    knowledge,
+    paper_layer_groups,
+    sound_layer_groups,
+    tuned_more_fraction,
+    word_counts,
+)
 from shiftlens.heads.records import read_pair_rows
-from shiftlens.stats import summary, welch_less
+from shiftlens.heads.statistics import BOOTSTRAP_RESAMPLES, PERMUTATIONS, permutation_test, sample_summary, welch_test
 from shiftlens.vocabulary import read_word_list
+
+if TYPE_CHECKING:
+    from shiftlens.heads.null import NullSettings
 
 INSTRUCTION_VERBS: tuple[str, ...] = (
     "translate", "explain", "summarize", "retrieve", "revise", "generate", "describe", "classify", "create",
@@ -30,9 +57,30 @@ INSTRUCTION_VERBS: tuple[str, ...] = (
     "solve", "follow", "clarify", "say", "help", "act", "recommend", "estimate", "edit", "format", "repeat",
     "write", "give", "find", "make", "have", "tell", "output", "predict", "detect",
 )  # fmt: skip
+MIN_HEADS = 5
 
-Pair = tuple[str, str]
-HeadKey = tuple[int, int]
+
+@dataclass(frozen=True)
+class HeadsSettings:
+    """The analysis choices; ``n_groups``, ``min_heads`` and ``controls_per_word`` apply to ``sound`` only."""
+
+    protocol: str = DEFAULT_PROTOCOL
+    n_groups: int | None = None
+    min_heads: int = MIN_HEADS
+    controls_per_word: int = CONTROLS_PER_WORD
+    permutations: int = PERMUTATIONS
+    resamples: int = BOOTSTRAP_RESAMPLES
+    seed: int = 0
+
+    def checked(self) -> HeadsSettings:
+        """These settings, or a one-line error for a value the protocol cannot use."""
+        check_protocol(self.protocol)
+        if self.protocol == "paper" and self.n_groups is not None:
+            raise HeadsAnalysisError("the paper protocol groups layers as layer // 8; --groups is for --protocol sound")
+        for name in ("min_heads", "controls_per_word", "permutations", "resamples"):
+            if getattr(self, name) < 1:
+                raise HeadsAnalysisError(f"{name.replace('_', ' ')} must be at least 1")
+        return self
 
 
 def word_list(path: str | Path | None = None) -> list[str]:
@@ -42,63 +90,117 @@ def word_list(path: str | Path | None = None) -> list[str]:
     return [word for word, _ in read_word_list(path)]
 
 
-def head_pairs(rows: dict[str, np.ndarray]) -> tuple[dict[HeadKey, dict[Pair, int]], list[HeadKey]]:
-    """Per (layer, head): each order-free lower-cased pair and the number of dimensions it occurs in."""
-    query = pc.utf8_lower(pa.array(rows["query"], pa.string()))
-    key = pc.utf8_lower(pa.array(rows["key"], pa.string()))
-    first = pc.less(query, key)
-    table = pa.table(
-        {
-            "layer": rows["layer"],
-            "head": rows["head"],
-            "a": pc.if_else(first, query, key),
-            "b": pc.if_else(first, key, query),
-            "dim": rows["dim"],
-        }
-    ).filter(pc.not_equal(query, key))
-    counted = table.group_by(["layer", "head", "a", "b"]).aggregate([("dim", "count_distinct")]).to_pydict()
-    heads = [(int(layer), int(head)) for layer, head in rows["heads"]]
-    pairs: dict[HeadKey, dict[Pair, int]] = {h: {} for h in heads}
-    columns = [counted[name] for name in ("layer", "head", "a", "b", "dim_count_distinct")]
-    for layer, head, a, b, n_dims in zip(*columns):
-        pairs.setdefault((layer, head), {})[(a, b)] = n_dims
-    return pairs, heads
-
-
-def knowledge(pairs: dict[Pair, int]) -> set[Pair]:
-    """A head's knowledge: the pairs found in more than one of its dimensions."""
-    return {pair for pair, n_dims in pairs.items() if n_dims > 1}
-
-
-def word_counts(pairs: set[Pair]) -> Counter[str]:
-    """How many pairs of a set contain each word."""
-    return Counter(word for pair in pairs for word in pair)
-
-
-def layer_groups(layers: list[int], n_groups: int = 4) -> list[list[int]]:
-    """Split sorted layers into ``n_groups`` consecutive groups of near-equal size (quarters of the depth)."""
-    return [list(map(int, g)) for g in np.array_split(np.array(sorted(layers)), n_groups) if len(g)]
-
-
-def tuned_more_fraction(word: str, heads: list[HeadKey], base: dict, tuned: dict) -> float | None:
-    """Fraction of ``heads`` where tuned knowledge has more pairs with ``word`` than base; ties dropped."""
-    more = differ = 0
-    for head in heads:
-        b, t = base[head][word], tuned[head][word]
-        if b != t:
-            differ += 1
-            more += t > b
-    return more / differ if differ else None
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
+    if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     return value
+
+
+def _side(words: list[str], fractions: dict[str, WordFraction], used: list[str], min_heads: int, ddof: int) -> dict:
+    """Summary of one side's used words, with how many of its candidate words were left out and why."""
+    no_change = [w for w in words if fractions[w].fraction is None]
+    too_few = [w for w in words if fractions[w].fraction is not None and fractions[w].n_changed < min_heads]
+    values = np.array([fractions[w].fraction for w in used], dtype=np.float64)
+    return {**sample_summary(values, ddof), "n_no_change": len(no_change), "n_too_few_heads": len(too_few)}
+
+
+def _group(
+    members: list[HeadKey],
+    instruction: list[str],
+    general: list[str],
+    counts: tuple[dict, dict],
+    settings: HeadsSettings,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """One layer group: both sides' fractions, the protocol's test, and which words were used."""
+    fractions = {w: tuned_more_fraction(w, members, *counts) for w in {*instruction, *general}}
+    sound = settings.protocol == "sound"
+    min_heads = settings.min_heads if sound else 1
+    usable = [w for w in instruction if fractions[w].fraction is not None and fractions[w].n_changed >= min_heads]
+    pool = [w for w in general if fractions[w].fraction is not None and fractions[w].n_changed >= min_heads]
+    controls = matched_controls(usable, pool, settings.controls_per_word) if sound else pool
+    a = np.array([fractions[w].fraction for w in usable], dtype=np.float64)
+    b = np.array([fractions[w].fraction for w in controls], dtype=np.float64)
+    test = permutation_test(a, b, rng, settings.permutations, settings.resamples) if sound else welch_test(a, b)
+    ddof = 1 if sound else 0
+    instruction_side = _side(instruction, fractions, usable, min_heads, ddof)
+    general_side = _side(general, fractions, controls, min_heads, ddof)
+    if sound:
+        general_side["n_usable"] = len(pool)
+    return {
+        "n_heads": len(members),
+        "instruction": {**instruction_side, "words": usable},
+        "general": {**general_side, **({"words": controls} if sound else {})},
+        "test": test,
+    }
+
+
+def _claim(protocol: str, lo: int, hi: int, effect: float | None) -> str:
+    other = "frequency-matched control verbs" if protocol == "sound" else "general verbs"
+    direction = "fewer" if effect is not None and effect < 0 else "more"
+    return f"Tuning adds pairs with instruction verbs in {direction} heads than with {other} (layers {lo}–{hi})"
+
+
+@dataclass(frozen=True)
+class HeadKnowledge:
+    """What Table 3 reads from two runs under one protocol: the shared heads, their knowledge and word counts."""
+
+    protocol: str
+    heads: list[HeadKey]
+    base: dict[HeadKey, set[Pair]]
+    tuned: dict[HeadKey, set[Pair]]
+    counts: tuple[dict[HeadKey, Counter[str]], dict[HeadKey, Counter[str]]]
+
+
+def head_knowledge(base_rows: dict[str, np.ndarray], tuned_rows: dict[str, np.ndarray], protocol: str) -> HeadKnowledge:
+    """Knowledge and word counts of the heads both runs have, counted as ``protocol`` counts them."""
+    count_pairs = PAIR_COUNTERS[check_protocol(protocol)]
+    base_pairs, tuned_pairs = count_pairs(base_rows), count_pairs(tuned_rows)
+    heads = sorted(set(base_pairs) & set(tuned_pairs))
+    base = {h: knowledge(base_pairs[h]) for h in heads}
+    tuned = {h: knowledge(tuned_pairs[h]) for h in heads}
+    counts = ({h: word_counts(base[h]) for h in heads}, {h: word_counts(tuned[h]) for h in heads})
+    return HeadKnowledge(protocol, heads, base, tuned, counts)
+
+
+def table3(
+    know: HeadKnowledge, instruction: list[str] | tuple[str, ...], general: list[str], settings: HeadsSettings
+) -> tuple[list[dict[str, Any]], list[Finding]]:
+    """Per layer group: both sides' summaries and the protocol's test, and the findings (Holm across groups)."""
+    settings = settings.checked()
+    if settings.protocol != know.protocol:
+        raise HeadsAnalysisError(f"knowledge counted for protocol {know.protocol}, settings ask {settings.protocol}")
+    instruction = sorted({w.lower() for w in instruction})
+    general = sorted({w.lower() for w in general} - set(instruction))
+    if not instruction or not general:
+        raise HeadsAnalysisError("the instruction and general word lists must each keep at least one word")
+    layers = sorted({layer for layer, _ in know.heads})
+    if settings.protocol == "sound":
+        try:
+            grouping = sound_layer_groups(layers, settings.n_groups)
+        except HeadsAnalysisError as exc:
+            raise HeadsAnalysisError(f"{exc} (--groups)") from exc
+    else:
+        grouping = paper_layer_groups(layers)
+    groups, findings = [], []
+    for index, group in enumerate(grouping):
+        members = [h for h in know.heads if h[0] in group]
+        rng = np.random.default_rng([settings.seed, index])
+        entry = {"layers": [group[0], group[-1]], **_group(members, instruction, general, know.counts, settings, rng)}
+        test = entry.pop("test")
+        claim = _claim(settings.protocol, group[0], group[-1], test.effect_size)
+        findings.append(
+            Finding("heads", claim, test.testable, test.reason, test.p_value, effect_size=test.effect_size, ci=test.ci)
+        )
+        groups.append({**entry, "test": test.test})
+    findings = adjust(findings)
+    for entry, finding in zip(groups, findings, strict=True):
+        entry.update({k: v for k, v in finding.to_json().items() if k not in ("method", "claim")})
+    return groups, findings
 
 
 def compare_pairs(
@@ -106,50 +208,45 @@ def compare_pairs(
     tuned_rows: dict[str, np.ndarray],
     instruction: list[str] | tuple[str, ...] = INSTRUCTION_VERBS,
     general: list[str] | None = None,
-    n_groups: int = 4,
+    settings: HeadsSettings = HeadsSettings(),
     n_examples: int = 5,
 ) -> dict[str, Any]:
-    """Table 3 statistics, per-layer head overlap and example pairs from two runs' flat pair rows."""
-    general = word_list() if general is None else general
+    """Table 3 per layer group, per-layer head overlap and example pairs from two runs' flat pair rows."""
+    know = head_knowledge(base_rows, tuned_rows, settings.protocol)
+    groups, findings = table3(know, instruction, word_list() if general is None else general, settings)
     instruction_set = {w.lower() for w in instruction}
-    general = [w.lower() for w in general if w.lower() not in instruction_set]
-    base_pairs, base_heads = head_pairs(base_rows)
-    tuned_pairs, tuned_heads = head_pairs(tuned_rows)
-    heads = sorted(set(base_heads) & set(tuned_heads))
-    base_know = {h: knowledge(base_pairs[h]) for h in heads}
-    tuned_know = {h: knowledge(tuned_pairs[h]) for h in heads}
-    base_counts = {h: word_counts(base_know[h]) for h in heads}
-    tuned_counts = {h: word_counts(tuned_know[h]) for h in heads}
-    groups = []
-    for group in layer_groups(sorted({layer for layer, _ in heads}), n_groups):
-        members = [h for h in heads if h[0] in group]
-        fractions = {}
-        for name, words in (("instruction", sorted(instruction_set)), ("general", general)):
-            values = [tuned_more_fraction(w, members, base_counts, tuned_counts) for w in words]
-            fractions[name] = [v for v in values if v is not None]
-        groups.append(
-            {
-                "layers": [group[0], group[-1]],
-                "instruction": summary(fractions["instruction"]),
-                "general": summary(fractions["general"]),
-                "p_value": welch_less(fractions["general"], fractions["instruction"]),
-            }
-        )
-    overlap = []
-    for layer in sorted({layer for layer, _ in heads}):
-        values = []
-        for h in (h for h in heads if h[0] == layer):
-            union = set(base_pairs[h]) | set(tuned_pairs[h])
-            values.append(len(set(base_pairs[h]) & set(tuned_pairs[h])) / len(union) if union else math.nan)
-        finite = [v for v in values if not math.isnan(v)]
-        overlap.append({"layer": layer, "mean": float(np.mean(finite)) if finite else math.nan, "heads": values})
-    gained: dict[str, Counter[str]] = {verb: Counter() for verb in sorted(instruction_set)}
+    return _jsonable(
+        {
+            "protocol": settings.protocol,
+            "settings": asdict(settings),
+            "groups": groups,
+            "head_overlap_by_layer": head_overlap(head_pairs(base_rows), head_pairs(tuned_rows), know.heads),
+            "head_overlap_null": None,
+            "examples": _examples(know.heads, know.base, know.tuned, instruction_set, n_examples),
+            "finding": [f.to_json() for f in findings],
+        }
+    )
+
+
+def _examples(heads: list[HeadKey], base: dict, tuned: dict, instruction: set[str], n: int) -> dict[str, list[str]]:
+    """Per instruction verb, the knowledge pairs tuned heads gained over the same base heads, most frequent first."""
+    gained: dict[str, Counter[str]] = {verb: Counter() for verb in sorted(instruction)}
     for h in heads:
-        for a, b in tuned_know[h] - base_know[h]:
-            for verb in {a, b} & instruction_set:
+        for a, b in tuned[h] - base[h]:
+            for verb in {a, b} & instruction:
                 gained[verb][f"{a}={b}"] += 1
-    examples = {verb: [pair for pair, _ in c.most_common(n_examples)] for verb, c in gained.items() if c}
-    return _jsonable({"groups": groups, "head_overlap_by_layer": overlap, "examples": examples})
+    return {verb: [pair for pair, _ in c.most_common(n)] for verb, c in gained.items() if c}
+
+
+def add_null(result: dict[str, Any], null: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, Any]:
+    """The result with ``head_overlap_null`` (observed beside each layer's band) and the overlap finding."""
+    from shiftlens.heads.null import overlap_finding
+
+    observed = {entry["layer"]: entry["mean"] for entry in result["head_overlap_by_layer"]}
+    bands = [{**entry, "observed": observed.get(entry["layer"])} for entry in null]
+    finding = adjust([overlap_finding(result["head_overlap_by_layer"], null)])[0]
+    findings = [*result["finding"], finding.to_json()]
+    return _jsonable({**result, "head_overlap_null": bands, "null": info, "finding": findings})
 
 
 def analyze_heads(
@@ -157,10 +254,24 @@ def analyze_heads(
     tuned_dir: str | Path,
     instruction: list[str] | tuple[str, ...] = INSTRUCTION_VERBS,
     general: list[str] | None = None,
-    n_groups: int = 4,
+    n_groups: int | None = None,
+    settings: HeadsSettings = HeadsSettings(),
+    null: NullSettings | None = None,
 ) -> dict[str, Any]:
-    """Table 3 of two `shiftlens heads` output directories (base model, tuned model); see module doc."""
-    return compare_pairs(read_pair_rows(base_dir), read_pair_rows(tuned_dir), instruction, general, n_groups)
+    """Table 3 of two `shiftlens heads` output directories (base, tuned); see the module doc.
+
+    ``n_groups`` overrides ``settings.n_groups``. ``null`` adds the head-overlap null band, which reads
+    both models' weights (by default those the runs recorded).
+    """
+    if n_groups is not None:
+        settings = replace(settings, n_groups=n_groups)
+    result = compare_pairs(read_pair_rows(base_dir), read_pair_rows(tuned_dir), instruction, general, settings)
+    if null is None:
+        return result
+    from shiftlens.heads.null import PERTURBED, overlap_null
+
+    info = {"draws": null.draws, "seed": null.seed, "perturbed": PERTURBED}
+    return add_null(result, overlap_null(base_dir, tuned_dir, null), info)
 
 
 TABLE_COLUMNS = (
@@ -171,29 +282,39 @@ TABLE_COLUMNS = (
     "general mean",
     "general std",
     "n",
+    "effect",
+    "95% CI",
     "p",
+    "p (Holm)",
 )
 
 
 def table_rows(result: dict[str, Any]) -> list[list[Any]]:
-    """Table 3 rows of an `analyze_heads` result (None for undefined statistics)."""
-    return [
-        [
-            f"{g['layers'][0]}-{g['layers'][1]}",
-            g["instruction"]["mean"],
-            g["instruction"]["std"],
-            g["instruction"]["n"],
-            g["general"]["mean"],
-            g["general"]["std"],
-            g["general"]["n"],
-            g["p_value"],
-        ]
-        for g in result["groups"]
-    ]
+    """Table 3 rows of an `analyze_heads` result (None for undefined statistics; the reason if not testable)."""
+    rows = []
+    for g in result["groups"]:
+        ci = g.get("ci")
+        interval = None if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+        tested = [g["effect_size"], interval, g["p_value"], g["p_adjusted"]]
+        rows.append(
+            [
+                f"{g['layers'][0]}-{g['layers'][1]}",
+                g["instruction"]["mean"],
+                g["instruction"]["std"],
+                g["instruction"]["n"],
+                g["general"]["mean"],
+                g["general"]["std"],
+                g["general"]["n"],
+                *(tested if g["testable"] else [None, None, f"not testable ({g['reason']})", None]),
+            ]
+        )
+    return rows
 
 
 def write_report(result: dict[str, Any], out: str | Path) -> list[Path]:
     """Write ``table3.csv``, ``heads_analysis.json`` and the head-overlap plot (PNG + SVG) under ``out``."""
+    from matplotlib.ticker import MaxNLocator
+
     from shiftlens.plots import BASE_COLOR, save_figure, subplots
     from shiftlens.storage import atomic_write_json
     from shiftlens.tables import write_csv
@@ -207,6 +328,12 @@ def write_report(result: dict[str, Any], out: str | Path) -> list[Path]:
         values = [v for v in entry["heads"] if v is not None]
         axis.scatter([entry["layer"]] * len(values), values, s=8, color=BASE_COLOR, alpha=0.4)
     axis.plot(layers, [e["mean"] for e in result["head_overlap_by_layer"]], color="black", label="mean over heads")
+    bands = [b for b in result.get("head_overlap_null") or [] if b.get("min") is not None]
+    if bands:
+        x = [b["layer"] for b in bands]
+        label = f"null: base vs base + tuning-sized noise, min–max of {len(bands[0]['draws'])} draws"
+        axis.fill_between(x, [b["min"] for b in bands], [b["max"] for b in bands], color="grey", alpha=0.3, label=label)
     axis.set(xlabel="layer", ylabel="Jaccard overlap of pairs (base vs tuned)", ylim=(0, 1))
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.legend()
     return paths + [out / "heads_analysis.json"] + save_figure(fig, out / "head_overlap")

@@ -4,6 +4,7 @@ For head h and dimension j, H_q = E·W_q,hᵀ and H_k = E·W_k,hᵀ project ever
 energy is Σ_words (H_q² + H_k²). Its candidate queries and keys are the top-K words by |H_q| and |H_k|;
 a candidate pair (q, k) is kept when q ≠ k, H_q[q]·H_k[k] > 0 and, with co-occurrence vectors, when
 cos(q, k) exceeds both words' thresholds θ(w) = mean + z·std of cos(w, r) over reference words r.
+Exact ties in |H| at the K-th place go to the lower word index, as in the reference's stable sort.
 Pairs are ordered by similarity (by the score H_q·H_k without co-occurrence vectors), then by word index.
 RoPE is ignored, as in the paper. Computation is float64 so that it matches the literal reference;
 similarities are rounded to float32 precision so that symmetric pairs tie exactly in both.
@@ -75,6 +76,28 @@ def dimension_ranks(energy: np.ndarray) -> np.ndarray:
     return ranks
 
 
+def top_k_rows(values: torch.Tensor, k: int) -> torch.Tensor:
+    """Row indices (k × columns) of each column's k largest values; exact ties go to the lower row index.
+
+    This is the set a stable descending sort would take (the literal reference), where ``torch.topk``
+    leaves the choice among values tied at the K-th place unspecified. Only the columns whose (K+1)-th
+    value equals the K-th are re-selected, so the common case costs one `torch.topk`. The order within
+    a column is unspecified.
+    """
+    if k >= len(values):
+        return values.topk(k, dim=0).indices
+    top = values.topk(k + 1, dim=0)
+    indices = top.indices[:k]
+    ambiguous = (top.values[k] == top.values[k - 1]).nonzero()[:, 0]
+    if len(ambiguous):
+        sub, kth = values[:, ambiguous], top.values[k - 1, ambiguous]
+        above, tied = sub > kth, sub == kth
+        take = above | (tied & (tied.cumsum(0) <= k - above.sum(0)))
+        indices = indices.clone()
+        indices[:, ambiguous] = take.T.nonzero()[:, 1].reshape(-1, k).T
+    return indices
+
+
 def _candidate_pairs(
     words: torch.Tensor, wq: torch.Tensor, wk: torch.Tensor, top_k: int, pair_filter: PairFilter | None
 ) -> tuple[torch.Tensor, ...]:
@@ -82,8 +105,8 @@ def _candidate_pairs(
     hq, hk = words @ wq.T, words @ wk.T  # (V, D)
     energy = (hq**2).sum(0) + (hk**2).sum(0)
     k = min(top_k, len(words))
-    qi = hq.abs().topk(k, dim=0).indices  # (K, D)
-    ki = hk.abs().topk(k, dim=0).indices
+    qi = top_k_rows(hq.abs(), k)  # (K, D)
+    ki = top_k_rows(hk.abs(), k)
     score = hq.gather(0, qi).T[:, :, None] * hk.gather(0, ki).T[:, None, :]  # (D, K, K)
     qi, ki = qi.T, ki.T
     keep = (score > 0) & (qi[:, :, None] != ki[:, None, :])

@@ -28,7 +28,7 @@ from shiftlens.loading import (
 from shiftlens.options import check_layers
 from shiftlens.progress import progress
 from shiftlens.storage import RunDirectory, atomic_write_json, file_sha256
-from shiftlens.vocabulary import load_vocabulary
+from shiftlens.vocabulary import Vocabulary, load_vocabulary
 from shiftlens.weights import ModuleWeights, SafetensorsWeights
 
 METHOD_VERSION = 1
@@ -70,6 +70,23 @@ def open_weights(
         return SafetensorsWeights(directory, config), config, tokenizer, identity
     loaded = load_model(model, gguf_file=gguf_file, adapter=adapter, trust_remote_code=trust_remote_code)
     return ModuleWeights(loaded.model), loaded.model.config, loaded.tokenizer, loaded.manifest()
+
+
+def method_inputs(
+    vocabulary: Vocabulary, source: Any, config: Any, params: dict[str, Any], device: str = "cpu"
+) -> tuple[torch.Tensor, PairFilter | None, dict[str, Any]]:
+    """Word vectors (float64, on ``device``), the co-occurrence pair filter and its manifest entry.
+
+    ``params`` are a run's recorded parameters (``cooccurrence``, ``reference_words``, ``z``), so a
+    recomputation (the null baseline) rebuilds exactly what the run used.
+    """
+    words = vocabulary.vectors(input_embeddings(source, config)).double().to(device)
+    vectors = word_vectors(params["cooccurrence"], vocabulary.words)
+    if vectors is None:
+        return words, None, {"backend": "none", "spec": params["cooccurrence"]}
+    reference = torch.arange(min(params["reference_words"], len(vocabulary)))
+    thresholds = word_thresholds(vectors.vectors, vectors.present, reference, params["z"])
+    return words, PairFilter(vectors.vectors.to(device), thresholds.to(device)), vectors.manifest()
 
 
 def explain_heads(
@@ -121,16 +138,8 @@ def explain_heads(
         atomic_write_json(run.path / "words.json", vocabulary.words)
         todo = [layer for layer in layers if not run.has_unit(unit_name(layer))]
         if todo:
-            words = vocabulary.vectors(input_embeddings(source, config)).double().to(device)
-            pair_filter = None
-            vectors = word_vectors(cooccurrence, vocabulary.words)
-            if vectors is not None:
-                reference = torch.arange(min(reference_words, len(vocabulary)))
-                thresholds = word_thresholds(vectors.vectors, vectors.present, reference, z)
-                pair_filter = PairFilter(vectors.vectors.to(device), thresholds.to(device))
-                run.update_manifest(cooccurrence=vectors.manifest())
-            else:
-                run.update_manifest(cooccurrence={"backend": "none", "spec": cooccurrence})
+            words, pair_filter, cooc_manifest = method_inputs(vocabulary, source, config, params, device)
+            run.update_manifest(cooccurrence=cooc_manifest)
             for layer in progress(todo, total=len(todo), desc="heads", unit="layer"):
                 wq, wk = attention_qk(source, config, layer)
                 result = explain_layer(words, wq, wk, top_k, pair_filter, max_pairs)

@@ -2,7 +2,7 @@
 
 Parquet: one row per (layer, head, dimension) with columns model, layer, head, dim, rank, energy and
 pairs (list of {query, key, similarity, score}, strongest first); rows ordered by layer, head, rank.
-TSV: ``layer head rank dim energy pairs`` with pairs written ``query=key`` joined by ``|||``.
+TSV: ``layer head rank dim energy pairs`` with pairs written ``key=query`` (the authors' order) joined by ``|||``.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def write_outputs(directory: Path, tables: list[pa.Table]) -> tuple[Path, Path]:
     atomic_write_bytes(directory / PARQUET, sink.getvalue())
     pairs = table["pairs"].combine_chunks()
     flat = pairs.flatten()
-    texts = pc.binary_join_element_wise(flat.field("query"), flat.field("key"), "=").to_numpy(zero_copy_only=False)
+    texts = pc.binary_join_element_wise(flat.field("key"), flat.field("query"), "=").to_numpy(zero_copy_only=False)
     offsets = pairs.offsets.to_numpy()
     columns = [table[name].to_numpy() for name in ("layer", "head", "rank", "dim", "energy")]
     lines = ["layer\thead\trank\tdim\tenergy\tpairs"]
@@ -109,4 +109,18 @@ def read_pair_rows(directory: str | Path) -> dict[str, np.ndarray]:
         "dim": table["dim"].to_numpy()[parents],
         "query": np.asarray(pc.struct_field(flat, "query").to_pylist(), dtype=object),
         "key": np.asarray(pc.struct_field(flat, "key").to_pylist(), dtype=object),
+    }
+
+
+def unit_rows(layer: int, arrays: dict[str, np.ndarray], words: list[str]) -> dict[str, np.ndarray]:
+    """One layer's unit arrays (see `HeadPairs`) as the flat pair columns `read_pair_rows` returns."""
+    n_heads = arrays["energy"].shape[0]
+    vocab = np.array(words, dtype=object)
+    return {
+        "heads": np.stack([np.full(n_heads, layer), np.arange(n_heads)], axis=1),
+        "layer": np.full(len(arrays["pair_head"]), layer),
+        "head": arrays["pair_head"],
+        "dim": arrays["pair_dim"],
+        "query": vocab[arrays["pair_query"]],
+        "key": vocab[arrays["pair_key"]],
     }
