@@ -132,19 +132,27 @@ def cluster_bootstrap(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Percentile intervals (category × 2) of the base share, the tuned share and their difference.
 
-    Two stages: draw the layers with replacement, then within each drawn layer its base and its tuned
-    components with replacement; a layer's components are never treated as independent of each other.
+    Two stages: draw the layers with replacement, then within each drawn copy of a layer its base and
+    its tuned components with replacement; a layer's components are never treated as independent of
+    each other. Vectorised: a replicate's layer counts are multinomial, its draws summed by bincount.
     """
     layers = np.union1d(base.layers, tuned.layers)
-    sides = [[units.values[units.layers == layer] for layer in layers] for units in (base, tuned)]
-    shares = np.full((2, resamples, base.values.shape[1]), np.nan)
-    for b in range(resamples):
-        chosen = rng.integers(layers.size, size=layers.size)
-        for side, by_layer in enumerate(sides):
-            drawn = [by_layer[i][rng.integers(len(by_layer[i]), size=len(by_layer[i]))] for i in chosen]
-            drawn = [d for d in drawn if len(d)]
-            if drawn:
-                shares[side, b] = np.concatenate(drawn).mean(axis=0)
+    columns = base.values.shape[1]
+    copies = rng.multinomial(layers.size, np.full(layers.size, 1 / layers.size), size=resamples)  # (B, layers)
+    shares = np.empty((2, resamples, columns))
+    for side, units in enumerate((base, tuned)):
+        sums, sizes = np.zeros((resamples, columns)), np.zeros(resamples)
+        for i, layer in enumerate(layers):
+            values = units.values[units.layers == layer]
+            if not len(values):
+                continue
+            owner = np.repeat(np.arange(resamples), copies[:, i] * len(values))  # each copy drawn afresh
+            drawn = values[rng.integers(len(values), size=owner.size)]
+            for c in range(columns):
+                sums[:, c] += np.bincount(owner, weights=drawn[:, c], minlength=resamples)
+            sizes += copies[:, i] * len(values)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            shares[side] = sums / sizes[:, None]  # NaN where no layer of this side was drawn
     alpha = 100 * (1 - CONFIDENCE) / 2
     base_ci, tuned_ci, diff_ci = (
         np.nanpercentile(x, [alpha, 100 - alpha], axis=0).T for x in (shares[0], shares[1], shares[1] - shares[0])
