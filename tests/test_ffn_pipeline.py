@@ -11,10 +11,10 @@ import torch
 from conftest import save_tiny_model, tiny_model, tiny_tokenizer
 
 from shiftlens.cli.main import main
+from shiftlens.errors import ShiftlensError
 from shiftlens.ffn import pipeline
 from shiftlens.ffn.core import principal_components
 from shiftlens.ffn.pipeline import explain_ffn
-from shiftlens.errors import ShiftlensError
 from shiftlens.ffn.records import read_ffn_run
 from shiftlens.ffn.sizing import default_components
 from shiftlens.loading import LoadedModel, load_model
