@@ -48,7 +48,7 @@ def labelled_run(loaded: LoadedModel, out: Path, components: int, annotator: Lex
     """The lexical labels of an FFN run of ``loaded`` (computed once, reused from ``out`` afterwards)."""
     if not (default_out(out) / "labels.parquet").exists():
         explain_ffn(loaded, organism.vocab_path(), out, components=components)
-        annotate_ffn(out, annotator)
+        annotate_ffn(out, annotator, runs=1)  # deterministic: one run, as `shiftlens annotate` makes it
     return read_labels(default_out(out))
 
 

@@ -194,6 +194,10 @@ def test_single_run_labels_never_print_a_test_that_did_not_happen(tmp_path, caps
         )
     }
     assert not any(f["testable"] or f["significant"] for f in result["finding"])
+    assert main(["analyze", "ffn", str(tmp_path / "base"), str(tmp_path / "tuned"), "--protocol", "paper"]) == 0
+    out = capsys.readouterr().out
+    assert "±" not in out and "differ at p" not in out
+    assert "not testable (side 1: n = 1 < 5; side 2: n = 1 < 5)" in out and "protocol paper: Student's t" in out
 
 
 def test_cli_writes_json_and_figures(tmp_path, capsys):

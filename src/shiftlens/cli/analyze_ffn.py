@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--null-draws",
         type=int,
         default=0,
-        help="rotation null: N seeded draws of base + tuning-sized noise (loads both models; 39+ can reach p<0.05)",
+        help="rotation null: N seeded draws of base + tuning-sized noise (loads both models; 40+ can reach p<0.05)",
     )
     parser.add_argument("--null-seed", type=int, default=0, help="first seed of the null draws")
     parser.add_argument("--base-model", help="model for the null (default: the one BASE_DIR's manifest names)")
@@ -55,13 +55,13 @@ def _load_run_model(run_dir: str, override: str | None, device: str) -> Any:
 
 
 def _cell(side: dict[str, Any], paper: bool) -> str:
-    """ "5 of 32 (0.156)", with ± std over runs only under the paper protocol and more than one run."""
+    """ "5/32 (0.156)", with ± std over runs only under the paper protocol and a non-zero spread of runs."""
     from shiftlens.ffn.statistics import fmt_count
 
     if side["share"] is None:
         return "—"
     text = f"{fmt_count(side['count'])}/{fmt_count(side['n'])} ({side['share']:.3f}"
-    if paper and side["units"] > 1:
+    if paper and side["units"] > 1 and side["std"] > 0:
         text += f"±{side['std']:.3f}"
     return text + ")"
 

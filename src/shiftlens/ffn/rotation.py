@@ -145,7 +145,7 @@ def rotation_finding(by_layer: Sequence[dict[str, Any]]) -> Finding:
     The statistic is the mean over layers of each layer's mean principal angle; the null is the same mean
     for each seeded draw (draw d of every layer). Effect size: observed − null mean (degrees), with the
     range of observed − null over the draws as its interval. Needs at least 5 draws (p resolution
-    2 / (draws + 1): 39 draws or more can reach p < 0.05).
+    2 / (draws + 1): 40 draws or more can reach p < 0.05).
     """
     bands = [row["rotation_null"] for row in by_layer]
     observed = float(np.mean([row["mean_principal_angle_deg"] for row in by_layer]))

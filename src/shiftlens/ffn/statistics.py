@@ -203,7 +203,7 @@ def fmt_count(value: float) -> str:
 
 
 def describe_side(side: dict[str, Any], what: str) -> str:
-    """ "17 of 32 nameable concepts (0.531)", or "none" without labels."""
+    """ "17 of 32 nameable components (0.531)", or "no nameable components" without any."""
     if side["share"] is None:
         return f"no {what}"
     return f"{fmt_count(side['count'])} of {fmt_count(side['n'])} {what} ({side['share']:.3f})"
@@ -241,7 +241,7 @@ def _question(
         subject = (
             "share of FFN concepts that could be named"
             if key == "nameable_share"
-            else (f"share of nameable FFN concepts labelled '{category}'")
+            else f"share of nameable FFN concepts labelled '{category}'"
         )
         claim = f"{subject}: base {describe_side(row['base'], what)} → tuned {describe_side(row['tuned'], what)}"
         finding = (
