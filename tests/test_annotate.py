@@ -48,6 +48,14 @@ def reply_for(body: dict) -> str:
     return ["Level: semantics", "Level: syntax", "Level: morphology", "Level: pragmatics"][h % 4]
 
 
+def question_of(body: dict) -> str:
+    """Which of the three prompts a request is."""
+    system = body["messages"][0]["content"]
+    if "pushes its predictions" in system:
+        return "concept"
+    return "tasks" if "kinds of user request" in system else "level"
+
+
 class ChatServer:
     """A loopback chat-completions server counting requests per cache key, with optional faults.
 
@@ -62,6 +70,7 @@ class ChatServer:
         self.kill_pid: int | None = None
         self.kill_after: int | None = None
         self.authorization: set[str] = set()
+        self.sampled: set[tuple[str, float]] = set()  # (question, temperature) of every request
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -79,6 +88,7 @@ class ChatServer:
                 with server.lock:
                     server.counts[key] = attempt = server.counts.get(key, 0) + 1
                     server.authorization.add(self.headers.get("Authorization", ""))
+                    server.sampled.add((question_of(body), body["temperature"]))
                     total = sum(server.counts.values())
                     if server.kill_after is not None and total == server.kill_after:
                         os.kill(server.kill_pid, signal.SIGKILL)
@@ -257,6 +267,25 @@ def test_api_key_is_sent_but_never_written(ffn_dir, tmp_path, monkeypatch, serve
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["params"]["annotator"]["sampling"] == {"temperature": 0.7, "top_p": 1.0, "max_tokens": 48}
     assert manifest["heuristic"] is False
+
+
+def test_paper_protocol_samples_concepts_at_1_and_tasks_and_levels_at_0(ffn_dir, tmp_path, server, capsys):
+    command = ["annotate", str(ffn_dir), "--endpoint", server.url, "--model", "m", "--runs", "2",
+               "--backoff", "0.01", "--protocol", "paper"]  # fmt: skip
+    assert main([*command, "--out", str(tmp_path / "paper")]) == 0
+    assert server.sampled == {("concept", 1.0), ("tasks", 0.0), ("level", 0.0)}
+    annotator = json.loads((tmp_path / "paper" / "manifest.json").read_text())["params"]["annotator"]
+    assert annotator["protocol"] == "paper" and "sampling" not in annotator
+    assert {q: s["temperature"] for q, s in annotator["sampling_by_question"].items()} == {
+        "concept": 1.0,
+        "tasks": 0.0,
+        "level": 0.0,
+    }
+    server.sampled.clear()
+    assert main([*command[:-2], "--out", str(tmp_path / "sound"), "--temperature", "0.3"]) == 0
+    assert {t for _, t in server.sampled} == {0.3}  # sound: one temperature for every question
+    assert main([*command, "--out", str(tmp_path / "x"), "--temperature", "0.3"]) == 2
+    assert "--protocol paper fixes the temperatures" in capsys.readouterr().err
 
 
 def test_damaged_cache_line_is_ignored(tmp_path):

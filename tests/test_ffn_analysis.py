@@ -7,19 +7,15 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
 
 from shiftlens.cli.main import main
-from shiftlens.ffn.analysis import (
-    analyze_ffn,
-    compare_shares,
-    layer_group,
-    match_components,
-    principal_angles_deg,
-    run_shares,
-)
+from shiftlens.errors import ShiftlensError
+from shiftlens.ffn.analysis import analyze_ffn
 from shiftlens.ffn.labels import Label, write_labels
+from shiftlens.ffn.prompts import LEVELS, TASKS
 from shiftlens.ffn.records import KIND, VOCABULARY_FILE, unit_name
+from shiftlens.ffn.rotation import match_components, principal_angles_deg
+from shiftlens.ffn.statistics import run_units
 from shiftlens.storage import RunDirectory, atomic_write_json
 
 WORDS = [f"w{i}" for i in range(40)]
@@ -45,58 +41,36 @@ def write_fake_ffn_run(path, components: dict[int, np.ndarray], n_layers: int = 
             )
 
 
-def row(run, nameable=True, tasks=(), level="semantics", layer=0, tasks_status="ok", level_status="ok"):
+def test_paper_unit_is_the_share_per_annotation_run():
+    rows = [
+        label(0, 0, ["coding"]),
+        label(0, 1, ["coding", "math"], level="syntax"),
+        label(0, 2, []),
+        label(0, 3, ["translation"]),
+        label(0, 4, ["coding"], nameable=False),  # not nameable: ignored
+        label(0, 5, ["coding"], status="unparseable"),  # no parsed answer: ignored
+        label(1, 0, ["math"]),
+        label(1, 1, ["coding"], level="morphology"),
+    ]
+    tasks = run_units(rows, "tasks", ("coding", "math", "translation", "daily writing"))
+    np.testing.assert_allclose(tasks.values, [[0.5, 0.25, 0.25, 0], [0.5, 0.5, 0, 0]])
+    np.testing.assert_array_equal(tasks.totals, [4, 2])
+    levels = run_units(rows, "level", ("syntax", "semantics", "morphology"))
+    np.testing.assert_allclose(levels.values, [[0.25, 0.75, 0], [0, 0.5, 0.5]])
+
+
+def label(run, component, tasks, level="semantics", nameable=True, status="ok", layer=0):
     return {
         "layer": layer,
-        "component": 0,
+        "component": component,
         "run": run,
         "nameable": nameable,
         "concept": "c" if nameable else None,
         "tasks": list(tasks),
         "level": level,
-        "tasks_status": tasks_status,
-        "level_status": level_status,
+        "tasks_status": status,
+        "level_status": status,
     }
-
-
-def test_run_shares_on_hand_rows():
-    rows = [
-        row(0, tasks=["coding"]),
-        row(0, tasks=["coding", "math"], level="syntax"),
-        row(0, tasks=[]),
-        row(0, tasks=["translation"]),
-        row(0, nameable=False, tasks=["coding"]),  # not nameable: ignored
-        row(0, tasks=["coding"], tasks_status="unparseable", level_status="unparseable"),  # ignored
-        row(1, tasks=["math"]),
-        row(1, tasks=["coding"], level="morphology"),
-    ]
-    tasks = run_shares(rows, "tasks", ("coding", "math", "translation", "daily writing"))
-    assert tasks == {
-        "coding": [0.5, 0.5],
-        "math": [0.25, 0.5],
-        "translation": [0.25, 0.0],
-        "daily writing": [0, 0],
-    }
-    levels = run_shares(rows, "level", ("syntax", "semantics", "morphology"))
-    assert levels == {"syntax": [0.25, 0.0], "semantics": [0.75, 0.5], "morphology": [0.0, 0.5]}
-
-
-def test_compare_shares_welch_test_written_out():
-    base, tuned = [0.5, 0.6, 0.7, 0.55], [0.2, 0.3, 0.25]
-    result = compare_shares(base, tuned)
-    va, vb = np.var(base, ddof=1) / 4, np.var(tuned, ddof=1) / 3
-    t = (np.mean(base) - np.mean(tuned)) / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / 3 + vb**2 / 2)
-    assert result["p_value"] == pytest.approx(2 * stats.t.sf(abs(t), df), rel=1e-9)
-    assert result["base"] == {"mean": pytest.approx(0.5875), "std": pytest.approx(np.std(base, ddof=1))}
-    assert compare_shares([0.5], [0.2])["p_value"] is None  # one run: no test
-    assert compare_shares([0.5, 0.5], [0.5, 0.5])["p_value"] is None  # zero variance: undefined
-    assert compare_shares([], [0.2])["base"] == {"mean": None, "std": None}
-
-
-def test_layer_groups_are_eighths_of_depth():
-    assert [layer_group(i, 30) for i in (0, 3, 4, 15, 29)] == [0, 0, 1, 4, 7]
-    assert [layer_group(i, 8) for i in range(8)] == list(range(8))
 
 
 def rotated_pair(h=40, r=6, angle_deg=20.0, seed=0):
@@ -139,7 +113,9 @@ def test_analyze_without_and_with_annotations(tmp_path):
     assert layer5["mean_principal_angle_deg"] == pytest.approx(30.0, abs=1e-3)
     assert layer5["matched_abs_cos_mean"] == pytest.approx(math.cos(math.radians(30)), abs=1e-6)
     assert result["matched_examples"][0]["tuned_component"] == 5  # reversed order
-    # annotations: base names coding in every run, tuned in none
+    assert result["protocol"] == "sound" and result["components"] == 6 and result["hidden"] == 40
+    assert result["finding"] == []  # no annotations, no null: nothing is claimed
+    # annotations: base names coding in every run, tuned in none; 4 components a side, 3 runs each
     for name, tasks in (("base", ["coding"]), ("tuned", ["math"])):
         labels = {
             (layer, c, run): Label("c", tasks, "syntax", {"concept": "ok", "tasks": "ok", "level": "ok"})
@@ -147,20 +123,81 @@ def test_analyze_without_and_with_annotations(tmp_path):
             for c in range(2)
             for run in range(3)
         }
-        out = tmp_path / name / "annotations"
-        with RunDirectory(out, "ffn-annotations", {}, {}) as run_dir:
-            write_labels(run_dir.path / "labels.parquet", labels, heuristic=name == "tuned")
-            run_dir.manifest["params"] = {"annotator": {"annotator": "x", "heuristic": name == "tuned"}}
-            run_dir.update_manifest()
+        write_fake_labels(tmp_path / name / "annotations", labels, heuristic=name == "tuned")
     result = analyze_ffn(tmp_path / "base", tmp_path / "tuned")
-    assert result["tasks"]["coding"]["base"] == {"mean": 1.0, "std": 0.0}
-    assert result["tasks"]["coding"]["tuned"] == {"mean": 0.0, "std": 0.0}
+    coding = result["tasks"]["coding"]
+    assert (coding["base"]["share"], coding["base"]["count"], coding["base"]["n"]) == (1.0, 4, 4)
+    assert (coding["tuned"]["share"], coding["tuned"]["count"]) == (0.0, 0)
+    assert coding["base"]["std"] is None  # no "± 0": a spread over runs is not the sound protocol's unit
+    assert not coding["testable"] and coding["p_value"] is None  # 4 components a side (12 labels do not count)
+    assert "n = 4 < 5" in coding["reason"]
     assert result["levels"]["syntax"]["tuned"]["mean"] == 1.0
     assert result["annotations"]["heuristic"] is True
-    assert result["nameable_share"]["base"] == {"mean": 1.0, "std": 0.0}
+    assert result["nameable_share"]["base"]["share"] == 1.0
+    assert len(result["finding"]) == len(TASKS) + len(LEVELS) + 1
+    assert all(f["testable"] is False and f["p_value"] is None for f in result["finding"])
+    assert "base 4 of 4 nameable components (1.000) → tuned 0 of 4" in result["finding"][TASKS.index("coding")]["claim"]
     groups = {g["group"]: g for g in result["per_layer_group"]}
-    assert groups[0]["tasks"]["coding"] == {"base": 1.0, "tuned": 0.0}
-    assert groups[3]["tasks"]["coding"] == {"base": None, "tuned": None}  # no labelled layer there
+    assert groups[0]["tasks"]["coding"]["base"] == 1.0 and groups[0]["tasks"]["coding"]["tuned"] == 0.0
+    assert groups[3]["tasks"]["coding"]["base"] is None  # no labelled layer there
+    paper = analyze_ffn(tmp_path / "base", tmp_path / "tuned", protocol="paper")
+    assert paper["protocol"] == "paper" and paper["tasks"]["coding"]["base"]["units"] == 3  # runs
+    assert paper["tasks"]["coding"]["reason"] == "side 1: n = 3 < 5; side 2: n = 3 < 5"
+
+
+def write_fake_labels(out, labels, heuristic):
+    """An annotation directory holding ``labels`` ((layer, component, run) → Label)."""
+    with RunDirectory(out, "ffn-annotations", {}, {}) as run_dir:
+        write_labels(run_dir.path / "labels.parquet", labels, heuristic=heuristic)
+        run_dir.manifest["params"] = {"annotator": {"annotator": "x", "heuristic": heuristic}}
+        run_dir.update_manifest()
+
+
+def test_rotation_of_half_the_space_or_more_is_refused(tmp_path, capsys):
+    q, _ = np.linalg.qr(np.random.default_rng(0).standard_normal((40, 40)))
+    write_fake_ffn_run(tmp_path / "base", {0: q[:20].copy()})
+    write_fake_ffn_run(tmp_path / "tuned", {0: q[20:].copy()})
+    with pytest.raises(ShiftlensError, match=r"rotation needs R < hidden/2: 20 components of hidden size 40"):
+        analyze_ffn(tmp_path / "base", tmp_path / "tuned")
+    assert main(["analyze", "ffn", str(tmp_path / "base"), str(tmp_path / "tuned")]) == 2
+    err = capsys.readouterr().err
+    assert "--components 3 (the default) or at most 19" in err and len(err.strip().splitlines()) == 1
+    write_fake_ffn_run(tmp_path / "whole", {0: q[:40].copy()})  # the old demo: R = hidden, angle 0 whatever
+    with pytest.raises(ShiftlensError, match="share at least 40 dimensions"):
+        analyze_ffn(tmp_path / "whole", tmp_path / "whole")
+
+
+def test_single_run_labels_never_print_a_test_that_did_not_happen(tmp_path, capsys):
+    a, b = rotated_pair()
+    write_fake_ffn_run(tmp_path / "base", {0: a})
+    write_fake_ffn_run(tmp_path / "tuned", {0: b})
+    for name in ("base", "tuned"):  # one run (the lexical annotator), 3 nameable components a side
+        labels = {
+            (0, c, 0): Label("c", ["coding"], "syntax", {"concept": "ok", "tasks": "ok", "level": "ok"})
+            for c in range(3)
+        }
+        write_fake_labels(tmp_path / name / "annotations", labels, heuristic=True)
+    assert (
+        main(["analyze", "ffn", str(tmp_path / "base"), str(tmp_path / "tuned"), "--json", str(tmp_path / "r.json")])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "±" not in out and "differ at p" not in out and "p 1" not in out
+    assert "not testable (side 1: n = 3 < 5; side 2: n = 3 < 5)" in out
+    assert "3/3 (1.000)" in out and "no row is testable (11 rows): no claim about the concept shares" in out
+    assert "R = 6 components per layer of hidden size 40" in out
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["protocol"] == "sound" and result["components"] == 6
+    assert {frozenset(f) for f in result["finding"]} == {
+        frozenset(
+            ("method", "claim", "testable", "reason", "p_value", "p_adjusted", "significant", "effect_size", "ci")
+        )
+    }
+    assert not any(f["testable"] or f["significant"] for f in result["finding"])
+    assert main(["analyze", "ffn", str(tmp_path / "base"), str(tmp_path / "tuned"), "--protocol", "paper"]) == 0
+    out = capsys.readouterr().out
+    assert "±" not in out and "differ at p" not in out
+    assert "not testable (side 1: n = 1 < 5; side 2: n = 1 < 5)" in out and "protocol paper: Student's t" in out
 
 
 def test_cli_writes_json_and_figures(tmp_path, capsys):

@@ -121,4 +121,8 @@ def test_input_dtypes_and_rows_left_untouched():
 def test_bad_input_and_too_many_components():
     with pytest.raises(ValueError, match="at least two rows"):
         principal_components(torch.zeros(1, 4), 2)
-    assert principal_components(torch.randn(10, 4), 300).components.shape == (4, 4)
+    with pytest.raises(ValueError, match="need 1 to 4 components for 4 features, got 300"):
+        principal_components(torch.randn(10, 4), 300)  # refused, never capped to the 4 there are
+    with pytest.raises(ValueError, match="got 0"):
+        principal_components(torch.randn(10, 4), 0)
+    assert principal_components(torch.randn(10, 4), 4).components.shape == (4, 4)

@@ -11,10 +11,12 @@ import torch
 from conftest import save_tiny_model, tiny_model, tiny_tokenizer
 
 from shiftlens.cli.main import main
+from shiftlens.errors import ShiftlensError
 from shiftlens.ffn import pipeline
 from shiftlens.ffn.core import principal_components
 from shiftlens.ffn.pipeline import explain_ffn
 from shiftlens.ffn.records import read_ffn_run
+from shiftlens.ffn.sizing import default_components
 from shiftlens.loading import LoadedModel, load_model
 
 WORDS = ["the", "sea", "cat", "poem", "text", "word", "river", "happy", "French", "sentence", "mat", "short"]
@@ -132,6 +134,31 @@ def test_cli_runs_and_refuses_bad_inputs(tiny_dir, vocab, tmp_path, capsys):
         == 2
     )
     assert "none.tsv does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("hidden", "expected"), [(1, 1), (32, 2), (256, 19), (576, 42), (2048, 150), (4096, 300), (8192, 600)]
+)
+def test_default_r_is_the_papers_fraction_of_the_hidden_size(hidden, expected):
+    assert default_components(hidden) == expected == max(1, int(300 * hidden / 4096 + 0.5))
+
+
+def test_r_is_sized_to_the_model_recorded_and_never_capped(tiny_dir, vocab, tmp_path, capsys):
+    loaded = load_model(str(tiny_dir))  # hidden 32
+    run = read_ffn_run(explain_ffn(loaded, vocab, tmp_path / "default", top_k=3))
+    assert {record.components.shape for record in run.layers.values()} == {(2, 32)}
+    assert run.manifest["params"]["components"] == 2 and run.manifest["hidden"] == 32
+    assert run.manifest["components_rule"].startswith("R = round(300 / 4096 x hidden)")
+    with pytest.raises(ShiftlensError, match="--components 300 exceeds the hidden size 32.*at most 15 for a rotation"):
+        explain_ffn(loaded, vocab, tmp_path / "big", components=300)
+    assert not (tmp_path / "big").exists()
+    assert main(["ffn", "--model", str(tiny_dir), "--vocab", str(vocab), "--out", str(tmp_path / "cli")]) == 0
+    assert "R = 2 components per layer of hidden size 32" in capsys.readouterr().out
+    args = ["ffn", "--model", str(tiny_dir), "--vocab", str(vocab), "--out", str(tmp_path / "c2"), "--components"]
+    assert main([*args, "33"]) == 2
+    assert "--components 33 exceeds the hidden size 32" in capsys.readouterr().err
+    assert main([*args, "0"]) == 2
+    assert "--components must be at least 1" in capsys.readouterr().err
 
 
 @pytest.mark.slow

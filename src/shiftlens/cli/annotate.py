@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from shiftlens.evidence import DEFAULT_PROTOCOL, PROTOCOLS
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `annotate` subcommand."""
@@ -17,7 +19,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight at most")
     parser.add_argument("--words", type=int, default=15, help="top words shown per component")
     parser.add_argument("--components", type=int, help="label only the first N components of each layer")
-    parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument(
+        "--protocol",
+        choices=tuple(PROTOCOLS),
+        default=DEFAULT_PROTOCOL,
+        help="paper: the authors' temperatures (concept 1.0, tasks and level 0); sound: --temperature for all",
+    )
+    parser.add_argument("--temperature", type=float, help="sampling temperature of every question (default 0.7)")
     parser.add_argument("--top-p", type=float, default=1.0)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
@@ -30,19 +38,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the annotator and run `annotate_ffn`; the API key comes only from the environment."""
+    from shiftlens.errors import ShiftlensError
     from shiftlens.ffn import annotate
+    from shiftlens.ffn.annotate import Sampling
     from shiftlens.ffn.annotators import EndpointSettings, build_annotator
 
     out = Path(args.out) if args.out else annotate.default_out(args.ffn_dir)
+    if args.protocol == "paper" and args.temperature is not None:
+        raise ShiftlensError(
+            "--protocol paper fixes the temperatures (concept 1.0, tasks and level 0); drop --temperature"
+        )
+    temperature = Sampling.temperature if args.temperature is None else args.temperature
     settings = EndpointSettings(
         args.endpoint,
         args.model,
         timeout=args.timeout,
         retries=args.retries,
         backoff=args.backoff,
-        sampling=annotate.Sampling(args.temperature, args.top_p, args.max_tokens),
+        sampling=Sampling(temperature, args.top_p, args.max_tokens),
     )
-    setup = build_annotator(args.annotator, out, settings, args.runs, args.cache)
+    setup = build_annotator(args.annotator, out, settings, args.runs, args.cache, args.protocol)
     if args.annotator == "lexical":
         print("annotator: lexical (HEURISTIC: WordNet lexicographer files and word lists, not an LLM)")
     try:

@@ -61,7 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ratings", type=Path, help="ratings of the tuned responses to join by id")
     parser.add_argument("--cooccurrence", default="ppmi:wordnet", help="heads pair filter (see `shiftlens heads`)")
     parser.add_argument("--top-k", type=int, default=100, help="heads: candidate words per dimension and side")
-    parser.add_argument("--components", type=int, default=300, help="FFN: principal components per layer")
+    parser.add_argument(
+        "--components", type=int, help="FFN: principal components R per layer (default: 300/4096 of the hidden size)"
+    )
     parser.add_argument("--layers", help="layers for heads and FFN, e.g. 0,3,10-12 (default all)")
     parser.add_argument("--vocab-top", type=int, help="FFN: keep only the N most frequent words")
     parser.add_argument("--instruction-verbs", type=Path, help="word list of instruction verbs for Table 3")

@@ -15,7 +15,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--vocab", required=True, help="word list: word<TAB>frequency lines or one word a line")
     parser.add_argument("--vocab-top", type=int, help="keep only the N most frequent words")
     parser.add_argument("--out", required=True, help="run directory (resumed when it exists)")
-    parser.add_argument("--components", type=int, default=300, help="principal components kept per layer")
+    parser.add_argument(
+        "--components",
+        type=int,
+        help="principal components R kept per layer (default: the paper's 300/4096 of the hidden size, at least 1)",
+    )
     parser.add_argument("--top-k", type=int, default=50, help="words stored per component")
     add_layers_argument(parser)
     parser.set_defaults(func=run)
@@ -24,6 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the model and run `explain_ffn`."""
     from shiftlens.ffn.pipeline import explain_ffn
+    from shiftlens.storage import read_manifest
 
     layers = parse_layers(args.layers)
     out = explain_ffn(
@@ -36,5 +41,9 @@ def run(args: argparse.Namespace) -> int:
         vocab_top=args.vocab_top,
         device=compute_device(args.device),
     )
-    print(f"wrote {out / 'concepts.parquet'} and {out / 'concepts.tsv'}")
+    manifest = read_manifest(out)
+    print(
+        f"R = {manifest['params']['components']} components per layer of hidden size {manifest['hidden']} "
+        f"({manifest['components_rule']}); wrote {out / 'concepts.parquet'} and {out / 'concepts.tsv'}"
+    )
     return 0

@@ -38,7 +38,7 @@ class CompareSettings:
     cooccurrence: str = "ppmi:wordnet"
     heads_top_k: int = 100
     layers: tuple[int, ...] | None = None
-    components: int = 300
+    components: int | None = None  # FFN R: None = sized to the hidden size (shiftlens.ffn.sizing)
     ffn_top_k: int = 50
     vocab_top: int | None = None
     annotator: str | None = "lexical"

@@ -18,11 +18,12 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from shiftlens.errors import ShiftlensError
+from shiftlens.evidence import DEFAULT_PROTOCOL, check_protocol
 from shiftlens.ffn import prompts
 from shiftlens.ffn.labels import (
     LABELS_FILE,
@@ -76,6 +77,21 @@ class Sampling:
             "max_tokens": self.max_tokens,
             "seed": run,
         }
+
+
+QUESTIONS = ("concept", "tasks", "level")
+PAPER_TEMPERATURES = {"concept": 1.0, "tasks": 0.0, "level": 0.0}
+
+
+def question_sampling(sampling: Sampling, protocol: str = DEFAULT_PROTOCOL) -> dict[str, Sampling]:
+    """The sampling of each question: ``sampling`` for all, or the paper's temperatures under its protocol.
+
+    The authors sample the concept prompt at temperature 1.0 and the task and level prompts at 0.
+    """
+    check_protocol(protocol)
+    if protocol == "paper":
+        return {q: replace(sampling, temperature=PAPER_TEMPERATURES[q]) for q in QUESTIONS}
+    return dict.fromkeys(QUESTIONS, sampling)
 
 
 class ChatEndpoint:
@@ -205,8 +221,11 @@ class LLMAnnotator:
 
     heuristic = False
 
-    def __init__(self, endpoint: ChatEndpoint, cache: AnswerCache, sampling: Sampling) -> None:
-        self.endpoint, self.cache, self.sampling = endpoint, cache, sampling
+    def __init__(
+        self, endpoint: ChatEndpoint, cache: AnswerCache, sampling: Sampling, protocol: str = DEFAULT_PROTOCOL
+    ) -> None:
+        self.endpoint, self.cache, self.sampling, self.protocol = endpoint, cache, sampling, protocol
+        self.by_question = question_sampling(sampling, protocol)
         self.requests = 0
         self.cache_hits = 0
         self._count_lock = threading.Lock()
@@ -217,18 +236,25 @@ class LLMAnnotator:
             "annotator": "llm",
             "model": self.endpoint.model,
             "endpoint": self.endpoint.url,
-            "sampling": asdict(self.sampling),
+            "protocol": self.protocol,
+            # one record when every question samples alike (sound), else one per question (paper)
+            **(
+                {"sampling": asdict(self.sampling)}
+                if self.protocol != "paper"
+                else {"sampling_by_question": {q: asdict(s) for q, s in self.by_question.items()}}
+            ),
             "heuristic": False,
         }
 
-    def _ask(self, messages: prompts.Messages, run: int) -> str:
-        key = cache_key(messages, self.endpoint.model, self.sampling, run)
+    def _ask(self, messages: prompts.Messages, run: int, question: str) -> str:
+        sampling = self.by_question[question]
+        key = cache_key(messages, self.endpoint.model, sampling, run)
         answer = self.cache.get(key)
         if answer is not None:
             with self._count_lock:
                 self.cache_hits += 1
             return answer
-        answer = self.endpoint.complete(messages, self.sampling, run)
+        answer = self.endpoint.complete(messages, sampling, run)
         self.cache.put(key, answer)
         with self._count_lock:
             self.requests += 1
@@ -238,19 +264,19 @@ class LLMAnnotator:
         """Label one word list for repetition ``run``."""
         label = Label()
         try:
-            label.concept = prompts.parse_concept(self._ask(prompts.concept_messages(words), run))
+            label.concept = prompts.parse_concept(self._ask(prompts.concept_messages(words), run, "concept"))
             label.status["concept"] = OK
         except prompts.UnparseableAnswer:
             label.status["concept"] = UNPARSEABLE
         if not label.nameable:
             return label
         try:
-            label.tasks = prompts.parse_tasks(self._ask(prompts.tasks_messages(label.concept, words), run))
+            label.tasks = prompts.parse_tasks(self._ask(prompts.tasks_messages(label.concept, words), run, "tasks"))
             label.status["tasks"] = OK
         except prompts.UnparseableAnswer:
             label.status["tasks"] = UNPARSEABLE
         try:
-            label.level = prompts.parse_level(self._ask(prompts.level_messages(label.concept, words), run))
+            label.level = prompts.parse_level(self._ask(prompts.level_messages(label.concept, words), run, "level"))
             label.status["level"] = OK
         except prompts.UnparseableAnswer:
             label.status["level"] = UNPARSEABLE

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shiftlens.errors import ShiftlensError
+from shiftlens.evidence import DEFAULT_PROTOCOL
 from shiftlens.ffn import annotate
 from shiftlens.ffn.labels import Annotator
 
@@ -42,9 +43,17 @@ class AnnotatorSetup:
 
 
 def build_annotator(
-    kind: str, out: str | Path, settings: EndpointSettings, runs: int = 5, cache: str | Path | None = None
+    kind: str,
+    out: str | Path,
+    settings: EndpointSettings,
+    runs: int = 5,
+    cache: str | Path | None = None,
+    protocol: str = DEFAULT_PROTOCOL,
 ) -> AnnotatorSetup:
-    """The annotator of ``kind``; an LLM one caches its answers in ``cache`` (default OUT/answers.jsonl)."""
+    """The annotator of ``kind``; an LLM one caches its answers in ``cache`` (default OUT/answers.jsonl).
+
+    Under the paper ``protocol`` an LLM annotator samples each question at the authors' temperatures.
+    """
     from shiftlens.ffn.lexical import LexicalAnnotator
 
     if kind == "lexical":
@@ -62,4 +71,4 @@ def build_annotator(
         backoff=settings.backoff,
     )
     answers = annotate.AnswerCache(Path(cache) if cache else Path(out) / annotate.CACHE_FILE)
-    return AnnotatorSetup(annotate.LLMAnnotator(endpoint, answers, settings.sampling), runs, answers)
+    return AnnotatorSetup(annotate.LLMAnnotator(endpoint, answers, settings.sampling, protocol), runs, answers)

@@ -48,11 +48,13 @@ def principal_components(rows: torch.Tensor, n_components: int) -> LayerPCA:
     """PCA of ``rows`` (samples × features, column-centred here) keeping ``n_components`` components.
 
     Explained variance uses the n − 1 denominator; ratios are over the total variance (the trace).
-    Components are float64 unit rows, signs as LAPACK returns them (fix them with `fix_signs`).
+    Components are float64 unit rows, signs as LAPACK returns them (fix them with `fix_signs`). More
+    components than features is an error, never a silent cap (see `shiftlens.ffn.sizing`).
     """
     if rows.ndim != 2 or rows.shape[0] < 2:
         raise ValueError(f"need a 2-D matrix with at least two rows, got shape {tuple(rows.shape)}")
-    n_components = min(n_components, rows.shape[1])
+    if not 1 <= n_components <= rows.shape[1]:
+        raise ValueError(f"need 1 to {rows.shape[1]} components for {rows.shape[1]} features, got {n_components}")
     values, components = _scatter_eigh(rows.detach(), n_components)
     values = values.clamp_min(0.0)
     variance = values / (rows.shape[0] - 1)

@@ -9,10 +9,15 @@ from shiftlens.plots import save_figure, subplots
 
 
 def plot_rotation(rotation_by_layer: list[dict[str, Any]], out: Path) -> list[Path]:
-    """Mean principal angle, matched |cos| and matched word overlap, by layer."""
+    """Mean principal angle (with its null band [min, max] when computed), matched |cos| and word overlap, by layer."""
     layers = [row["layer"] for row in rotation_by_layer]
     figure, (left, right) = subplots(2, width=5.0, height=3.5)
-    left.plot(layers, [row["mean_principal_angle_deg"] for row in rotation_by_layer], marker="o")
+    left.plot(layers, [row["mean_principal_angle_deg"] for row in rotation_by_layer], marker="o", label="observed")
+    bands = [row.get("rotation_null") for row in rotation_by_layer]
+    if all(bands):
+        low, high = [band["low_deg"] for band in bands], [band["high_deg"] for band in bands]
+        left.fill_between(layers, low, high, color="0.8", label=f"null band ({bands[0]['draws']} draws)")
+        left.legend()
     left.set(xlabel="layer", ylabel="mean principal angle (°)", title="Subspace rotation, base → tuned")
     right.plot(layers, [row["matched_abs_cos_mean"] for row in rotation_by_layer], marker="o", label="matched |cos|")
     right.plot(layers, [row["word_overlap_mean"] for row in rotation_by_layer], marker="s", label="word overlap")

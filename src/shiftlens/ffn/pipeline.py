@@ -13,7 +13,10 @@ from shiftlens.architecture import ffn_down_rows, geometry, output_embeddings
 from shiftlens.errors import ShiftlensError
 from shiftlens.ffn.core import explain_layer
 from shiftlens.ffn.records import KIND, VOCABULARY_FILE, read_ffn_run, unit_name, write_tables
+from shiftlens.ffn.rotation import null_angles
+from shiftlens.ffn.sizing import RULE, resolve_components
 from shiftlens.loading import LoadedModel
+from shiftlens.nulls import seeded_generators
 from shiftlens.options import check_layers
 from shiftlens.progress import progress
 from shiftlens.storage import RunDirectory, atomic_write_json, file_sha256
@@ -34,7 +37,7 @@ def explain_ffn(
     vocab: str | Path,
     out: str | Path,
     *,
-    components: int = 300,
+    components: int | None = None,
     top_k: int = 50,
     layers: list[int] | None = None,
     vocab_top: int | None = None,
@@ -42,13 +45,18 @@ def explain_ffn(
 ) -> Path:
     """Explain every (or each given) layer's FFN: PCA components, variance ratios, top vocabulary words.
 
-    Resumable: finished layers are kept and skipped on a rerun with the same parameters. Writes
-    ``concepts.parquet`` and ``concepts.tsv`` once all layers are done; returns the run directory.
+    ``components`` is R, the components kept per layer: None sizes it to the hidden size
+    (`shiftlens.ffn.sizing`); more than the hidden size is refused. Resumable: finished layers are kept
+    and skipped on a rerun with the same parameters. Writes ``concepts.parquet`` and ``concepts.tsv``
+    once all layers are done; returns the run directory.
     """
-    if components < 1 or top_k < 1:
-        raise ShiftlensError("--components and --top-k must be at least 1")
+    if top_k < 1:
+        raise ShiftlensError("--top-k must be at least 1")
     config = loaded.model.config
-    chosen = check_layers(layers, geometry(config).n_layers)
+    shape = geometry(config)
+    rule = RULE if components is None else "given (--components)"
+    components = resolve_components(components, shape.hidden)
+    chosen = check_layers(layers, shape.n_layers)
     vocabulary = load_vocabulary(vocab, loaded.tokenizer, top_n=vocab_top)
     params: dict[str, Any] = {
         "model": loaded.name,
@@ -64,7 +72,9 @@ def explain_ffn(
     info = {
         "model_info": loaded.manifest(),
         "vocabulary": {"path": str(vocab), **vocabulary.manifest()},
-        "model_layers": geometry(config).n_layers,
+        "model_layers": shape.n_layers,
+        "hidden": shape.hidden,
+        "components_rule": rule,
         "sign_rule": "each component's largest-|score| vocabulary word has a positive score",
         "scores": "unit component · L2-normalised mean unembedding row of each word",
     }
@@ -100,3 +110,34 @@ def explain_ffn(
         write_tables(read_ffn_run(run.path))
         run.update_manifest(complete=True, layers_done=len(chosen))
     return Path(out)
+
+
+def rotation_null(
+    base: LoadedModel,
+    tuned: LoadedModel,
+    layers: list[int],
+    components: int,
+    draws: int,
+    *,
+    seed: int = 0,
+    device: str = "cpu",
+) -> dict[int, list[float]]:
+    """Per layer, ``draws`` null mean principal angles: base vs base + `perturb_like`(base, tuned) (`null_angles`).
+
+    Draw d of layer l uses the generator seeded ``seed + l · draws + d``, so every draw is reproducible and
+    no two share noise. One layer's two down-projections are in memory at a time.
+    """
+    if draws < 1:
+        raise ShiftlensError(f"--null-draws must be at least 1, got {draws}")
+    base_config, tuned_config = base.model.config, tuned.model.config
+    if geometry(base_config) != geometry(tuned_config):
+        raise ShiftlensError(f"{base.name} and {tuned.name} differ in shape; a rotation null needs one architecture")
+    base_source, tuned_source = weight_source(base), weight_source(tuned)
+    angles = {}
+    for layer in progress(layers, desc="ffn rotation null", unit="layer"):
+        base_rows = ffn_down_rows(base_source, base_config, layer).to(device)
+        tuned_rows = ffn_down_rows(tuned_source, tuned_config, layer).to(device)
+        generators = seeded_generators(draws, device, start=seed + layer * draws)
+        angles[layer] = null_angles(base_rows, tuned_rows, components, generators)
+        del base_rows, tuned_rows
+    return angles
