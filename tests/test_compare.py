@@ -18,6 +18,7 @@ from shiftlens.errors import ShiftlensError
 from shiftlens.report import ComparisonView
 
 STEPS = [f"{method}-{role}" for role in ("base", "tuned") for method in ("annotate", "attribution", "ffn", "heads")]
+STEPS.append("null-baselines")
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +78,14 @@ def test_every_step_analysis_and_the_report_are_written(demo_dir):
     assert results["meta"]["tokenizers"] == "identical"
     assert [m["role"] for m in results["meta"]["models"]] == ["base", "tuned"]
     assert all(len(m["weight_hash"]) > 8 for m in results["meta"]["models"])
+    assert results["ffn"]["components"] < results["ffn"]["hidden"] / 2  # a rotation that can be non-zero
+    assert all(r["rotation_null"]["draws"] == 20 for r in results["ffn"]["rotation_by_layer"])
+    assert [b["layer"] for b in results["heads"]["head_overlap_null"]] == [0, 1, 2, 3]
+    findings = results["findings"]
+    assert {f["method"] for f in findings} == {"attribution", "heads", "ffn"}
+    for finding in findings:  # no p-value where no test was possible; adjusted over all headlines
+        assert (finding["p_value"] is None) == (not finding["testable"]), finding
+        assert finding["testable"] or finding["reason"]
     html = (demo_dir / "report.html").read_text()
     assert "organism-base" in html and "organism-tuned" in html and "not run" not in html
     assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html

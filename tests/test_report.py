@@ -13,8 +13,9 @@ import pytest
 from shiftlens.attribution.records import ExampleAttribution
 from shiftlens.density import DensityParams, importance_density, instruction_score
 from shiftlens.errors import ShiftlensError
+from shiftlens.evidence import Finding
 from shiftlens.report import ComparisonView, ExampleView, examples_payload, render_report
-from shiftlens.report.findings import findings, fmt_p
+from shiftlens.report.findings import fmt_p, gather, verdict
 from shiftlens.report.html import json_for_script
 from shiftlens.report.payload import decode_levels, token_texts
 from shiftlens.report.svg import bar_chart, line_chart, nice_ticks
@@ -164,7 +165,7 @@ def test_every_section_is_rendered(report_html):
 
 def test_missing_sections_say_not_run(tmp_path):
     html = render_report({}, tmp_path / "r.html").read_text()
-    assert html.count("not run") == 3 + 5  # three findings + five section bodies
+    assert html.count("not run") == 3 + 5  # three methods in the summary + five section bodies
     assert 'class="sl-explorer-root"' not in html
 
 
@@ -189,56 +190,52 @@ def test_unknown_fields_are_shown_not_dropped(tmp_path):
 # ---- findings ---------------------------------------------------------------------------------------
 
 
-def stat(mean):
-    return {"mean": mean, "std": 0.1, "n": 10}
+def finding(method, claim, p, **kw):
+    return Finding(method, claim, True, p_value=p, **kw).to_json()
 
 
-def test_significant_instruction_finding_states_numbers_and_test():
-    results = {"instructions": {"table2": {"all": {"base": stat(0.32), "tuned": stat(0.41), "p_value": 0.003}}}}
-    finding = dict(findings(results))["instructions"]
-    assert finding.significant
-    assert finding.sentence.startswith("The tuned model attends more to instruction words")
-    assert "0.41 vs 0.32" in finding.sentence and "p = 0.003 (Welch, one-sided)" in finding.sentence
-
-
-def test_non_significant_finding_is_worded_cautiously():
-    results = {"instructions": {"table2": {"lima": {"base": stat(0.32), "tuned": stat(0.35), "p_value": 0.2}}}}
-    finding = dict(findings(results))["instructions"]
-    assert not finding.significant
-    assert finding.sentence.startswith("No clear evidence that the tuned model attends more")
-    assert "(lima prompts)" in finding.sentence
-
-
-def test_heads_finding_reports_the_best_group_with_a_corrected_p():
-    groups = [
-        {"layers": [0, 7], "instruction": stat(0.5), "general": stat(0.4), "p_value": 0.3},
-        {"layers": [8, 15], "instruction": stat(0.7), "general": stat(0.4), "p_value": 0.01},
-    ]
-    finding = dict(findings({"heads": {"groups": groups}}))["heads"]
-    assert finding.significant and "layers 8–15" in finding.sentence and "0.7 vs 0.4" in finding.sentence
-    assert finding.p_value == pytest.approx(0.02) and "(10 instruction words)" in finding.sentence
-    groups[1]["p_value"] = 0.03  # significant alone, not once corrected for picking 1 of 2 groups
-    finding = dict(findings({"heads": {"groups": groups}}))["heads"]
-    assert not finding.significant and finding.sentence.startswith("No clear evidence")
-
-
-def test_ffn_finding_picks_the_largest_change_and_flags_heuristic_labels():
-    tasks = {
-        "coding": {"base": stat(0.2), "tuned": stat(0.21), "p_value": 0.5},
-        "writing": {"base": stat(0.1), "tuned": stat(0.3), "p_value": 0.001},
+def test_findings_are_adjusted_together_across_methods():
+    results = {
+        "instructions": {"finding": [finding("attribution", "Tuned attributes more to instructions", 0.01)]},
+        "heads": {"finding": [finding("heads", "Heads gain verb pairs (layers 0–3)", 0.02)]},
+        "ffn": {"finding": [finding("ffn", "Share of writing concepts differs", 0.04)]},
     }
-    ffn = {"tasks": tasks, "annotations": {"heuristic": True}}
-    finding = dict(findings({"ffn": ffn}))["ffn"]
-    assert "'writing' rises from 0.1 (base) to 0.3" in finding.sentence
-    assert "1 of 2 task categories" in finding.sentence and "heuristic labels" in finding.sentence
-    ffn["annotations"]["heuristic"] = False
-    assert "heuristic" not in dict(findings({"ffn": ffn}))["ffn"].sentence
+    adjusted = gather(results)
+    assert [f.p_adjusted for f in adjusted] == pytest.approx([0.03, 0.04, 0.04])
+    assert all(f.significant for f in adjusted)
+    results["ffn"]["finding"][0]["p_value"] = 0.03  # Holm: 3·0.01, then max(2·0.02, ·), then max(1·0.03, ·)
+    results["heads"]["finding"].append(finding("heads", "Another group", 0.5))
+    adjusted = gather(results)  # four claims now: 4·0.01 = 0.04, 3·0.02 = 0.06, ...
+    assert [f.significant for f in adjusted] == [True, False, False, False]
 
 
-def test_ffn_without_labels_reports_rotation_without_a_verdict():
-    rotation = [{"layer": 0, "mean_principal_angle_deg": 10.0}, {"layer": 1, "mean_principal_angle_deg": 30.0}]
-    finding = dict(findings({"ffn": {"rotation_by_layer": rotation, "annotations": None}}))["ffn"]
-    assert "20°" in finding.sentence and finding.p_value is None and not finding.significant
+def test_verdicts_say_shown_not_shown_or_not_testable_with_the_numbers():
+    shown = Finding("attribution", "Tuned attributes more", True, p_value=0.001, p_adjusted=0.003,
+                    significant=True, effect_size=0.41, ci=(0.2, 0.6))  # fmt: skip
+    cls, text = verdict(shown)
+    assert cls == "sl-yes" and text.startswith("Shown: Tuned attributes more: p = 0.001, adjusted p = 0.003")
+    assert "effect 0.41 (95% CI 0.2 to 0.6)" in text
+    cls, text = verdict(Finding("heads", "Heads gain pairs", True, p_value=0.03, p_adjusted=0.09))
+    assert cls == "sl-unclear" and text.startswith("Not shown (adjusted p ≥ 0.05): Heads gain pairs")
+    cls, text = verdict(Finding.untestable("heads", "Heads gain pairs (layers 1–1)", "side 1: n = 3 < 5"))
+    assert cls == "sl-untestable" and text == "Not testable: Heads gain pairs (layers 1–1) (side 1: n = 3 < 5)."
+    assert "p =" not in text
+
+
+def test_summary_lists_each_method_counts_claims_and_flags_heuristic_labels(tmp_path):
+    results = {
+        "instructions": {"protocol": "sound", "finding": [finding("attribution", "Tuned attributes more", 1e-6)]},
+        "heads": {"finding": [Finding.untestable("heads", "Heads gain pairs", "side 1: n = 3 < 5").to_json()]},
+        "ffn": {"finding": [finding("ffn", "Writing share rises", 0.2)], "annotations": {"heuristic": True},
+                "components": 19, "hidden": 256},
+    }  # fmt: skip
+    html = render_report(results, tmp_path / "r.html").read_text()
+    assert "1 of 1 claims shown" in html and "0 of 1 claims shown" in html
+    assert "Not testable: Heads gain pairs (side 1: n = 3 &lt; 5)." in html
+    assert "heuristic labels from a lexical annotator" in html
+    assert "Departures from the paper" in html and "R = 19 principal components per layer of hidden size 256" in html
+    assert "Protocol sound" in html and "over all 3 claims" in html
+    assert "attends" not in html and "Instruction attribution" in html
 
 
 def test_fmt_p():

@@ -7,10 +7,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shiftlens.compare.settings import METHODS, RESPONSES
+from shiftlens.compare.settings import METHODS, RESPONSES, CompareSettings
+from shiftlens.evidence import DEFAULT_PROTOCOL, PROTOCOLS
 
 if TYPE_CHECKING:
-    from shiftlens.compare import CompareSettings, CompareSummary
+    from shiftlens.compare import CompareSummary
 
 
 def add_method_arguments(parser: argparse.ArgumentParser, default_out: Path | None = None) -> None:
@@ -34,6 +35,20 @@ def add_method_arguments(parser: argparse.ArgumentParser, default_out: Path | No
     parser.add_argument("--endpoint", help="OpenAI-compatible base URL (…/v1); key from SHIFTLENS_API_KEY")
     parser.add_argument("--model", dest="annotator_model", help="model name the endpoint serves")
     parser.add_argument("--annotation-runs", type=int, default=5, help="repeated LLM annotation runs (default 5)")
+    parser.add_argument(
+        "--protocol",
+        default=DEFAULT_PROTOCOL,
+        choices=tuple(PROTOCOLS),
+        help=f"analysis protocol (default {DEFAULT_PROTOCOL}): "
+        + "; ".join(f"{name}: {meaning}" for name, meaning in PROTOCOLS.items()),
+    )
+    parser.add_argument(
+        "--null-draws",
+        type=int,
+        default=CompareSettings.null_draws,
+        help="seeded draws of base + noise of the tuning's size behind the heads and FFN null bands "
+        f"(default {CompareSettings.null_draws}; 0 = no null band)",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -77,7 +92,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def settings_from(args: argparse.Namespace, **overrides: object) -> CompareSettings:
     """The `CompareSettings` of parsed arguments (options a command lacks come from ``overrides``)."""
-    from shiftlens.compare import CompareSettings
     from shiftlens.ffn.annotators import EndpointSettings
 
     values = {
@@ -85,6 +99,8 @@ def settings_from(args: argparse.Namespace, **overrides: object) -> CompareSetti
         "annotator": None if args.annotator == "none" else args.annotator,
         "annotation_runs": args.annotation_runs,
         "endpoint": EndpointSettings(args.endpoint, args.annotator_model),
+        "protocol": args.protocol,
+        "null_draws": args.null_draws,
         **overrides,
     }
     return CompareSettings(**values)

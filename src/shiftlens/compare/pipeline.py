@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from shiftlens.attribution.pipeline import RunFailures, attribute, load_examples
-from shiftlens.compare.results import assemble_results, read_results, write_results
+from shiftlens.compare.results import assemble_results, null_draws, read_results, write_results
 from shiftlens.compare.settings import CompareSettings, ModelSpec
 from shiftlens.compare.tokenizers import check_tokenizers
 from shiftlens.data import Example
@@ -33,6 +33,7 @@ from shiftlens.storage import RunDirectory, atomic_write_text, file_sha256
 
 RUN_KIND = "compare"
 ROLES = ("tuned", "base")  # the tuned model first: its responses are explained by both
+NULL_UNIT = "null-baselines"  # the seeded null draws, computed once both models finished their methods
 
 
 class CompareIncomplete(ShiftlensError, RuntimeError):
@@ -143,7 +144,11 @@ class _Steps:
 
         ffn_dir = self.out / "ffn" / role
         setup = build_annotator(
-            str(self.settings.annotator), default_out(ffn_dir), self.settings.endpoint, self.settings.annotation_runs
+            str(self.settings.annotator),
+            default_out(ffn_dir),
+            self.settings.endpoint,
+            self.settings.annotation_runs,
+            protocol=self.settings.protocol,
         )
         try:
             annotate_ffn(ffn_dir, setup.annotator, runs=setup.runs)
@@ -151,7 +156,8 @@ class _Steps:
             setup.close()
 
 
-def _load(spec: ModelSpec, settings: CompareSettings) -> LoadedModel:
+def load_spec(spec: ModelSpec, settings: CompareSettings) -> LoadedModel:
+    """The model a spec names, loaded with the comparison's dtype, device and trust setting."""
     return load_model(
         spec.name,
         gguf_file=spec.gguf_file,
@@ -203,9 +209,11 @@ def compare(
     with RunDirectory(out, RUN_KIND, params, info) as run:
         steps = _steps(settings)
         runner = _Steps(out, examples, vocab, settings, _chat_template(out, tokenizers["tuned"]))
+        ran = False  # a method step ran in this call: the null draws rest on its outputs
         for role in ROLES:
             todo = [s for s in steps if not run.has_unit(step_name(s, role))]
-            lm = _load(specs[role], settings) if any(s != "annotate" for s in todo) else None
+            ran = ran or bool(todo)
+            lm = load_spec(specs[role], settings) if any(s != "annotate" for s in todo) else None
             for step in todo:
                 number = ROLES.index(role) * len(steps) + steps.index(step) + 1
                 log(f"[{number}/{2 * len(steps)}] {step} of the {role} model ({specs[role].name})")
@@ -219,9 +227,15 @@ def compare(
                 run.write_unit(step_name(step, role), {"seconds": round(time.perf_counter() - start, 3)})
             del lm
             gc.collect()
+        if settings.null_draws and (ran or not run.has_unit(NULL_UNIT)):
+            log(f"null baselines: {settings.null_draws} draws of base + noise of the tuning's size")
+            start = time.perf_counter()
+            nulls = null_draws(out, specs, settings)
+            run.write_unit(NULL_UNIT, {"seconds": round(time.perf_counter() - start, 3), **nulls})
+        nulls = run.read_unit(NULL_UNIT)[0] if settings.null_draws else {}
         timings = {name: run.read_unit(name)[0]["seconds"] for name in run.unit_names()}
         log("analyses and report")
-        results = assemble_results(out, specs, settings, timings, difference)
+        results = assemble_results(out, specs, settings, timings, difference, nulls)
         report, results_path = write_results(out, results)
         run.update_manifest(failed=failed, complete=not failed)
     summary = CompareSummary(out, report, results_path, failed, timings)

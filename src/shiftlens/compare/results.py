@@ -13,6 +13,8 @@ from typing import Any
 from shiftlens.compare.settings import CompareSettings, ModelSpec
 from shiftlens.compare.tokenizers import CONSEQUENCES
 from shiftlens.errors import ShiftlensError
+from shiftlens.options import compute_device
+from shiftlens.report.findings import gather
 from shiftlens.storage import atomic_write_json, package_versions, read_manifest
 
 RESULTS_FILE = "results.json"
@@ -24,7 +26,7 @@ def _finished(path: Path) -> bool:
     return (path / "manifest.json").exists()
 
 
-def instructions_section(out: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def instructions_section(out: Path, protocol: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """Tables 1–2 and the position profile (written under analysis/instructions), and the examples payload."""
     from shiftlens.analysis.instructions import analyze_instructions
     from shiftlens.analysis.instructions_output import write_outputs
@@ -37,7 +39,7 @@ def instructions_section(out: Path) -> tuple[dict[str, Any] | None, dict[str, An
     (base_manifest, base), (tuned_manifest, tuned) = (read_attribution_run(runs[r]) for r in ("base", "tuned"))
     if not base or not tuned:
         return None, None
-    result = analyze_instructions(base, tuned)
+    result = analyze_instructions(base, tuned, protocol=protocol)
     result["runs"] = {
         role: {"path": str(runs[role]), "failed": sorted(manifest.get("failed") or {})}
         for role, manifest in (("base", base_manifest), ("tuned", tuned_manifest))
@@ -46,27 +48,57 @@ def instructions_section(out: Path) -> tuple[dict[str, Any] | None, dict[str, An
     return result, examples_payload(base, tuned)
 
 
-def heads_section(out: Path, verbs: tuple[str, ...] | None) -> dict[str, Any] | None:
-    """Table 3, head overlap by layer and example pairs (written under analysis/heads)."""
-    from shiftlens.heads.analysis import INSTRUCTION_VERBS, analyze_heads, write_report
+def null_draws(out: Path, specs: dict[str, ModelSpec], settings: CompareSettings) -> dict[str, Any]:
+    """The seeded null draws behind the heads-overlap and FFN-rotation bands (``compare`` stores them once)."""
+    from shiftlens.compare.pipeline import load_spec
+    from shiftlens.ffn.analysis import run_components
+    from shiftlens.ffn.pipeline import rotation_null
+    from shiftlens.ffn.records import read_ffn_run
+    from shiftlens.heads.null import NullSettings, overlap_null
+
+    nulls: dict[str, Any] = {}
+    heads = out / "heads" / "base", out / "heads" / "tuned"
+    if "heads" in settings.methods and all(_finished(p) for p in heads):
+        nulls["heads"] = overlap_null(*heads, NullSettings(settings.null_draws, device=settings.device))
+    ffn = out / "ffn" / "base", out / "ffn" / "tuned"
+    if "ffn" in settings.methods and all(_finished(p) for p in ffn):
+        base_run, tuned_run = read_ffn_run(ffn[0]), read_ffn_run(ffn[1])
+        layers = sorted(set(base_run.layers) & set(tuned_run.layers))
+        models = load_spec(specs["base"], settings), load_spec(specs["tuned"], settings)
+        angles = rotation_null(
+            *models, layers, run_components(base_run)[0], settings.null_draws, device=compute_device(settings.device)
+        )
+        nulls["ffn"] = {str(layer): values for layer, values in angles.items()}
+    return nulls
+
+
+def heads_section(out: Path, settings: CompareSettings, nulls: dict[str, Any]) -> dict[str, Any] | None:
+    """Table 3, head overlap by layer (beside its null band) and example pairs (written under analysis/heads)."""
+    from shiftlens.heads.analysis import INSTRUCTION_VERBS, HeadsSettings, add_null, analyze_heads, write_report
+    from shiftlens.heads.null import PERTURBED
 
     base, tuned = out / "heads" / "base", out / "heads" / "tuned"
     if not (_finished(base) and _finished(tuned)):
         return None
-    result = analyze_heads(base, tuned, instruction=verbs or INSTRUCTION_VERBS)
+    verbs = settings.instruction_verbs or INSTRUCTION_VERBS
+    result = analyze_heads(base, tuned, instruction=verbs, settings=HeadsSettings(protocol=settings.protocol))
+    if nulls.get("heads"):
+        result = add_null(result, nulls["heads"], {"draws": settings.null_draws, "seed": 0, "perturbed": PERTURBED})
+    result["cooccurrence"] = read_manifest(base).get("cooccurrence")
     write_report(result, out / "analysis" / "heads")
     return result
 
 
-def ffn_section(out: Path) -> dict[str, Any] | None:
-    """Concept shares (when annotated), rotation and matched components (written under analysis/ffn)."""
+def ffn_section(out: Path, settings: CompareSettings, nulls: dict[str, Any]) -> dict[str, Any] | None:
+    """Concept shares (when annotated), rotation beside its null band, matched components (under analysis/ffn)."""
     from shiftlens.ffn.analysis import analyze_ffn
     from shiftlens.ffn.figures import write_analysis
 
     base, tuned = out / "ffn" / "base", out / "ffn" / "tuned"
     if not (_finished(base) and _finished(tuned)):
         return None
-    result = analyze_ffn(base, tuned)
+    angles = {int(layer): values for layer, values in (nulls.get("ffn") or {}).items()} or None
+    result = analyze_ffn(base, tuned, protocol=settings.protocol, null_angles=angles)
     write_analysis(result, out / "analysis" / "ffn")
     return result
 
@@ -77,9 +109,10 @@ def assemble_results(
     settings: CompareSettings,
     timings: dict[str, float],
     tokenizer_difference: str | None,
+    nulls: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report's results dict (meta, instructions, heads, ffn, examples) of a comparison directory."""
-    instructions, examples = instructions_section(out)
+    instructions, examples = instructions_section(out, settings.protocol)
     models = []
     for role in ("base", "tuned"):
         model = {"role": role, **vars(specs[role])}
@@ -90,7 +123,7 @@ def assemble_results(
                 identity = manifest.get("model_info") or manifest.get("model") or {}
                 model.update({k: identity[k] for k in ("weight_hash", "dtype", "model_type") if k in identity})
         models.append(model)
-    return {
+    results = {
         "meta": {
             "models": models,
             "parameters": settings.record(),
@@ -101,10 +134,12 @@ def assemble_results(
             else f"DIFFERENT ({tokenizer_difference}): {CONSEQUENCES}",
         },
         "instructions": instructions,
-        "heads": heads_section(out, settings.instruction_verbs) if "heads" in settings.methods else None,
-        "ffn": ffn_section(out) if "ffn" in settings.methods else None,
+        "heads": heads_section(out, settings, nulls or {}) if "heads" in settings.methods else None,
+        "ffn": ffn_section(out, settings, nulls or {}) if "ffn" in settings.methods else None,
         "examples": examples,
     }
+    results["findings"] = [f.to_json() for f in gather(results)]
+    return results
 
 
 def write_results(out: Path, results: dict[str, Any]) -> tuple[Path, Path]:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from shiftlens.errors import ShiftlensError
+from shiftlens.evidence import DEFAULT_PROTOCOL, check_protocol
 from shiftlens.ffn.annotators import KINDS as ANNOTATORS
 from shiftlens.ffn.annotators import EndpointSettings
 
@@ -46,8 +47,13 @@ class CompareSettings:
     endpoint: EndpointSettings = field(default_factory=EndpointSettings)
     instruction_verbs: tuple[str, ...] | None = None
     allow_different_tokenizers: bool = False
+    protocol: str = DEFAULT_PROTOCOL  # analysis protocol: "sound" (default) or "paper" (shiftlens.evidence.PROTOCOLS)
+    null_draws: int = 20  # seeded base + tuning-sized-noise draws behind the heads and FFN null bands; 0 = none
 
     def __post_init__(self) -> None:
+        check_protocol(self.protocol)
+        if self.null_draws < 0:
+            raise ShiftlensError(f"--null-draws must be 0 (no null band) or more, got {self.null_draws}")
         if self.responses not in RESPONSES:
             raise ShiftlensError(f"--responses must be one of {', '.join(RESPONSES)}, got {self.responses!r}")
         unknown = [m for m in self.methods if m not in METHODS]

@@ -44,18 +44,21 @@ def _check_model(run: FfnRun, loaded: LoadedModel, role: str) -> None:
         )
 
 
-def _add_rotation_null(
-    base: FfnRun, tuned: FfnRun, by_layer: list[dict[str, Any]], models: tuple[LoadedModel, LoadedModel], **null: Any
-) -> Finding:
-    """Put each layer's null band beside its observed angle; the finding over all layers."""
+def _null_angles(
+    base: FfnRun, tuned: FfnRun, layers: list[int], models: tuple[LoadedModel, LoadedModel], **null: Any
+) -> dict[int, list[float]]:
+    """Each layer's null angles, from the two models the runs explained (checked by weight hash)."""
     from shiftlens.ffn.pipeline import rotation_null
 
     for run, loaded, role in ((base, models[0], "base"), (tuned, models[1], "tuned")):
         _check_model(run, loaded, role)
-    layers = [row["layer"] for row in by_layer]
-    angles = rotation_null(models[0], models[1], layers, run_components(base)[0], **null)
+    return rotation_null(models[0], models[1], layers, run_components(base)[0], **null)
+
+
+def _add_rotation_null(by_layer: list[dict[str, Any]], angles: dict[int, list[float]], seed: int) -> Finding:
+    """Put each layer's null band beside its observed angle; the finding over all layers."""
     for row in by_layer:
-        row["rotation_null"] = null_band(row["mean_principal_angle_deg"], angles[row["layer"]], null["seed"])
+        row["rotation_null"] = null_band(row["mean_principal_angle_deg"], angles[row["layer"]], seed)
     return rotation_finding(by_layer)
 
 
@@ -69,6 +72,7 @@ def analyze_ffn(
     protocol: str = DEFAULT_PROTOCOL,
     null_models: tuple[LoadedModel, LoadedModel] | None = None,
     null_draws: int = 0,
+    null_angles: dict[int, list[float]] | None = None,
     null_seed: int = 0,
     device: str = "cpu",
     permutations: int = PERMUTATIONS,
@@ -79,7 +83,8 @@ def analyze_ffn(
 
     Without annotations on both sides only the rotation is reported. With ``null_models`` (the two
     models the runs explained) and ``null_draws`` > 0, each layer's rotation gets its null band
-    (`rotation_null`). ``protocol`` chooses Table 5's statistics (`shiftlens.ffn.statistics`).
+    (`rotation_null`); ``null_angles`` gives such draws computed before (per layer, as `rotation_null`
+    returns them). ``protocol`` chooses Table 5's statistics (`shiftlens.ffn.statistics`).
     """
     check_protocol(protocol)
     base, tuned = read_ffn_run(base_dir), read_ffn_run(tuned_dir)
@@ -96,10 +101,12 @@ def analyze_ffn(
         "matched_examples": examples,
     }
     extra: list[Finding] = []
-    if null_models is not None and null_draws > 0:
-        extra.append(
-            _add_rotation_null(base, tuned, by_layer, null_models, draws=null_draws, seed=null_seed, device=device)
-        )
+    if null_angles is None and null_models is not None and null_draws > 0:
+        layers = [row["layer"] for row in by_layer]
+        null_angles = _null_angles(base, tuned, layers, null_models, draws=null_draws, seed=null_seed, device=device)
+    if null_angles:
+        null_draws = len(next(iter(null_angles.values())))
+        extra.append(_add_rotation_null(by_layer, null_angles, null_seed))
     base_rows, base_annotator = _annotations(Path(base_dir), base_annotations)
     tuned_rows, tuned_annotator = _annotations(Path(tuned_dir), tuned_annotations)
     if base_rows is None or tuned_rows is None:

@@ -1,154 +1,75 @@
-"""The report's summary: the three findings of the paper, restated from our numbers in plain language.
+"""The report's summary: every finding of the analyses, corrected together for multiplicity, in careful words.
 
-Each finding is computed from the plain result dicts alone; wording is cautious when p ≥ `ALPHA`
-(a non-significant difference is reported as "no clear evidence", never as a finding).
+Each analysis states its claims as `shiftlens.evidence.Finding` records (its ``finding`` list); the report
+takes all of them as one family of headlines and adjusts their p-values together (Holm), so that neither
+the best layer group nor the largest of six categories can manufacture a finding. A claim is "shown" only
+when its adjusted p is below `ALPHA`; "not shown" otherwise; "not testable" with the reason when no test
+was possible.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
+from shiftlens.evidence import ALPHA, Finding, adjust
 from shiftlens.report.svg import fmt_number
 
-ALPHA = 0.05
-DEFAULT_TEST = "Welch, one-sided"
+SECTIONS = {"instructions": "attribution", "heads": "heads", "ffn": "ffn"}  # results key → finding method
+TITLES = {"attribution": "Instruction attribution", "heads": "Attention heads", "ffn": "Feed-forward concepts"}
 LEXICAL_ANNOTATORS = {"lexical", "heuristic", "wordnet", "keyword"}
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One headline: which analysis, a plain-language sentence, the p-value behind it, and significance."""
-
-    title: str
-    sentence: str
-    p_value: float | None
-    significant: bool
-
-
-def fmt_p(p: float | None) -> str:
+def fmt_p(p: float | None, name: str = "p") -> str:
     """A p-value as text ("p = 0.003", "p < 0.001", "p = –" when missing)."""
     if p is None or not math.isfinite(p):
-        return "p = –"
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3g}"
+        return f"{name} = –"
+    return f"{name} < 0.001" if p < 0.001 else f"{name} = {p:.3g}"
 
 
-def _mean(stats: Any) -> float | None:
-    value = stats.get("mean") if isinstance(stats, dict) else None
-    return float(value) if isinstance(value, (int, float)) else None
+def gather(results: dict[str, Any]) -> list[Finding]:
+    """Every analysis's findings, in section order, Holm-adjusted across all of them."""
+    found = []
+    for key in SECTIONS:
+        section = results.get(key) or {}
+        found += [Finding.from_json(f) for f in section.get("finding") or []]
+    return adjust(found)
 
 
-def _p(entry: dict[str, Any], key: str = "p_value") -> float | None:
-    value = entry.get(key)
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
+def headline_findings(results: dict[str, Any]) -> list[Finding]:
+    """The adjusted findings: ``results["findings"]`` when the comparison stored them, else gathered now."""
+    stored = results.get("findings")
+    return [Finding.from_json(f) for f in stored] if stored is not None else gather(results)
 
 
-def _claim(subject: str, more: bool, significant: bool) -> str:
-    verb = "more" if more else "less"
-    return f"{subject} {verb}" if significant else f"No clear evidence that {subject[0].lower()}{subject[1:]} {verb}"
+def verdict(finding: Finding) -> tuple[str, str]:
+    """(CSS class, sentence) of one finding: shown, not shown, or not testable, with its numbers."""
+    if not finding.testable:
+        return "sl-untestable", f"Not testable: {finding.claim} ({finding.reason})."
+    text = f"{finding.claim}: {fmt_p(finding.p_value)}, {fmt_p(finding.p_adjusted, 'adjusted p')}"
+    if finding.effect_size is not None and math.isfinite(finding.effect_size):
+        text += f", effect {fmt_number(finding.effect_size)}"
+        if finding.ci is not None:
+            text += f" (95% CI {fmt_number(finding.ci[0])} to {fmt_number(finding.ci[1])})"
+    if finding.significant:
+        return "sl-yes", f"Shown: {text}."
+    return "sl-unclear", f"Not shown (adjusted p ≥ {ALPHA}): {text}."
 
 
-def instruction_finding(section: dict[str, Any]) -> Finding | None:
-    """Finding 1: does the tuned model attribute more of its response to instruction words?"""
-    table = section.get("table2") or {}
-    if not table:
-        return None
-    group = "all" if "all" in table else next(iter(table))
-    row = table[group]
-    base, tuned, p = _mean(row.get("base")), _mean(row.get("tuned")), _p(row)
-    if base is None or tuned is None:
-        return None
-    significant = p is not None and p < ALPHA
-    where = "" if group == "all" else f" ({group} prompts)"
-    sentence = (
-        f"{_claim('The tuned model attends', tuned > base, significant)} to instruction words{where}: "
-        f"mean instruction score {fmt_number(tuned)} vs {fmt_number(base)} (base), "
-        f"{fmt_p(p)} ({section.get('test', DEFAULT_TEST)})."
-    )
-    paired = _p(row, "paired_p_value")
-    if paired is not None:
-        sentence += f" Paired over the same prompts: {fmt_p(paired)}."
-    return Finding("Instruction attention", sentence, p, significant)
+def by_method(findings: list[Finding]) -> dict[str, list[Finding]]:
+    """Findings per method, shown ones first, then by adjusted p, untestable last."""
 
+    def order(f: Finding) -> tuple[int, float]:
+        rank = 0 if f.significant else (1 if f.testable else 2)
+        return rank, f.p_adjusted if f.p_adjusted is not None else math.inf
 
-def heads_finding(section: dict[str, Any]) -> Finding | None:
-    """Finding 2: do attention heads' word pairs favour instruction words over general words?
-
-    The layer group with the smallest p is reported with its p Bonferroni-corrected for the number of
-    groups looked at, so picking the best group cannot manufacture a finding.
-    """
-    groups = [g for g in section.get("groups") or [] if _p(g) is not None]
-    if not groups:
-        return None
-    best = min(groups, key=lambda g: _p(g))
-    inst, general = _mean(best.get("instruction")), _mean(best.get("general"))
-    if inst is None or general is None:
-        return None
-    p = min(1.0, _p(best) * len(groups))
-    n_words = best["instruction"].get("n") if isinstance(best.get("instruction"), dict) else None
-    lo, hi = (list(best.get("layers") or []) + ["?", "?"])[:2]
-    significant = p < ALPHA
-    sentence = (
-        f"{_claim('Instruction words gain', inst > general, significant)} than general words in the attention "
-        f"heads' word pairs of layers {lo}–{hi}: fraction of heads where a word became more frequent "
-        f"after tuning {fmt_number(inst)} vs {fmt_number(general)}"
-        + (f" ({n_words} instruction words)" if n_words is not None else "")
-        + f", {fmt_p(p)} ({DEFAULT_TEST}, Bonferroni-corrected: the layer group with the smallest p of "
-        f"{len(groups)})."
-    )
-    return Finding("Attention heads", sentence, p, significant)
+    grouped: dict[str, list[Finding]] = {method: [] for method in SECTIONS.values()}
+    for finding in findings:
+        grouped.setdefault(finding.method, []).append(finding)
+    return {method: sorted(items, key=order) for method, items in grouped.items()}
 
 
 def is_heuristic(section: dict[str, Any]) -> bool:
     """Whether the FFN concept labels came from the offline lexical heuristic rather than an LLM or people."""
     annotations = section.get("annotations") or {}
     return bool(annotations.get("heuristic")) or str(section.get("annotator", "")).lower() in LEXICAL_ANNOTATORS
-
-
-def ffn_finding(section: dict[str, Any]) -> Finding | None:
-    """Finding 3: which task category of feed-forward concepts changed most after tuning?"""
-    tasks = {
-        name: row
-        for name, row in (section.get("tasks") or {}).items()
-        if _mean(row.get("base")) is not None and _mean(row.get("tuned")) is not None
-    }
-    if not tasks:
-        return _rotation_finding(section.get("rotation_by_layer") or [])
-    name, row = max(tasks.items(), key=lambda kv: abs(_mean(kv[1]["tuned"]) - _mean(kv[1]["base"])))
-    base, tuned, p = _mean(row["base"]), _mean(row["tuned"]), _p(row)
-    significant = p is not None and p < ALPHA
-    n_sig = sum(1 for r in tasks.values() if (_p(r) or 1.0) < ALPHA)
-    verb = "rises" if tuned > base else "falls"
-    lead = "" if significant else "No clear evidence of a change: "
-    sentence = (
-        f"{lead}the share of feed-forward concepts labelled '{name}' {verb} from {fmt_number(base)} (base) "
-        f"to {fmt_number(tuned)} (tuned), {fmt_p(p)}; {n_sig} of {len(tasks)} task categories differ at "
-        f"p < {ALPHA}."
-    )
-    if is_heuristic(section):
-        sentence += " These are heuristic labels from a lexical annotator, not human or LLM annotations."
-    return Finding("Feed-forward concepts", sentence, p, significant)
-
-
-def _rotation_finding(rotation: list[dict[str, Any]]) -> Finding | None:
-    """Without concept labels: how far the FFN principal subspaces rotated (no test, so no verdict)."""
-    angles = [
-        r["mean_principal_angle_deg"] for r in rotation if isinstance(r.get("mean_principal_angle_deg"), (int, float))
-    ]
-    if not angles:
-        return None
-    sentence = (
-        f"Concepts were not annotated; the FFN principal subspaces rotate by a mean principal angle of "
-        f"{fmt_number(sum(angles) / len(angles))}° over {len(angles)} layers (descriptive, no test)."
-    )
-    return Finding("Feed-forward concepts", sentence, None, False)
-
-
-def findings(results: dict[str, Any]) -> list[tuple[str, Finding | None]]:
-    """The three findings in paper order, each ``None`` when its analysis was not run or is incomplete."""
-    return [
-        ("instructions", instruction_finding(results.get("instructions") or {})),
-        ("heads", heads_finding(results.get("heads") or {})),
-        ("ffn", ffn_finding(results.get("ffn") or {})),
-    ]

@@ -18,6 +18,7 @@ from typing import Any
 
 from shiftlens.errors import ShiftlensError
 from shiftlens.report import sections
+from shiftlens.report.summary import summary_html
 from shiftlens.storage import atomic_write_text
 
 CSP = (
@@ -81,7 +82,7 @@ def body_html(results: dict[str, Any]) -> str:
     return (
         "<header><h1>shiftlens: what instruction tuning changed</h1>"
         f'<p class="sl-sub">{escape(subtitle)} · generated {generated}</p><nav>{nav}</nav></header>'
-        + sections.section("summary", sections.summary_html(results))
+        + sections.section("summary", summary_html(results))
         + sections.section("instructions", sections.instructions_html(results.get("instructions")))
         + sections.section("heads", sections.heads_html(results.get("heads")))
         + sections.section("ffn", sections.ffn_html(results.get("ffn")))

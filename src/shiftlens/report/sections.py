@@ -12,12 +12,13 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from shiftlens.report.findings import ALPHA, findings, fmt_p, is_heuristic
+from shiftlens.evidence import ALPHA
+from shiftlens.report.findings import fmt_p, is_heuristic
 from shiftlens.report.svg import bar_chart, fmt_number, histogram, line_chart
 
 SECTION_TITLES = {
     "summary": "Summary",
-    "instructions": "1 · Instruction attention (gradient × input)",
+    "instructions": "1 · Instruction attribution (gradient × input)",
     "heads": "2 · Attention heads",
     "ffn": "3 · Feed-forward concepts",
     "examples": "Examples: base vs tuned attribution",
@@ -99,26 +100,11 @@ def compare_block(
     return table(headers, data, p_cols) + f'<div class="sl-figure">{chart}</div>'
 
 
-def summary_html(results: dict[str, Any]) -> str:
-    """The three findings as a list of verdicts, with 'not run' for missing analyses."""
-    items = []
-    for key, finding in findings(results):
-        if finding is None:
-            items.append(f'<li class="sl-finding sl-missing"><b>{escape(SECTION_TITLES[key])}</b>: not run.</li>')
-            continue
-        cls = "sl-yes" if finding.significant else "sl-unclear"
-        items.append(
-            f'<li class="sl-finding {cls}"><b>{escape(finding.title)}</b>: {escape(finding.sentence)} '
-            f'<a href="#sl-{key}">details</a></li>'
-        )
-    return f'<ul class="sl-findings">{"".join(items)}</ul>'
-
-
 def instructions_html(data: dict[str, Any] | None) -> str:
     """Table 1 (followed vs unfollowed), Table 2 (base vs tuned), position profile, score distributions."""
     if not data:
         return not_run("The instruction analysis")
-    parts = []
+    parts = [_protocol_line(data), findings_table(data)]
     if data.get("table1"):
         parts += [
             "<h3>Followed vs unfollowed responses (tuned model)</h3>",
@@ -155,7 +141,7 @@ def instructions_html(data: dict[str, Any] | None) -> str:
             )
             + "</div>"
         )
-    known = {"table1", "table2", "position_profile", "scores", "test"}
+    known = {"table1", "table2", "position_profile", "scores", "test", "finding", "protocol"}
     rest = {k: v for k, v in data.items() if k not in known}
     if rest:
         parts.append(raw_json("Other fields", rest))
@@ -166,7 +152,7 @@ def heads_html(data: dict[str, Any] | None) -> str:
     """Table 3 per layer group, head overlap by layer, example word pairs of chosen verbs."""
     if not data:
         return not_run("The attention-head analysis")
-    parts = []
+    parts = [_protocol_line(data), findings_table(data)]
     if data.get("measure"):
         parts.append(f"<p>Measure: {escape(str(data['measure']))}</p>")
     groups = data.get("groups") or []
@@ -178,9 +164,13 @@ def heads_html(data: dict[str, Any] | None) -> str:
         ]
     overlap = data.get("head_overlap_by_layer") or []
     if overlap:
-        parts.append(
-            '<div class="sl-figure">' + _by_layer_chart(overlap, "Head overlap by layer", "overlap") + "</div>"
-        )
+        bands = {b.get("layer"): b for b in data.get("head_overlap_null") or []}
+        rows = [
+            {"layer": r.get("layer"), "observed": _stat(r, "mean"), **_band(bands.get(r.get("layer")), "")}
+            for r in overlap
+        ]
+        title = "Head overlap base vs tuned by layer" + (f", beside its null band ({_draws(data)})" if bands else "")
+        parts.append('<div class="sl-figure">' + _by_layer_chart(rows, title, "Jaccard overlap") + "</div>")
     examples = data.get("examples") or {}
     if examples:
         parts.append("<h3>Example word pairs</h3>")
@@ -188,6 +178,43 @@ def heads_html(data: dict[str, Any] | None) -> str:
             chips = "".join(f'<span class="sl-chip">{escape(_pair_text(p))}</span>' for p in pairs)
             parts.append(f'<div class="sl-pairs"><b>{escape(str(verb))}</b> {chips}</div>')
     return "".join(parts)
+
+
+def _band(band: dict[str, Any] | None, suffix: str) -> dict[str, float | None]:
+    """A null band's min, mean and max as chart series (nothing when there is no band)."""
+    if not isinstance(band, dict):
+        return {}
+    names = {"min": f"low{suffix}", "mean": f"mean{suffix}", "max": f"high{suffix}"}
+    if f"min{suffix}" in band:
+        names = {key: f"{key}{suffix}" for key in names}
+    return {f"null {key}": _stat(band, name) for key, name in names.items()}
+
+
+def _draws(data: dict[str, Any]) -> str:
+    """ "N draws of base + tuning-sized noise" for a section whose null records its draws."""
+    draws = (data.get("null") or data.get("rotation_null") or {}).get("draws")
+    return f"{draws} draws of base + noise of the tuning's size" if draws else "base + noise of the tuning's size"
+
+
+def _protocol_line(data: dict[str, Any]) -> str:
+    """Which protocol the analysis ran under (named in every section)."""
+    protocol = data.get("protocol")
+    return f"<p>Protocol: <b>{escape(str(protocol))}</b> (docs/protocols.md).</p>" if protocol else ""
+
+
+def findings_table(data: dict[str, Any]) -> str:
+    """The section's own findings (Holm-adjusted within the analysis): claim, n/reason, p, adjusted p, effect, CI."""
+    rows = []
+    for f in data.get("finding") or []:
+        ci = f.get("ci")
+        interval = "–" if not ci else f"{fmt_number(ci[0])} to {fmt_number(ci[1])}"
+        status = "shown" if f.get("significant") else ("not shown" if f.get("testable") else "not testable")
+        rows.append([f.get("claim"), status, f.get("reason") or "–", f.get("p_value"), f.get("p_adjusted"),
+                     f.get("effect_size"), interval])  # fmt: skip
+    if not rows:
+        return ""
+    headers = ["claim", "verdict", "why not testable", "p", "adjusted p (this analysis)", "effect", "95% CI"]
+    return "<h3>Findings of this analysis</h3>" + table(headers, rows, p_columns=(4,))
 
 
 def _pair_text(pair: Any) -> str:
@@ -213,7 +240,7 @@ def ffn_html(data: dict[str, Any] | None) -> str:
     """Task and level shares, per-layer-group shares, rotation by layer, matched components' words."""
     if not data:
         return not_run("The feed-forward analysis")
-    parts = [_annotator_note(data)]
+    parts = [_protocol_line(data), _annotator_note(data), findings_table(data)]
     for key, title in (("tasks", "Task categories"), ("levels", "Linguistic levels")):
         if data.get(key):
             parts += [
@@ -227,8 +254,11 @@ def ffn_html(data: dict[str, Any] | None) -> str:
     rotation = data.get("rotation_by_layer") or []
     if rotation:
         parts.append("<h3>Rotation of FFN principal components, base → tuned</h3>")
-        for key in [k for k in rotation[0] if k not in ("layer", "n_components")]:
-            chart = _by_layer_chart([{"layer": r.get("layer"), key: r.get(key)} for r in rotation], key, key)
+        for key in [k for k in rotation[0] if k not in ("layer", "n_components", "rotation_null")]:
+            rows = [{"layer": r.get("layer"), key: r.get(key)} for r in rotation]
+            if key == "mean_principal_angle_deg":
+                rows = [{**row, **_band(r.get("rotation_null"), "_deg")} for row, r in zip(rows, rotation)]
+            chart = _by_layer_chart(rows, key.replace("_", " "), key.replace("_", " "))
             parts.append(f'<div class="sl-figure">{chart}</div>')
     matched = data.get("matched_examples") or []
     if matched:
