@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from conftest import tiny_tokenizer
 
-from shiftlens.prompting import encode
 from shiftlens.data import tsv_spans
+from shiftlens.prompting import encode
 from shiftlens.spans import (
     SpanError,
     expand_to_sentences,
@@ -100,7 +100,8 @@ def test_paper_tsv_spans_follow_the_paper_rule():
     prompt = "Summarize this: keep it short.\n\nInput: The sea is blue.\n\nOutput:"
     column = "Summarize this|||Input: &&&The sea is blue."
     instruction, context = tsv_spans(prompt, column, "x", "paper")
-    assert [prompt[s:e] for s, e in instruction] == ["Summarize this:"] and [prompt[s:e] for s, e in context] == ["The sea is blue."]
+    assert [prompt[s:e] for s, e in instruction] == ["Summarize this:"]
+    assert [prompt[s:e] for s, e in context] == ["The sea is blue."]
     instruction, _ = tsv_spans(prompt, column, "x", "sound")
     assert [prompt[s:e] for s, e in instruction] == ["Summarize this: keep it short.", "Input:"]
 
