@@ -17,6 +17,7 @@ from shiftlens.analysis.instructions import analyze_instructions, is_followed, p
 from shiftlens.analysis.instructions_output import print_tables
 from shiftlens.attribution.records import ExampleAttribution, write_example
 from shiftlens.cli.main import main
+from shiftlens.errors import ShiftlensError
 from shiftlens.density import importance_density, instruction_score
 from shiftlens.storage import RunDirectory
 
@@ -202,6 +203,20 @@ def test_cli_writes_tables_figures_and_json(tmp_path, capsys):
         assert (out / "figures" / f"{stem}.png").stat().st_size > 1000
         assert (out / "figures" / f"{stem}.svg").read_text().lstrip().startswith("<?xml")
     assert "Table 1" in capsys.readouterr().out
+    assert result["protocol"] == "sound" and result["finding"] and (out / "findings.csv").exists()
+    assert (out / "nulls.csv").read_text().splitlines()[0].startswith("null,")
+    paper_json = tmp_path / "paper.json"
+    assert main([*argv[:4], "--protocol", "paper", "--json", str(paper_json)]) == 0
+    paper = json.loads(paper_json.read_text())
+    assert paper["protocol"] == "paper" and "nulls" not in paper and paper["params"]["ddof"] == 0
+
+
+def test_cli_unknown_protocol_is_a_one_line_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["analyze", "instructions", str(tmp_path / "a"), str(tmp_path / "b"), "--protocol", "papr"])
+    assert info.value.code == 2 and "invalid choice: 'papr'" in capsys.readouterr().err
+    with pytest.raises(ShiftlensError, match="unknown protocol 'papr'"):
+        analyze_instructions([], [], protocol="papr")
 
 
 def test_cli_bad_run_directory_is_a_one_line_error(tmp_path, capsys):
