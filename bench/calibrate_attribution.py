@@ -8,7 +8,8 @@ draws must stay ≤ 10 % (nominal 5 %); per-finding rates show which test would 
 
 The attribution runs of organism-base and organism-tuned on the shipped held-out prompts are computed once
 with ``shiftlens attribute`` (both explaining the tuned model's stored replies through the tuned chat
-template; a few minutes on CPU) and cached under ``out/organism/``.
+template; a few minutes on CPU) and cached under ``out/organism/``. ``--paper-data DIR`` calibrates on the
+authors' released LLaMA-7B / Vicuna-7B matrices instead.
 
     python bench/calibrate_attribution.py [--draws 100] [--protocol sound] [--json out/calibration.json]
 """
@@ -31,6 +32,7 @@ from shiftlens.analysis.instructions import analyze_instructions
 from shiftlens.attribution.records import ExampleAttribution, read_attribution_run
 from shiftlens.evidence import ALPHA, DEFAULT_PROTOCOL, PROTOCOLS
 from shiftlens.organism import data_dir
+from shiftlens.paper_data import load_paper_runs
 
 CACHE = Path("out") / "organism"
 MAX_RATE = 0.10
@@ -64,24 +66,25 @@ def random_spans(records: list[ExampleAttribution], draw: int) -> dict[str, np.n
 def calibrate(
     base: list[ExampleAttribution], tuned: list[ExampleAttribution], draws: int, protocol: str
 ) -> dict[str, Any]:
-    """Run the analysis with random spans ``draws`` times; rates of declared findings, overall and per claim."""
-    declared, per_claim, raw = 0, Counter(), Counter()
-    claims: list[str] = []
+    """Run the analysis with random spans ``draws`` times; rates of declared findings, overall and per finding.
+
+    Findings are matched across draws by their place in the list (their claims' wording follows the sign).
+    """
+    declared, significant, raw = 0, Counter(), Counter()
     for draw in range(draws):
         result = analyze_instructions(base, tuned, protocol=protocol, seed=draw, masks=random_spans(tuned, draw))
         findings = result["finding"]
-        claims = claims or [f["claim"] for f in findings]
         declared += any(f["significant"] for f in findings)
-        for f in findings:
-            per_claim[f["claim"]] += f["significant"]
-            raw[f["claim"]] += f["testable"] and f["p_value"] is not None and f["p_value"] < ALPHA
+        for index, f in enumerate(findings):
+            significant[index] += f["significant"]
+            raw[index] += f["testable"] and f["p_value"] is not None and f["p_value"] < ALPHA
     return {
         "protocol": protocol,
         "draws": draws,
         "rate": declared / draws,
         "per_finding": [
-            {"claim": c, "significant_rate": per_claim[c] / draws, "raw_p_below_alpha_rate": raw[c] / draws}
-            for c in claims
+            {"significant_rate": significant[i] / draws, "raw_p_below_alpha_rate": raw[i] / draws}
+            for i in range(len(significant))
         ],
     }
 
@@ -91,18 +94,23 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=100, help="random-span draws (at least 50; default 100)")
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default=DEFAULT_PROTOCOL)
     parser.add_argument("--cache", type=Path, default=CACHE, help="where the organism attribution runs are cached")
+    parser.add_argument("--paper-data", type=Path, help="calibrate on the authors' released data in this directory")
     parser.add_argument("--json", type=Path, help="also write the rates here")
     args = parser.parse_args()
     if args.draws < 50:
         parser.error("--draws must be at least 50")
-    base, tuned = attribution_runs(args.cache)
+    if args.paper_data:
+        runs = load_paper_runs(args.paper_data, protocol=args.protocol)
+        base, tuned = runs.base, runs.tuned
+    else:
+        base, tuned = attribution_runs(args.cache)
     start = time.perf_counter()
     real = analyze_instructions(base, tuned, protocol=args.protocol)
     out = calibrate(base, tuned, args.draws, args.protocol)
     out["seconds"] = round(time.perf_counter() - start, 1)
-    out["real_instruction"] = [
-        {"claim": f["claim"], "p_adjusted": f["p_adjusted"], "significant": f["significant"]} for f in real["finding"]
-    ]
+    out["data"] = str(args.paper_data or args.cache)
+    for row, f in zip(out["per_finding"], real["finding"]):  # labelled by the real instruction's finding
+        row.update(claim=f["claim"], real_p_adjusted=f["p_adjusted"], real_significant=f["significant"])
     for row in out["per_finding"]:
         rates = f"{row['significant_rate']:6.1%}  (raw p < {ALPHA}: {row['raw_p_below_alpha_rate']:6.1%})"
         print(f"{rates}  {row['claim']}")

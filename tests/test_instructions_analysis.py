@@ -17,8 +17,8 @@ from shiftlens.analysis.instructions import analyze_instructions, is_followed, p
 from shiftlens.analysis.instructions_output import print_tables
 from shiftlens.attribution.records import ExampleAttribution, write_example
 from shiftlens.cli.main import main
-from shiftlens.errors import ShiftlensError
 from shiftlens.density import importance_density, instruction_score
+from shiftlens.errors import ShiftlensError
 from shiftlens.storage import RunDirectory
 
 GROUP_PREFIX = {
@@ -354,6 +354,14 @@ def test_strata_show_where_a_gain_comes_from():
     assert strata["start"]["significant"] and strata["start"]["instruction_gain"]["mean"] > 0.2
     assert not strata["middle"]["significant"] and not strata["end"]["significant"]
     assert sum(s["n"] + s["n_without_matched_control"] for s in strata.values()) == 60
+
+
+def test_two_sided_claims_are_worded_by_the_observed_direction():
+    base, tuned = position_runs(seed=12, start_gain=-1.5)  # tuning lowers the instruction where it is first
+    result = analyze_instructions(base, tuned)
+    (start,) = [f for f in result["finding"] if f["claim"].startswith("instruction in the start third")]
+    assert start["significant"] and start["effect_size"] < 0 and "instruction less than" in start["claim"]
+    assert all("{" not in f["claim"] for f in result["finding"])
 
 
 def test_null_data_declare_no_finding():

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -169,8 +169,8 @@ def _table1_row(items: list[ExampleScore], group: str, protocol: str, ddof: int,
         claim = f"{group}: the tuned model's instruction score is higher for followed than for unfollowed responses"
         finding = _one_sided(METHOD, claim, stats.welch_less, unfollowed, followed)
     else:
-        claim = f"{group}: the tuned model's instruction score differs between followed and unfollowed responses"
-        finding = stats.two_sample_finding(METHOD, claim, unfollowed, followed, seed=seed)
+        claim = f"{group}: the tuned model's instruction score is {{higher|lower}} for followed than unfollowed replies"
+        finding = _directed(stats.two_sample_finding(METHOD, claim, unfollowed, followed, seed=seed))
     row = {
         "followed": _summary(followed, ddof),
         "unfollowed": _summary(unfollowed, ddof),
@@ -216,8 +216,8 @@ def _table2_sound(
     pairs = _pairs(base, tuned)
     paired_base, paired_tuned = [b.score for b, _ in pairs], [t.score for _, t in pairs]
     finding = _placement_finding(
-        f"{group}: tuning raises the attribution score of the instruction more than that of length-matched "
-        "control spans in the same prompt",
+        f"{group}: tuning raises the attribution score of the instruction {{more|less}} than that of "
+        "length-matched control spans in the same prompt",
         [n.gains for n in null],
         seed,
     )
@@ -247,20 +247,29 @@ def _table2_sound(
     return row, finding
 
 
+def _directed(finding: Finding) -> Finding:
+    """A two-sided test's claim worded by the observed direction: ``{up|down}`` in it is chosen by the effect's sign."""
+    up, down = finding.claim.split("{", 1)[1].split("}", 1)[0].split("|")
+    word = down if finding.effect_size is not None and finding.effect_size < 0 else up
+    return replace(finding, claim=finding.claim.replace(f"{{{up}|{down}}}", word))
+
+
 def _placement_finding(claim: str, sets: list[np.ndarray], seed: int) -> Finding:
     """Guarded placement-randomization test (`attribution_nulls.placement_p`) of the instruction's gain over
     its controls' (``sets``: each example's placement gains, the instruction first); d_z with a bootstrap CI."""
     gains, control_gains = [g[0] for g in sets], [g[1:].mean() for g in sets]
-    return stats.guarded_finding(
-        METHOD,
-        claim,
-        lambda _a, _b: nulls.placement_p(sets, seed=seed),
-        control_gains,
-        gains,
-        paired=True,
-        effect=stats.paired_dz_rows,
-        ci=True,
-        seed=seed,
+    return _directed(
+        stats.guarded_finding(
+            METHOD,
+            claim,
+            lambda _a, _b: nulls.placement_p(sets, seed=seed),
+            control_gains,
+            gains,
+            paired=True,
+            effect=stats.paired_dz_rows,
+            ci=True,
+            seed=seed,
+        )
     )
 
 
@@ -282,13 +291,15 @@ def _null_stats(
 def _nulls_section(null: list[nulls.NullStats], left_out: dict[str, list[str]], seed: int):
     """The contrast and the position strata (all groups together), with their findings."""
     findings = []
-    contrast = stats.paired_finding(
-        METHOD,
-        "all: tuning raises the attribution on instruction tokens relative to the other prompt tokens "
-        "(instruction-minus-rest contrast)",
-        [n.contrast[0] for n in null],
-        [n.contrast[1] for n in null],
-        seed=seed,
+    contrast = _directed(
+        stats.paired_finding(
+            METHOD,
+            "all: tuning {raises|lowers} the attribution on instruction tokens relative to the other prompt tokens "
+            "(instruction-minus-rest contrast)",
+            [n.contrast[0] for n in null],
+            [n.contrast[1] for n in null],
+            seed=seed,
+        )
     )
     findings.append((("contrast",), contrast))
     strata = {}
@@ -297,7 +308,7 @@ def _nulls_section(null: list[nulls.NullStats], left_out: dict[str, list[str]], 
         sets = [g for g in (n.matched() for n in inside) if g.size > 1]
         finding = _placement_finding(
             f"instruction in the {stratum} third of the prompt: tuning raises the attribution score of the "
-            "instruction more than that of length-matched control spans in the same third",
+            "instruction {more|less} than that of length-matched control spans in the same third",
             sets,
             seed,
         )
