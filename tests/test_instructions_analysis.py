@@ -313,6 +313,8 @@ def test_sound_protocol_finds_a_planted_instruction_gain_beside_its_controls():
     assert result["protocol"] == "sound" and result["params"]["ddof"] == 1
     control = result["table2"]["all"]["control"]
     assert control["significant"] and control["instruction_gain"]["mean"] > control["control_gain"]["mean"]
+    beyond = result["table1"]["all"]["control"]  # followed replies focus on the instruction, beyond its controls
+    assert beyond["significant"] and beyond["followed"]["mean"] > beyond["unfollowed"]["mean"] and beyond["ci"][0] > 0
     assert control["ci"][0] > 0 and control["n"] == 45
     assert result["nulls"]["contrast"]["significant"] and result["nulls"]["strata"]["start"]["significant"]
     assert result["nulls"]["strata"]["end"]["n"] == 0 and result["nulls"]["strata"]["end"]["reason"]

@@ -134,6 +134,12 @@ def null_stats(example_id: str, group: str, densities: tuple[np.ndarray, np.ndar
     )
 
 
+def control_excess(density: np.ndarray, mask: np.ndarray) -> float:
+    """One model's instruction score minus the mean score of its control spans (``mask``: `has_control`)."""
+    scores = span_scores(density, placements(mask))
+    return float(scores[0] - scores[1:].mean())
+
+
 def excess(gains: np.ndarray) -> np.ndarray:
     """For each placement: its gain minus the mean gain of the other placements (needs ≥ 2 placements)."""
     return gains - (gains.sum() - gains) / (gains.size - 1)

@@ -49,6 +49,7 @@ TESTS = {
     },
     "sound": {
         "table1": "permutation of labels, two-sided",
+        "table1_control": "permutation of labels of (instruction score − mean score of its controls), two-sided",
         "table2": "placement randomization: instruction gain − mean gain of its rotations, two-sided",
         "strata": "placement randomization within the instruction's third of the prompt, two-sided",
         "table2_paired": "sign-flip permutation, two-sided",
@@ -165,21 +166,48 @@ def _table1_row(items: list[ExampleScore], group: str, protocol: str, ddof: int,
     labelled = [(score, label) for score, label in labelled if label is not None]
     followed = [score for score, label in labelled if label]
     unfollowed = [score for score, label in labelled if not label]
-    if protocol == "paper":
-        claim = f"{group}: the tuned model's instruction score is higher for followed than for unfollowed responses"
-        finding = _one_sided(METHOD, claim, stats.welch_less, unfollowed, followed)
-    else:
-        claim = f"{group}: the tuned model's instruction score is {{higher|lower}} for followed than unfollowed replies"
-        finding = _directed(stats.two_sample_finding(METHOD, claim, unfollowed, followed, seed=seed))
     row = {
         "followed": _summary(followed, ddof),
         "unfollowed": _summary(unfollowed, ddof),
         "test": TESTS[protocol]["table1"],
-        **_test_fields(finding),
         "auc": _finite(stats.roc_auc([s for s, _ in labelled], [lab for _, lab in labelled])),
         "effect_size": _finite(stats.cohens_d(unfollowed, followed)),
-        "ci": _interval(finding),
     }
+    if protocol == "paper":
+        claim = f"{group}: the tuned model's instruction score is higher for followed than for unfollowed responses"
+        finding = _one_sided(METHOD, claim, stats.welch_less, unfollowed, followed)
+        row.update(_test_fields(finding))
+        return row, finding
+    # sound: the finding is on the score beyond the controls' (a random span's score differs by group too)
+    excess = [
+        (nulls.control_excess(i.density, i.mask), is_followed(i.rating)) for i in items if nulls.has_control(i.mask)
+    ]
+    excess_followed = [e for e, label in excess if label]
+    excess_unfollowed = [e for e, label in excess if label is False]
+    finding = _directed(
+        stats.two_sample_finding(
+            METHOD,
+            f"{group}: the tuned model's instruction score beyond length-matched control spans is {{higher|lower}} "
+            "for followed than for unfollowed responses",
+            excess_unfollowed,
+            excess_followed,
+            seed=seed,
+        )
+    )
+    raw = stats.guarded_finding(
+        METHOD, "raw", lambda a, b: stats.label_permutation_p(a, b, seed=seed), unfollowed, followed
+    )
+    row.update(
+        _test_fields(raw),
+        control={
+            "test": TESTS["sound"]["table1_control"],
+            "followed": _summary(excess_followed, 1),
+            "unfollowed": _summary(excess_unfollowed, 1),
+            **_test_fields(finding),
+            "effect_size": _finite(finding.effect_size),
+            "ci": _interval(finding),
+        },
+    )
     return row, finding
 
 
@@ -377,7 +405,7 @@ def analyze_instructions(
     for g in groups:
         if _in_group(tuned, g):
             table1[g], finding = _table1_row(_in_group(tuned, g), g, protocol, ddof, seed)
-            located.append((("table1", g), finding))
+            located.append((("table1", g) if protocol == "paper" else ("table1", g, "control"), finding))
     result: dict[str, Any] = {"protocol": protocol, "protocol_description": PROTOCOLS[protocol]}
     if protocol == "paper":
         for g in groups:

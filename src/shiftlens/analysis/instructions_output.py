@@ -89,6 +89,31 @@ def _d(value: float | None, ci: list[float | None] | None = None) -> str:
     return f"{value:+.2f}"
 
 
+def _table1_printed(result: dict[str, Any]) -> tuple[tuple[str, ...], list[list[Any]]]:
+    table = result["table1"]
+    if result["protocol"] == "paper":
+        columns = ("group", "followed", "unfollowed", "p (Welch, 1-sided)", "p adj.", "AUC", "d")
+        rows = [
+            [g, _mean_std(r["followed"]), _mean_std(r["unfollowed"]), _tested(r), _p(r.get("p_adjusted")),
+             _p(r["auc"]), _d(r["effect_size"])]
+            for g, r in table.items()
+        ]  # fmt: skip
+        return columns, rows
+    columns = (
+        "group", "followed", "unfollowed", "p", "AUC", "beyond controls: followed / unfollowed", "p vs controls",
+        "p adj.", "d [95% CI]",
+    )  # fmt: skip
+    rows = []
+    for g, r in table.items():
+        c = r["control"]
+        beyond = f"{_mean(c['followed'])} ({c['followed']['n']}) / {_mean(c['unfollowed'])} ({c['unfollowed']['n']})"
+        rows.append(
+            [g, _mean_std(r["followed"]), _mean_std(r["unfollowed"]), _tested(r), _p(r["auc"]), beyond, _tested(c),
+             _p(c.get("p_adjusted")), _d(c["effect_size"], c["ci"])]
+        )  # fmt: skip
+    return columns, rows
+
+
 def _table2_printed(result: dict[str, Any]) -> tuple[tuple[str, ...], list[list[Any]]]:
     table = result["table2"]
     if result["protocol"] == "paper":
@@ -120,22 +145,11 @@ def _mean(entry: dict[str, Any]) -> str:
 def print_tables(result: dict[str, Any], console: Console | None = None) -> None:
     """Print Table 1, Table 2, the nulls, the findings and the position profile (mean ± std (n) cells)."""
     protocol = result["protocol"]
-    test1 = next((r["test"] for r in result["table1"].values()), "")
+    columns, rows = _table1_printed(result)
     print_table(
-        f"Table 1 · tuned model: instruction score of followed vs unfollowed responses ({protocol} protocol; {test1})",
-        ("group", "followed", "unfollowed", "p", "p adj.", "AUC", "d"),
-        [
-            [
-                g,
-                _mean_std(r["followed"]),
-                _mean_std(r["unfollowed"]),
-                _tested(r),
-                _p(r.get("p_adjusted")),
-                _p(r["auc"]),
-                _d(r["effect_size"], r.get("ci")),
-            ]
-            for g, r in result["table1"].items()
-        ],  # fmt: skip
+        f"Table 1 · tuned model: instruction score of followed vs unfollowed responses ({protocol} protocol)",
+        columns,
+        rows,
         console,
     )
     columns, rows = _table2_printed(result)
