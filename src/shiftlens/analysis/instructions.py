@@ -13,9 +13,11 @@ Table 2 keeps every example (an empty response scores 0), standard deviations wi
 Welch tests (Table 1: unfollowed < followed; Table 2: base < tuned; the paired t-test beside it).
 ``"sound"`` leaves short responses out of both tables, uses ddof 1, two-sided permutation tests with
 bootstrap intervals of the effect sizes, and puts every score beside its nulls
-(`shiftlens.analysis.attribution_nulls`): Table 2's finding is the tuned − base gain of the instruction
-score beyond that of length-matched control spans (paired over examples), next to the
-instruction-minus-rest contrast and the gain by where the instruction sits. In both, a comparison with
+(`shiftlens.analysis.attribution_nulls`): Table 1's finding compares the instruction score beyond that
+of length-matched control spans between followed and unfollowed responses, Table 2's is the tuned − base
+gain of the instruction score beyond its control spans' (paired over examples); next to them the
+instruction-minus-rest contrast and the gain by where the instruction sits (position-matched controls).
+The raw scores' tests stay in the rows (paired first). In both, a comparison with
 fewer than 5 values on a side or no variance is "not testable" (`shiftlens.evidence.untestable_reason`),
 and the findings are Holm-adjusted together (`shiftlens.evidence.adjust`).
 """
