@@ -41,7 +41,7 @@ def test_real_final_dataset(paper_data):
         "The sentence you are given might be too wordy, complicated, or unclear. Rewrite the sentence and make "
         "your writing clearer by keeping it concise. Whenever possible, break complex sentences into multiple "
         "sentences and eliminate unnecessary words.",
-        "Input: ",
+        "Input:",
     ]
     assert [first.prompt[s:e] for s, e in first.context] == [
         "If you have any questions about my rate or if you find it necessary to increase or decrease the scope "
@@ -120,7 +120,7 @@ def test_tsv_newlines_and_spans(tmp_path):
     path = write(tmp_path, "d.tsv", HEADER + f"mtbench_x_1\t{prompt}\tHi/nAnn\tbrief|||Input: &&&is here\n\n")
     (example,) = read_examples(path)
     assert example.prompt == "Say hi to Ann. Be brief.\nInput: Ann is here.\nOutput:" and example.response == "Hi\nAnn"
-    assert [example.prompt[s:e] for s, e in example.instruction] == ["Be brief.", "Input: "]
+    assert [example.prompt[s:e] for s, e in example.instruction] == ["Be brief.", "Input:"]
     assert [example.prompt[s:e] for s, e in example.context] == ["Ann is here."]
     assert example.group == "mt_bench"
 

@@ -28,11 +28,21 @@ def test_density_and_score_by_hand() -> None:
     assert score == pytest.approx((expected[1] / peak + expected[2] / peak) / np.log2(4))
 
 
-def test_already_scaled_matrices_are_left_as_they_are() -> None:
+def test_already_scaled_matrices_skip_the_rescaling_but_not_the_threshold() -> None:
     released = np.array([[0, 10, 9], [8, 0, 10], [10, 3, 0]])
     assert is_scaled(released)
-    np.testing.assert_array_equal(scale_columns(released), released)
+    # not rescaled (column 1 has max 10 already; 3 -> 0 by b = 7, not ceil(3/10*10) kept)
+    np.testing.assert_array_equal(scale_columns(released), [[0, 10, 9], [8, 0, 10], [10, 0, 0]])
+    # a column whose max is below L is not stretched to L: 6 and 5 stay below b and vanish, 8 stays 8
+    np.testing.assert_array_equal(scale_columns(np.array([[6], [5], [8]])).ravel(), [0, 0, 8])
+    np.testing.assert_array_equal(scale_columns(released, DensityParams(threshold=0)), released)
     assert not is_scaled(released * 0.5)
+
+
+def test_density_of_a_released_matrix_is_thresholded() -> None:
+    released = np.array([[10.0, 7.0], [7.0, 7.0], [8.0, 1.0]])
+    # after b = 7: rows [10, 0], [0, 0], [8, 0] -> densities 1, 0, 1
+    np.testing.assert_allclose(importance_density(released), [1.0, 0.0, 1.0])
 
 
 def test_other_parameters_change_the_result() -> None:

@@ -8,8 +8,18 @@ import numpy as np
 import pytest
 from conftest import tiny_tokenizer
 
+from shiftlens.data import tsv_spans
 from shiftlens.prompting import encode
-from shiftlens.spans import SpanError, expand_to_sentences, locate, locate_all, sentence_bounds, token_mask
+from shiftlens.spans import (
+    SpanError,
+    expand_to_sentences,
+    locate,
+    locate_all,
+    paper_sentences,
+    sentence_bounds,
+    token_mask,
+    trim,
+)
 
 PROMPT = "Summarize the following text: «café» in 3 words.\nThe sea — 海 — is blue!\nGive a synonym of happy."
 
@@ -29,6 +39,29 @@ def test_locate_first_occurrence_and_ranges():
     assert locate_all(PROMPT, ["sea", (1, 2)], "x") == [(PROMPT.index("sea"), PROMPT.index("sea") + 3), (1, 2)]
 
 
+def test_located_spans_leave_out_surrounding_whitespace():
+    text = "Rewrite it.\n\nInput: If you go.\n"
+    assert text[slice(*locate(text, "Input: ", "x"))] == "Input:"
+    assert text[slice(*locate(text, (10, 13), "x"))] == "."
+    assert trim(text, (11, 13)) == (11, 11)
+    with pytest.raises(SpanError, match=r"span \[11, 13\] holds only whitespace"):
+        locate(text, (11, 13), "x")
+
+
+def test_a_token_touching_a_span_only_by_whitespace_is_not_in_it():
+    """Byte-level BPE: the token " If" starts with the space that ends the fragment "Input: "."""
+    text = "Rewrite the sentence.\n\nInput: If you have any questions, ask."
+    enc = encode(tiny_tokenizer(), text)
+    first_context = next(i for i, (a, _) in enumerate(enc.offsets) if text[a:].lstrip().startswith("If"))
+    assert text[slice(*enc.offsets[first_context])].startswith(" ")  # the case this guards against
+    mask = token_mask(enc.offsets, locate_all(text, ["Input: "], "x"))
+    assert not mask[first_context] and mask[first_context - 1]
+    instruction, context = tsv_spans(text, "Rewrite|||Input: &&&If you have", "x")
+    assert [text[s:e] for s, e in instruction] == ["Rewrite the sentence.", "Input:"]
+    mask = token_mask(enc.offsets, instruction)
+    assert not mask[first_context] and mask[first_context - 1]
+
+
 @pytest.mark.parametrize("span", ["nowhere", "", (5, 5), (-1, 3), (0, len(PROMPT) + 1), (3, 1)])
 def test_bad_spans_name_the_example_and_span(span):
     with pytest.raises(SpanError, match="example 'ex-7'") as info:
@@ -45,6 +78,34 @@ def test_sentence_bounds_split_at_punctuation_and_newlines():
     assert [other[s:e] for s, e in sentence_bounds(other)] == ["3.5 is a number.", "Yes"]
 
 
+def test_paper_rule_also_splits_after_a_colon_and_strips_input_labels():
+    text = "Rewrite it. Note: be brief!\n\nInput: If you go: come back.\nInput:Function: col2 * col 3\nwords.Input:"
+    assert [text[s:e] for s, e in sentence_bounds(text, "paper")] == [
+        "Rewrite it.", "Note:", "be brief!", "Input:", "If you go:", "come back.", "Input:Function:",
+        "col2 * col 3", "words.Input:",
+    ]  # fmt: skip
+    assert [text[s:e] for s, e in sentence_bounds(text)][1] == "Note: be brief!"  # the sound rule keeps ':' inside
+
+    def spans(fragment):
+        start = text.index(fragment)
+        return [text[s:e] for s, e in paper_sentences(text, (start, start + len(fragment)))]
+
+    assert spans("brief") == ["be brief!"]
+    assert spans("Input: If you") == ["If you go:"]  # the "Input:" sentence is all label: dropped
+    assert spans("Function") == ["Function:"] and spans("words") == ["words."]
+    assert spans("it. Note") == ["Rewrite it.", "Note:"]
+
+
+def test_paper_tsv_spans_follow_the_paper_rule():
+    prompt = "Summarize this: keep it short.\n\nInput: The sea is blue.\n\nOutput:"
+    column = "Summarize this|||Input: &&&The sea is blue."
+    instruction, context = tsv_spans(prompt, column, "x", "paper")
+    assert [prompt[s:e] for s, e in instruction] == ["Summarize this:"]
+    assert [prompt[s:e] for s, e in context] == ["The sea is blue."]
+    instruction, _ = tsv_spans(prompt, column, "x", "sound")
+    assert [prompt[s:e] for s, e in instruction] == ["Summarize this: keep it short.", "Input:"]
+
+
 def test_expand_fragment_to_its_sentence_and_across_sentences():
     text = "Write a poem about the sea, with rhymes. Keep it short.\nInput: The sea is blue."
     frag = locate(text, "about the sea", "x")
@@ -53,7 +114,7 @@ def test_expand_fragment_to_its_sentence_and_across_sentences():
     assert text[slice(*expand_to_sentences(text, both))] == "Write a poem about the sea, with rhymes. Keep it short."
     # "Input: <context>" is one sentence; the context fragment blocks the instruction's growth and vice versa.
     label, context = locate(text, "Input: ", "x"), locate(text, "The sea is blue.", "x")
-    assert text[slice(*expand_to_sentences(text, label, blocked=[context]))] == "Input: "
+    assert text[slice(*expand_to_sentences(text, label, blocked=[context]))] == "Input:"
     assert text[slice(*expand_to_sentences(text, context, blocked=[label]))] == "The sea is blue."
     assert text[slice(*expand_to_sentences(text, context))] == "Input: The sea is blue."
 

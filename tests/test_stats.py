@@ -70,3 +70,89 @@ def test_cohens_d_from_definition():
     assert stats.cohens_d(A, B) == pytest.approx((np.mean(B) - np.mean(A)) / pooled)
     d = np.array(B[:7]) - np.array(A)
     assert stats.paired_cohens_dz(A, B[:7]) == pytest.approx(d.mean() / d.std(ddof=1))
+
+
+def literal_sign_flip_p(d):
+    """Every one of the 2^n sign patterns: share with |mean| at least the observed."""
+    observed = abs(np.mean(d))
+    means = [abs(np.mean(np.array(signs) * d)) for signs in itertools.product((-1, 1), repeat=len(d))]
+    return np.mean([m >= observed - 1e-12 for m in means])
+
+
+def literal_label_p(a, b):
+    """Every split of the pooled values into groups of len(a) and len(b)."""
+    pooled, observed = np.array(a + b), abs(np.mean(b) - np.mean(a))
+    diffs = []
+    for chosen in itertools.combinations(range(len(pooled)), len(a)):
+        mask = np.zeros(len(pooled), bool)
+        mask[list(chosen)] = True
+        diffs.append(abs(pooled[~mask].mean() - pooled[mask].mean()))
+    return np.mean([x >= observed - 1e-12 for x in diffs])
+
+
+def monte_carlo_tolerance(p, draws=stats.PERMUTATIONS):
+    return 4 * math.sqrt(p * (1 - p) / draws) + 1 / draws
+
+
+def test_permutation_p_values_match_exact_enumeration():
+    d = np.array(B[:7]) - np.array(A) + np.array([0.1, -0.3, 0.05, -0.2, 0.0, -0.25, 0.02])
+    exact = literal_sign_flip_p(d)
+    assert stats.sign_flip_p(d) == pytest.approx(exact, abs=monte_carlo_tolerance(exact))
+    assert stats.sign_flip_p(d, seed=3) == stats.sign_flip_p(d, seed=3)
+    a, b = A[:6], [x + 0.05 for x in B[:6]]
+    exact = literal_label_p(a, b)
+    assert stats.label_permutation_p(a, b) == pytest.approx(exact, abs=monte_carlo_tolerance(exact))
+    assert stats.sign_flip_p(np.full(9, 0.3)) == pytest.approx(2 / 512, abs=monte_carlo_tolerance(2 / 512))
+
+
+def test_summary_with_population_std():
+    assert stats.summary(A, ddof=0)["std"] == pytest.approx(np.std(A))
+    assert stats.summary([2.0], ddof=0) == {"mean": 2.0, "std": 0.0, "n": 1}
+
+
+def test_row_wise_effect_sizes_equal_the_scalar_ones():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(4, 9)), rng.normal(size=(4, 9)) + 0.5
+    np.testing.assert_allclose(stats.paired_dz_rows(a, b), [stats.paired_cohens_dz(x, y) for x, y in zip(a, b)])
+    np.testing.assert_allclose(stats.cohens_d_rows(a, b[:, :7]), [stats.cohens_d(x, y[:7]) for x, y in zip(a, b)])
+    assert np.isnan(stats.paired_dz_rows(np.ones((1, 5)), np.ones((1, 5)))[0])
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_n():
+    rng = np.random.default_rng(1)
+    small, large = rng.normal(size=(2, 20)), rng.normal(size=(2, 2000))
+    low, high = stats.bootstrap_ci(stats.cohens_d_rows, small[0], small[1] + 1.0)
+    assert low < stats.cohens_d(small[0], small[1] + 1.0) < high
+    wide = high - low
+    low, high = stats.bootstrap_ci(stats.cohens_d_rows, large[0], large[1] + 1.0)
+    assert low < 1.0 < high and high - low < wide / 5
+    assert all(math.isnan(v) for v in stats.bootstrap_ci(stats.paired_dz_rows, A, A, paired=True))
+    with pytest.raises(ValueError, match="differ in length"):
+        stats.bootstrap_ci(stats.paired_dz_rows, A, B, paired=True)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "paired", "reason"),
+    [
+        ([1.0, 2.0, 3.0], B, False, "side 1: n = 3 < 5"),
+        (A, [0.4] * 7, False, "side 2: zero variance (all 0.4)"),
+        (A, [x + 0.1 for x in A], True, "differences: zero variance (all 0.1)"),
+    ],
+)
+def test_guarded_tests_refuse_degenerate_data(a, b, paired, reason):
+    finding = stats.guarded_finding("m", "c", stats.welch_less, a, b, paired=paired)
+    assert not finding.testable and finding.p_value is None and finding.reason == reason
+    refused = stats.paired_finding("m", "c", a, b) if paired else stats.two_sample_finding("m", "c", a, b)
+    assert refused.reason == reason and refused.ci is None and refused.effect_size is None
+
+
+def test_guarded_findings_carry_the_test_effect_and_interval():
+    finding = stats.guarded_finding("m", "c", stats.welch_less, A, B, effect=stats.cohens_d_rows, ci=True)
+    assert finding.testable and finding.p_value == stats.welch_less(A, B)
+    assert finding.effect_size == pytest.approx(stats.cohens_d(A, B)) and finding.ci[0] < finding.effect_size
+    paired = stats.paired_finding("m", "c", A, B[:7])
+    assert paired.effect_size == pytest.approx(stats.paired_cohens_dz(A, B[:7]))
+    assert paired.p_value == stats.sign_flip_p(np.array(B[:7]) - np.array(A))
+    two = stats.two_sample_finding("m", "c", A, B)
+    assert two.p_value == stats.label_permutation_p(A, B) and two.ci[0] < two.effect_size < two.ci[1]
+    assert stats.welch_two_sided(A, B) == pytest.approx(scipy_stats.ttest_ind(A, B, equal_var=False).pvalue)

@@ -8,9 +8,12 @@ absent), ``instruction`` and ``context`` (lists of spans, each a string found in
 The paper's TSV (FinalDataset.tsv): columns ``ID``, ``Prompt``, ``Response``, ``Instruct&Context``;
 ``/n`` stands for a newline in every text field. The span column holds instruction fragments separated
 by ``|||``, then optionally ``&&&`` and context fragments (also ``|||``-separated). Each fragment stands
-for the whole prompt sentence holding it, so it is located (first occurrence) and expanded with
-`shiftlens.spans.expand_to_sentences`: context fragments first, stopping at instruction fragments,
-then instruction fragments, stopping at the expanded context (so "Input: <context>" keeps both apart).
+for the whole prompt sentence holding it, so it is located (first occurrence) and grown to sentences by
+one of two rules (``protocol``, see `shiftlens.spans`): ``"sound"`` expands with
+`shiftlens.spans.expand_to_sentences` (context fragments first, stopping at instruction fragments, then
+instruction fragments, stopping at the expanded context, so "Input: <context>" keeps both apart);
+``"paper"`` takes the sentences each fragment touches under the authors' rule, ``Input:`` labels stripped
+(`shiftlens.spans.paper_sentences`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from shiftlens.errors import ShiftlensError
-from shiftlens.spans import Span, SpanError, expand_to_sentences, locate_all
+from shiftlens.evidence import DEFAULT_PROTOCOL, check_protocol
+from shiftlens.spans import Range, Span, SpanError, expand_to_sentences, locate_all, paper_sentences
 
 GROUP_PREFIXES = {"user_oriented_task_": "self_instruct", "lima_author_": "lima", "mtbench_": "mt_bench"}
 OTHER_GROUP = "other"
@@ -182,23 +186,28 @@ def _tsv_rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[
         yield number, {name: cell.replace("/n", "\n") for name, cell in zip(columns, cells)}
 
 
-def tsv_spans(prompt: str, column: str, example_id: str) -> tuple[list[Span], list[Span]]:
+def tsv_spans(
+    prompt: str, column: str, example_id: str, protocol: str = DEFAULT_PROTOCOL
+) -> tuple[list[Range], list[Range]]:
     """Instruction and context ranges (sorted, unique) of a paper TSV span column, grown to sentences."""
+    check_protocol(protocol)
     instruction_text, _, context_text = column.partition("&&&")
     fragments = [[s for s in part.split("|||") if s.strip()] for part in (instruction_text, context_text)]
     instruction, context = (locate_all(prompt, part, example_id) for part in fragments)
+    if protocol == "paper":
+        return tuple(sorted({s for r in part for s in paper_sentences(prompt, r)}) for part in (instruction, context))
     context = sorted({expand_to_sentences(prompt, r, blocked=instruction) for r in context})
     return sorted({expand_to_sentences(prompt, r, blocked=context) for r in instruction}), context
 
 
-def read_paper_tsv(path: str | Path) -> list[Example]:
-    """Examples of the paper's FinalDataset.tsv format (see the module doc)."""
+def read_paper_tsv(path: str | Path, protocol: str = DEFAULT_PROTOCOL) -> list[Example]:
+    """Examples of the paper's FinalDataset.tsv format, spans grown by ``protocol``'s rule (module doc)."""
     path = Path(path)
     examples = []
     for number, row in _tsv_rows(path, TSV_COLUMNS):
         example_id, prompt = row["ID"].strip(), row["Prompt"]
         try:
-            instruction, context = tsv_spans(prompt, row["Instruct&Context"], example_id)
+            instruction, context = tsv_spans(prompt, row["Instruct&Context"], example_id, protocol)
         except SpanError as exc:
             raise DataError(f"{_where(path, number)}: {exc}") from exc
         if not instruction:

@@ -34,16 +34,17 @@ def is_scaled(matrix: np.ndarray, params: DensityParams = DensityParams()) -> bo
 
 
 def scale_columns(matrix: np.ndarray, params: DensityParams = DensityParams()) -> np.ndarray:
-    """Per response column: clip negatives, divide by the column max, ceil(x·L), zero entries ≤ b.
+    """Per response column: clip negatives, divide by the column max, ceil(x·L), then zero entries ≤ b.
 
-    A matrix already on the 0..L integer scale is returned unchanged (as float), so released,
-    post-processed matrices are not scaled twice.
+    A matrix already on the 0..L integer scale (the authors' released matrices) skips the rescaling
+    only: the threshold b is applied to every matrix, as in the authors' code.
     """
     m = np.asarray(matrix, dtype=np.float64)
     if is_scaled(m, params):
-        return m.copy()
-    clipped = np.clip(m, 0.0, None)
-    scaled = np.ceil(clipped / (clipped.max(axis=0, keepdims=True) + params.eps) * params.levels)
+        scaled = m.copy()
+    else:
+        clipped = np.clip(m, 0.0, None)
+        scaled = np.ceil(clipped / (clipped.max(axis=0, keepdims=True) + params.eps) * params.levels)
     scaled[scaled <= params.threshold] = 0.0
     return scaled
 

@@ -25,6 +25,7 @@ import numpy as np
 from shiftlens.attribution.records import ExampleAttribution
 from shiftlens.data import Example, read_paper_tsv, read_ratings
 from shiftlens.errors import ShiftlensError
+from shiftlens.evidence import DEFAULT_PROTOCOL
 from shiftlens.progress import progress
 from shiftlens.safe_pickle import load_restricted
 from shiftlens.spans import token_mask
@@ -143,17 +144,20 @@ def _released_record(path: Path, example: Example, rating: float | None) -> Exam
     )
 
 
-def load_paper_runs(paper_dir: str | Path, tuned_model: str = TUNED_MODEL) -> PaperRuns:
+def load_paper_runs(
+    paper_dir: str | Path, tuned_model: str = TUNED_MODEL, protocol: str = DEFAULT_PROTOCOL
+) -> PaperRuns:
     """LLaMA-7B (base) and Vicuna-7B (tuned) records of a released-data directory, with Vicuna's ratings.
 
-    Examples are the rows of FinalDataset.tsv (spans grown to sentences by `shiftlens.data`); a row with
-    no pickle in a run, or a pickle with no row, is left out and listed in ``dropped``.
+    Examples are the rows of FinalDataset.tsv (spans grown to sentences by `shiftlens.data` under
+    ``protocol``'s rule); a row with no pickle in a run, or a pickle with no row, is left out and listed
+    in ``dropped``.
     """
     paper_dir = Path(paper_dir)
     for needed in (FINAL_DATASET, ANNOTATED_DATASET, RESULTS / BASE_RUN, RESULTS / TUNED_RUN):
         if not (paper_dir / needed).exists():
             raise PaperDataError(f"{paper_dir}: missing {needed}; expected the layout of the released data")
-    examples = read_paper_tsv(paper_dir / FINAL_DATASET)
+    examples = read_paper_tsv(paper_dir / FINAL_DATASET, protocol)
     ratings = read_ratings(paper_dir / ANNOTATED_DATASET, model=tuned_model)
     known = {example.id for example in examples}
     runs: dict[str, list[ExampleAttribution]] = {}

@@ -1,30 +1,39 @@
-"""Small statistics written out from their formulas: summaries, one-sided t-tests, ROC-AUC, Cohen's d.
+"""Small statistics written out from their formulas: summaries, t-tests, permutation tests, bootstrap
+intervals, ROC-AUC, Cohen's d, and guarded tests that return a `shiftlens.evidence.Finding`.
 
-Conventions: standard deviations use ddof=1; a test that is undefined (fewer than 2 values in a
-sample, or zero variance) returns NaN rather than raising, so a table can still be printed. One-sided
-p-values test the alternative "mean of a < mean of b".
+Conventions: standard deviations use ddof=1 unless asked otherwise; a test that is undefined (fewer than 2
+values in a sample, or zero variance) returns NaN rather than raising, so a table can still be printed.
+One-sided p-values test the alternative "mean of a < mean of b". Permutation and bootstrap helpers are
+seeded (same inputs and seed, same answer); a Monte Carlo permutation p-value is (1 + k) / (1 + B), k of
+B resamples at least as extreme, so it is never 0.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from scipy import stats as _scipy_stats
 
+from shiftlens.evidence import Finding, untestable_reason
+
 Values = Sequence[float] | np.ndarray
+PERMUTATIONS = 9999
+RESAMPLES = 2000
+LEVEL = 0.95
+_CHUNK = 1000  # resamples drawn at a time (bounds memory for long samples)
 
 
 def _array(values: Values) -> np.ndarray:
     return np.asarray(values, dtype=np.float64).ravel()
 
 
-def summary(values: Values) -> dict[str, float | int]:
-    """Mean, sample standard deviation (ddof=1) and count; NaN where undefined."""
+def summary(values: Values, ddof: int = 1) -> dict[str, float | int]:
+    """Mean, standard deviation (``ddof`` 1: sample; 0: population, as the paper's code) and count."""
     x = _array(values)
     mean = float(x.mean()) if x.size else math.nan
-    std = float(x.std(ddof=1)) if x.size > 1 else math.nan
+    std = float(x.std(ddof=ddof)) if x.size > ddof else math.nan
     return {"mean": mean, "std": std, "n": int(x.size)}
 
 
@@ -82,3 +91,159 @@ def paired_cohens_dz(a: Values, b: Values) -> float:
     if d.size < 2 or d.std(ddof=1) == 0:
         return math.nan
     return float(d.mean() / d.std(ddof=1))
+
+
+def welch_two_sided(a: Values, b: Values) -> float:
+    """Two-sided Welch t-test p-value for mean(a) ≠ mean(b)."""
+    p = welch_less(a, b)
+    return min(1.0, 2 * min(p, 1 - p)) if math.isfinite(p) else math.nan
+
+
+def sign_flip_p(differences: Values, permutations: int = PERMUTATIONS, seed: int = 0) -> float:
+    """Two-sided paired permutation p-value for mean(d) ≠ 0: each pair's difference flips sign at random."""
+    d = _array(differences)
+    if d.size == 0:
+        return math.nan
+    observed = abs(d.mean())
+    rng = np.random.default_rng(seed)
+    extreme = 0
+    for start in range(0, permutations, _CHUNK):
+        signs = rng.integers(0, 2, size=(min(_CHUNK, permutations - start), d.size)) * 2 - 1
+        extreme += int(np.sum(np.abs(signs @ d) / d.size >= observed - 1e-12 * max(1.0, observed)))
+    return (1 + extreme) / (1 + permutations)
+
+
+def label_permutation_p(a: Values, b: Values, permutations: int = PERMUTATIONS, seed: int = 0) -> float:
+    """Two-sided permutation p-value for mean(a) ≠ mean(b): the pooled values are relabelled at random."""
+    a, b = _array(a), _array(b)
+    if a.size == 0 or b.size == 0:
+        return math.nan
+    pooled = np.concatenate([a, b])
+    observed = abs(b.mean() - a.mean())
+    rng = np.random.default_rng(seed)
+    extreme = 0
+    for start in range(0, permutations, _CHUNK):
+        order = rng.permuted(np.tile(pooled, (min(_CHUNK, permutations - start), 1)), axis=1)
+        diff = np.abs(order[:, a.size :].mean(axis=1) - order[:, : a.size].mean(axis=1))
+        extreme += int(np.sum(diff >= observed - 1e-12 * max(1.0, observed)))
+    return (1 + extreme) / (1 + permutations)
+
+
+def cohens_d_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`cohens_d` of each row pair of two (R, n_a) and (R, n_b) arrays (NaN where undefined)."""
+    na, nb = a.shape[-1], b.shape[-1]
+    if na < 2 or nb < 2:
+        return np.full(a.shape[:-1], np.nan)
+    pooled = ((na - 1) * a.var(axis=-1, ddof=1) + (nb - 1) * b.var(axis=-1, ddof=1)) / (na + nb - 2)
+    diff = b.mean(axis=-1) - a.mean(axis=-1)
+    return np.divide(diff, np.sqrt(pooled), out=np.full(diff.shape, np.nan), where=pooled > 0)
+
+
+def paired_dz_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`paired_cohens_dz` of each row pair of two (R, n) arrays (NaN where undefined)."""
+    d = b - a
+    if d.shape[-1] < 2:
+        return np.full(d.shape[:-1], np.nan)
+    sd = d.std(axis=-1, ddof=1)
+    mean = d.mean(axis=-1)
+    return np.divide(mean, sd, out=np.full(mean.shape, np.nan), where=sd > 0)
+
+
+def bootstrap_ci(
+    statistic: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    a: Values,
+    b: Values,
+    *,
+    paired: bool = False,
+    resamples: int = RESAMPLES,
+    level: float = LEVEL,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of a two-sample statistic; ``paired`` resamples the pairs jointly.
+
+    ``statistic`` maps resampled (R, n) arrays to R values (e.g. `paired_dz_rows`, `cohens_d_rows`).
+    Resamples where it is undefined (NaN) are dropped; (NaN, NaN) when none is defined.
+    """
+    a, b = _array(a), _array(b)
+    if paired and a.size != b.size:
+        raise ValueError(f"paired samples differ in length: {a.size} and {b.size}")
+    rng = np.random.default_rng(seed)
+    values = []
+    for start in range(0, resamples, _CHUNK):
+        rows = min(_CHUNK, resamples - start)
+        index_a = rng.integers(0, a.size, (rows, a.size))
+        index_b = index_a if paired else rng.integers(0, b.size, (rows, b.size))
+        values.append(statistic(a[index_a], b[index_b]))
+    drawn = np.concatenate(values)
+    drawn = drawn[np.isfinite(drawn)]
+    if not drawn.size:
+        return math.nan, math.nan
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(drawn, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def guarded_finding(
+    method: str,
+    claim: str,
+    test: Callable[..., float],
+    a: Values,
+    b: Values,
+    *,
+    paired: bool = False,
+    effect: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    ci: bool = False,
+    seed: int = 0,
+) -> Finding:
+    """``test(a, b)`` as a `Finding`, or "not testable" with the reason when the data are degenerate.
+
+    Degenerate: fewer than `evidence.MIN_N` values or zero variance on a side, or (``paired``) identical
+    differences. ``effect`` (row-wise, as `bootstrap_ci` takes it) gives the effect size; ``ci`` adds its
+    bootstrap interval.
+    """
+    a, b = _array(a), _array(b)
+    if paired and a.shape != b.shape:
+        raise ValueError(f"paired samples differ in length: {a.size} and {b.size}")
+    reason = untestable_reason(a, b)
+    d = b - a if paired else None
+    if reason is None and d is not None and float(np.ptp(d)) <= 1e-12 * max(1.0, float(np.abs(d).max())):
+        reason = f"differences: zero variance (all {float(d[0]):.4g})"  # equal up to rounding
+    if reason:
+        return Finding.untestable(method, claim, reason)
+    return Finding(
+        method,
+        claim,
+        testable=True,
+        p_value=float(test(a, b)),
+        effect_size=None if effect is None else float(effect(a[None], b[None])[0]),
+        ci=bootstrap_ci(effect, a, b, paired=paired, seed=seed) if effect is not None and ci else None,
+    )
+
+
+def paired_finding(method: str, claim: str, a: Values, b: Values, seed: int = 0) -> Finding:
+    """Guarded paired test of b against a: sign-flip permutation p (two-sided), d_z with its bootstrap CI."""
+    return guarded_finding(
+        method,
+        claim,
+        lambda x, y: sign_flip_p(y - x, seed=seed),
+        a,
+        b,
+        paired=True,
+        effect=paired_dz_rows,
+        ci=True,
+        seed=seed,
+    )
+
+
+def two_sample_finding(method: str, claim: str, a: Values, b: Values, seed: int = 0) -> Finding:
+    """Guarded test of b against a (independent samples): permutation p (two-sided), Cohen's d with its CI."""
+    return guarded_finding(
+        method,
+        claim,
+        lambda x, y: label_permutation_p(x, y, seed=seed),
+        a,
+        b,
+        effect=cohens_d_rows,
+        ci=True,
+        seed=seed,
+    )

@@ -14,30 +14,29 @@ from shiftlens.analysis.instructions import is_followed
 from shiftlens.storage import atomic_write_json
 from shiftlens.tables import print_table, write_csv
 
-TABLE1_COLUMNS = (
-    "group", "followed_mean", "followed_std", "followed_n", "unfollowed_mean", "unfollowed_std", "unfollowed_n",
-    "p_value", "auc", "effect_size",
-)  # fmt: skip
-TABLE2_COLUMNS = (
-    "group", "base_mean", "base_std", "base_n", "tuned_mean", "tuned_std", "tuned_n", "p_value", "paired_p_value",
-    "n_paired", "effect_size", "paired_effect_size",
-)  # fmt: skip
+
+def _flatten(entry: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested fields as flat CSV columns: ``{"base": {"mean": 1}}`` → ``base_mean``; ``ci`` → ``ci_low/high``."""
+    flat: dict[str, Any] = {}
+    for key, value in entry.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{name}_"))
+        elif isinstance(value, list) and len(value) == 2:
+            flat[f"{name}_low"], flat[f"{name}_high"] = value
+        else:
+            flat[name] = value
+    return flat
 
 
-def _flat_rows(table: dict[str, dict[str, Any]], columns: Sequence[str]) -> list[list[Any]]:
-    rows = []
-    for group, entry in table.items():
-        row: list[Any] = [group]
-        for column in columns[1:]:
-            side, _, stat = column.partition("_")
-            nested = entry.get(side)
-            row.append(nested.get(stat) if isinstance(nested, dict) and stat in nested else entry.get(column))
-        rows.append(row)
-    return rows
+def _flat_table(table: dict[str, dict[str, Any]], key: str = "group") -> tuple[list[str], list[list[Any]]]:
+    flat = {name: _flatten(entry) for name, entry in table.items()}
+    columns = [key] + list(dict.fromkeys(column for row in flat.values() for column in row))
+    return columns, [[name, *(row.get(c) for c in columns[1:])] for name, row in flat.items()]
 
 
 def table_rows(result: dict[str, Any]) -> dict[str, tuple[Sequence[str], list[list[Any]]]]:
-    """Tables 1–2 and the position profile as (columns, rows), ready for the console or CSV."""
+    """Tables 1–2, the nulls (sound protocol), findings and the position profile as (columns, rows)."""
     profile_rows = [
         [group, model, *values]
         for group, profile in {
@@ -47,15 +46,22 @@ def table_rows(result: dict[str, Any]) -> dict[str, tuple[Sequence[str], list[li
         for model, values in profile.items()
     ]
     score_columns = ("id", "group", "rating", "base", "tuned")
-    return {
-        "table1": (TABLE1_COLUMNS, _flat_rows(result["table1"], TABLE1_COLUMNS)),
-        "table2": (TABLE2_COLUMNS, _flat_rows(result["table2"], TABLE2_COLUMNS)),
+    tables = {
+        "table1": _flat_table(result["table1"]),
+        "table2": _flat_table(result["table2"]),
         "position_profile": (
             ("group", "model", *(f"decile_{i}" for i in range(len(result["position_profile"]["base"])))),
             profile_rows,
         ),
         "scores": (score_columns, [[row[c] for c in score_columns] for row in result["scores"]]),
     }
+    if result["finding"]:
+        finding_columns = list(_flatten(result["finding"][0]))
+        tables["findings"] = (finding_columns, [list(_flatten(f).values()) for f in result["finding"]])
+    nulls = result.get("nulls")
+    if nulls:
+        tables["nulls"] = _flat_table({"contrast": nulls["contrast"], **nulls["strata"]}, "null")
+    return tables
 
 
 def _mean_std(entry: dict[str, Any]) -> str:
@@ -69,43 +75,118 @@ def _p(value: float | None) -> str:
     return "—" if value is None else f"{value:.2g}"
 
 
-def _d(value: float | None) -> str:
-    return "—" if value is None else f"{value:+.2f}"
+def _tested(entry: dict[str, Any], key: str = "p_value") -> str:
+    """A p-value, or "not testable (reason)" where the guard refused the data."""
+    reason = entry.get(f"{key.removesuffix('p_value')}reason")
+    return f"not testable ({reason})" if reason else _p(entry.get(key))
+
+
+def _d(value: float | None, ci: list[float | None] | None = None) -> str:
+    if value is None:
+        return "—"
+    if ci and None not in ci:
+        return f"{value:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+    return f"{value:+.2f}"
+
+
+def _table1_printed(result: dict[str, Any]) -> tuple[tuple[str, ...], list[list[Any]]]:
+    table = result["table1"]
+    if result["protocol"] == "paper":
+        columns = ("group", "followed", "unfollowed", "p (Welch, 1-sided)", "p adj.", "AUC", "d")
+        rows = [
+            [g, _mean_std(r["followed"]), _mean_std(r["unfollowed"]), _tested(r), _p(r.get("p_adjusted")),
+             _p(r["auc"]), _d(r["effect_size"])]
+            for g, r in table.items()
+        ]  # fmt: skip
+        return columns, rows
+    columns = (
+        "group", "followed", "unfollowed", "p", "AUC", "beyond controls: followed / unfollowed", "p vs controls",
+        "p adj.", "d [95% CI]",
+    )  # fmt: skip
+    rows = []
+    for g, r in table.items():
+        c = r["control"]
+        beyond = f"{_mean(c['followed'])} ({c['followed']['n']}) / {_mean(c['unfollowed'])} ({c['unfollowed']['n']})"
+        rows.append(
+            [g, _mean_std(r["followed"]), _mean_std(r["unfollowed"]), _tested(r), _p(r["auc"]), beyond, _tested(c),
+             _p(c.get("p_adjusted")), _d(c["effect_size"], c["ci"])]
+        )  # fmt: skip
+    return columns, rows
+
+
+def _table2_printed(result: dict[str, Any]) -> tuple[tuple[str, ...], list[list[Any]]]:
+    table = result["table2"]
+    if result["protocol"] == "paper":
+        columns = ("group", "base", "tuned", "p (Welch, 1-sided)", "p adj.", "p (paired t, 1-sided)", "pairs", "d")
+        rows = [
+            [g, _mean_std(r["base"]), _mean_std(r["tuned"]), _tested(r), _p(r.get("p_adjusted")),
+             _tested(r, "paired_p_value"), r["n_paired"], _d(r["effect_size"])]
+            for g, r in table.items()
+        ]  # fmt: skip
+        return columns, rows
+    columns = (
+        "group", "base", "tuned", "p paired", "gain instr. / control (n)", "p vs control", "p adj.", "d_z [95% CI]",
+    )  # fmt: skip
+    rows = []
+    for g, r in table.items():
+        c = r["control"]
+        gains = f"{_mean(c['instruction_gain'])} / {_mean(c['control_gain'])} ({c['n']})"
+        rows.append(
+            [g, _mean_std(r["base"]), _mean_std(r["tuned"]), _tested(r, "paired_p_value"), gains, _tested(c),
+             _p(c.get("p_adjusted")), _d(c["effect_size"], c["ci"])]
+        )  # fmt: skip
+    return columns, rows
+
+
+def _mean(entry: dict[str, Any]) -> str:
+    return "—" if entry["mean"] is None else f"{entry['mean']:+.3f}"
 
 
 def print_tables(result: dict[str, Any], console: Console | None = None) -> None:
-    """Print Table 1, Table 2 and the position profile compactly (mean ± std (n) cells)."""
+    """Print Table 1, Table 2, the nulls, the findings and the position profile (mean ± std (n) cells)."""
+    protocol = result["protocol"]
+    columns, rows = _table1_printed(result)
     print_table(
-        "Table 1 · tuned model: instruction score of followed vs unfollowed responses",
-        ("group", "followed", "unfollowed", "p (Welch, 1-sided)", "AUC", "d"),
-        [
-            [
-                g,
-                _mean_std(r["followed"]),
-                _mean_std(r["unfollowed"]),
-                _p(r["p_value"]),
-                _p(r["auc"]),
-                _d(r["effect_size"]),
-            ]
-            for g, r in result["table1"].items()
-        ],
+        f"Table 1 · tuned model: instruction score of followed vs unfollowed responses ({protocol} protocol)",
+        columns,
+        rows,
         console,
     )
+    columns, rows = _table2_printed(result)
+    print_table(f"Table 2 · instruction score, base vs tuned ({protocol} protocol)", columns, rows, console)
+    nulls = result.get("nulls")
+    if nulls:
+        entries = {"contrast (instruction − rest)": nulls["contrast"], **nulls["strata"]}
+        print_table(
+            f"Nulls · {nulls['n']} examples with control spans (every rotation of the instruction; "
+            f"{len(nulls['left_out']['no_control_span'])} whose instruction is the whole prompt left out)",
+            ("test", "n", "base / tuned or instruction / control gain", "p", "p adj.", "d_z [95% CI]"),
+            [
+                [
+                    name,
+                    e.get("n", e.get("base", {}).get("n")),
+                    f"{_mean(e['base'])} / {_mean(e['tuned'])}"
+                    if "base" in e
+                    else f"{_mean(e['instruction_gain'])} / {_mean(e['control_gain'])}",
+                    _tested(e),
+                    _p(e.get("p_adjusted")),
+                    _d(e["effect_size"], e["ci"]),
+                ]
+                for name, e in entries.items()
+            ],  # fmt: skip
+            console,
+        )
     print_table(
-        "Table 2 · instruction score, base vs tuned",
-        ("group", "base", "tuned", "p (Welch, 1-sided)", "p (paired, 1-sided)", "pairs", "d"),
+        f"Findings · {protocol} protocol, Holm-adjusted over the {len(result['finding'])} below",
+        ("claim", "p adj.", "finding"),
         [
             [
-                g,
-                _mean_std(r["base"]),
-                _mean_std(r["tuned"]),
-                _p(r["p_value"]),
-                _p(r["paired_p_value"]),
-                r["n_paired"],
-                _d(r["effect_size"]),
+                f["claim"],
+                _p(f["p_adjusted"]) if f["testable"] else f"not testable ({f['reason']})",
+                "yes" if f["significant"] else "no",
             ]
-            for g, r in result["table2"].items()
-        ],
+            for f in result["finding"]
+        ],  # fmt: skip
         console,
     )
     columns, rows = table_rows(result)["position_profile"]

@@ -1,4 +1,4 @@
-"""`shiftlens analyze instructions BASE_RUN TUNED_RUN`: Tables 1–2 and the position profile of two runs."""
+"""`shiftlens analyze instructions BASE_RUN TUNED_RUN`: Tables 1–2, nulls and the position profile of two runs."""
 
 from __future__ import annotations
 
@@ -7,10 +7,21 @@ from pathlib import Path
 from typing import Any
 
 from shiftlens.errors import ShiftlensError
+from shiftlens.evidence import DEFAULT_PROTOCOL, PROTOCOLS
 
 
-def add_output_arguments(parser: argparse.ArgumentParser) -> None:
-    """The --out/--json options shared with `shiftlens reproduce`."""
+def add_output_arguments(parser: argparse.ArgumentParser, protocol: str = DEFAULT_PROTOCOL) -> None:
+    """The --protocol/--seed/--min-response-tokens/--out/--json options shared with `shiftlens reproduce`."""
+    parser.add_argument(
+        "--protocol",
+        choices=sorted(PROTOCOLS),
+        default=protocol,
+        help=f"analysis choices: {'; '.join(f'{k}: {v}' for k, v in PROTOCOLS.items())} (default {protocol})",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the control spans and permutations (default 0)")
+    parser.add_argument(
+        "--min-response-tokens", type=int, default=5, help="leave out responses shorter than this (default 5)"
+    )
     parser.add_argument("--out", type=Path, help="directory for CSV tables, figures (PNG+SVG) and result.json")
     parser.add_argument("--json", type=Path, help="also write the result as JSON to this path")
 
@@ -44,7 +55,9 @@ def run(args: argparse.Namespace) -> int:
 
     ratings = read_ratings(args.ratings, model=args.ratings_model) if args.ratings else None
     (base_manifest, base), (tuned_manifest, tuned) = _read_run(args.base_run), _read_run(args.tuned_run)
-    result = analyze_instructions(base, tuned, ratings, min_response_tokens=args.min_response_tokens)
+    result = analyze_instructions(
+        base, tuned, ratings, min_response_tokens=args.min_response_tokens, protocol=args.protocol, seed=args.seed
+    )
     result["runs"] = {
         name: {"path": str(path), "failed": sorted(manifest.get("failed") or {})}
         for name, path, manifest in (
@@ -65,8 +78,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("tuned_run", type=Path, help="attribution run directory of the tuned model")
     parser.add_argument("--ratings", type=Path, help="ratings of the tuned responses (AnnotatedDataset.tsv format)")
     parser.add_argument("--ratings-model", help="keep only this Model column of the ratings file (e.g. vicuna_7B)")
-    parser.add_argument(
-        "--min-response-tokens", type=int, default=5, help="leave out responses shorter than this (default 5)"
-    )
     add_output_arguments(parser)
     parser.set_defaults(func=run)
