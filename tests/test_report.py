@@ -287,3 +287,16 @@ def test_views_get_unique_roots_and_bad_input_is_refused():
     base, tuned = synthetic_records(2, 6, 5)
     with pytest.raises(ShiftlensError, match="'ex-0000' paired with tuned example 'ex-0001'"):
         ExampleView(base[0], tuned[1])
+
+
+def test_instruction_gain_is_shown_beside_its_control_spans(tmp_path):
+    control = {"instruction_gain": {"mean": 0.22, "std": 0.6, "n": 278}, "control_gain": {"mean": 0.11, "std": 0.5,
+               "n": 278}, "effect_size": 0.35, "ci": [0.23, 0.48], "p_value": 0.0001, "p_adjusted": 0.0012}  # fmt: skip
+    table2 = {"all": {"base": {"mean": 1.1, "std": 0.5, "n": 9}, "tuned": {"mean": 1.3, "std": 0.5, "n": 9},
+                      "control": control}}  # fmt: skip
+    untestable = {"n": 3, "reason": "side 1: n = 3 < 5", "p_value": None, "p_adjusted": None}
+    results = {"instructions": {"table2": table2, "nulls": {"strata": {"middle": untestable}}}}
+    html = render_report(results, tmp_path / "r.html").read_text()
+    assert "Instruction vs control spans" in html and "0.22 ± 0.6 (n=278)" in html and "0.11 ± 0.5 (n=278)" in html
+    assert "0.23 to 0.48" in html and "instruction at the middle of the prompt" in html
+    assert "side 1: n = 3 &lt; 5" in html

@@ -115,6 +115,7 @@ def instructions_html(data: dict[str, Any] | None) -> str:
             "<h3>Base vs tuned</h3>",
             compare_block(data["table2"], ("base", "tuned"), "Instruction score", "score"),
         ]
+    parts.append(_controls_html(data))
     profile = data.get("position_profile") or {}
     if profile:
         length = max(len(v) for v in profile.values())
@@ -141,7 +142,8 @@ def instructions_html(data: dict[str, Any] | None) -> str:
             )
             + "</div>"
         )
-    known = {"table1", "table2", "position_profile", "scores", "test", "finding", "protocol"}
+    known = {"table1", "table2", "position_profile", "scores", "test", "finding", "protocol", "nulls"}
+    known |= {"excluded", "params", "protocol_description", "position_profile_by_group", "paper_data"}
     rest = {k: v for k, v in data.items() if k not in known}
     if rest:
         parts.append(raw_json("Other fields", rest))
@@ -194,6 +196,32 @@ def _draws(data: dict[str, Any]) -> str:
     """ "N draws of base + tuning-sized noise" for a section whose null records its draws."""
     draws = (data.get("null") or data.get("rotation_null") or {}).get("draws")
     return f"{draws} draws of base + noise of the tuning's size" if draws else "base + noise of the tuning's size"
+
+
+def _control_row(name: str, entry: dict[str, Any]) -> list[Any]:
+    ci = entry.get("ci")
+    interval = "–" if not ci else f"{fmt_number(ci[0])} to {fmt_number(ci[1])}"
+    return [name, entry.get("instruction_gain"), entry.get("control_gain"), entry.get("effect_size"), interval,
+            entry.get("reason") or "–", entry.get("p_value"), entry.get("p_adjusted")]  # fmt: skip
+
+
+def _controls_html(data: dict[str, Any]) -> str:
+    """The tuning's gain on the instruction beside its gain on length-matched control spans (sound protocol)."""
+    table2 = data.get("table2") or {}
+    groups = {g: row["control"] for g, row in table2.items() if isinstance(row.get("control"), dict)}
+    strata = (data.get("nulls") or {}).get("strata") or {}
+    if not groups and not strata:
+        return ""
+    headers = ["prompts", "instruction gain", "control-span gain", "effect", "95% CI", "why not testable", "p",
+               "adjusted p"]  # fmt: skip
+    rows = [_control_row(g, c) for g, c in groups.items()]
+    rows += [_control_row(f"instruction at the {place} of the prompt", c) for place, c in strata.items()]
+    note = (
+        "<p>Gain = tuned − base instruction score of a prompt. Control spans: the same number of prompt tokens at "
+        "other places of the same prompt (every rotation of the instruction mask); the strata take controls from the "
+        "same third of the prompt. Prompts whose instruction is the whole prompt have no control span.</p>"
+    )
+    return "<h3>Instruction vs control spans (the null beside the gain)</h3>" + note + table(headers, rows, (6, 7))
 
 
 def _protocol_line(data: dict[str, Any]) -> str:
