@@ -86,7 +86,8 @@ def compare_block(
     rows: dict[str, dict[str, Any]], sides: Sequence[str], title: str, y_label: str, first: str = "group"
 ) -> str:
     """A table and a bar chart of ``{name: {side: {mean, std, n}, p_value, ...}}`` rows (Tables 1–2 style)."""
-    extra = sorted({k for r in rows.values() for k in r if k not in sides and isinstance(r[k], (int, float))})
+    numeric = {k for r in rows.values() for k in r if k not in sides and isinstance(r[k], (int, float))}
+    extra = sorted(numeric, key=lambda k: (not k.startswith("paired"), k))  # the paired test first
     headers = [first, *sides, *extra]
     data = [[name, *(r.get(s) for s in sides), *(r.get(k) for k in extra)] for name, r in rows.items()]
     p_cols = [i for i, h in enumerate(headers) if "p_value" in h]
