@@ -44,19 +44,7 @@ def make_record(
     matrix[hot_rows] += focus
     mask = np.zeros(n, dtype=bool)
     mask[hot_rows] = True
-    return ExampleAttribution(
-        id=example_id,
-        prompt="p" * n,
-        response="r" * m,
-        prompt_tokens=["p"] * n,
-        prompt_offsets=[(i, i + 1) for i in range(n)],
-        response_tokens=["r"] * m,
-        response_offsets=[(j, j + 1) for j in range(m)],
-        instruction_mask=mask.tolist(),
-        attribution=matrix,
-        group=group,
-        rating=rating,
-    )
+    return record_from(example_id, matrix, mask, rating, group)
 
 
 def planted_runs(seed: int = 0, per_group: int = 15):
@@ -247,7 +235,7 @@ def test_cli_joins_ratings_file_and_lists_failed_examples(tmp_path):
     assert result["runs"]["tuned"]["failed"] == ["lima_author_99"] and result["runs"]["base"]["failed"] == []
 
 
-def record_from(example_id, matrix, mask, rating=None):
+def record_from(example_id, matrix, mask, rating=None, group=None):
     """A record with the given attribution matrix and instruction mask."""
     n, m = matrix.shape
     return ExampleAttribution(
@@ -260,6 +248,7 @@ def record_from(example_id, matrix, mask, rating=None):
         response_offsets=[(j, j + 1) for j in range(m)],
         instruction_mask=list(map(bool, mask)),
         attribution=matrix.astype(np.float32),
+        group=group,
         rating=rating,
     )
 
