@@ -418,6 +418,10 @@ def _run_forward(model: Any, seqs: Sequence[_Sequence], chunk: int, objective: s
                 tokens = seq.ids[seq.targets].to(hidden.device)
                 heads.append(head_gradients(hidden[i, target_rows], head.weight, head.bias, tokens, objective))
             block = (wide(tangents[: len(p), i, target_rows]) * heads[b]).sum(-1)  # (k, M): df_j along e_n
+            if not bool(torch.isfinite(block).all()):
+                # e.g. float16 on CPU: LayerNorm's forward-AD formula cubes the inverse std in float16 (> 65504
+                # once the std is below 0.025), where the fused reverse kernels accumulate in float32
+                raise AttributionError(f"forward mode overflowed in {hidden.dtype} (non-finite tangents)")
             results[b][p] = block.float().cpu()
     return results
 
