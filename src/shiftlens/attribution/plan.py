@@ -15,8 +15,12 @@ gradient-enabled forward of the longest prefix, measured by `core.activation_byt
 * batched: W + 1.5 A + k · 2A/L_layers (the graph, the loop's working memory, then per target the
   gradients of one layer's activations held by the vmapped backward);
 * loop: W + 1.5 A + k · (one target's stacked embedding gradient); its chunk is `DEFAULT_CHUNK`;
-* forward: W + 2A/L_layers + k · (2A/L_layers + the attention scores, probabilities and their tangents
-  of one layer, 3 · B · heads · L² floats: the forward pass runs SDPA's math kernel, see `core`).
+* forward: W + 0.5 A + k · (2A/L_layers + the attention scores, probabilities and their tangents of one
+  layer, 3 · B · heads · L² floats: the forward pass runs SDPA's math kernel, see `core`).
+
+Both overestimate the measured peak RSS growth by 0–25 % at k ≥ 8 (batched at 212 tokens, k = 1/8/16/24:
+239/332/364/528 MiB measured, 278/364/462/561 estimated; forward at 212 and 331 tokens, k = 8/16/32 and
+8/16/30: 174/302/470 and 368/501/762 measured, 224/359/629 and 381/625/1050 estimated).
 """
 
 from __future__ import annotations
@@ -31,6 +35,10 @@ FORWARD_COST = 1.5  # one source's vmapped JVP, in forwards of the same sequence
 DEFAULT_MEMORY_BUDGET = 1.5  # peak ≤ 1.5 × (weights + one forward's activations)
 DEFAULT_CHUNK = 16  # the loop's chunk: ~sqrt(2 × prefix length) balances forwards against truncation waste
 MAX_CHUNK = 64  # beyond this a chunk saves < 2 % of forwards and only costs memory
+# Forward mode gets slower per source beyond ~16 on CPU: at 331 tokens 1.6–1.7 s per source at k = 8–16,
+# 2.4 s at k = 30 (vmapped tensors of k × 331 × 1536 floats, k × heads × 331² scores, leave the caches).
+MAX_FORWARD_CHUNK = 16
+FORWARD_BASE = 0.5  # forward mode, × A: the primal's layer in flight, the output tangents, allocator slack
 GRAPH_FACTOR = 1.5  # reverse modes: the retained graph plus the first target's working memory, × A
 LAYER_WORK = 2.0  # per vmapped target or tangent: this many layers' worth of activations (A / L_layers)
 ATTENTION_TENSORS = 3  # forward mode: scores, probabilities and a tangent, float32, per head, per tangent
@@ -98,7 +106,7 @@ def _layer(fp: Footprint) -> float:
 def base_bytes(mode: str, fp: Footprint) -> float:
     """Estimated peak before any per-chunk item: weights plus what a chunk of one needs beyond it."""
     if mode == "forward":
-        return fp.weights + _layer(fp)
+        return fp.weights + FORWARD_BASE * fp.activations
     return fp.weights + GRAPH_FACTOR * fp.activations
 
 
@@ -145,13 +153,13 @@ class Plan:
 def chunk_for(mode: str, shape: Shape, fp: Footprint | None, budget: float) -> int:
     """The chunk a mode runs with when none is given: within the memory budget, the cheapest by the cost model.
 
-    Loop: `DEFAULT_CHUNK`. Batched: the cheapest chunk that fits. Forward: the largest that fits (cost falls
-    with k), then evened out over the chunks of the example with the most sources.
+    Loop: `DEFAULT_CHUNK`. Batched: the cheapest chunk that fits. Forward: the largest that fits, at most
+    `MAX_FORWARD_CHUNK`, then evened out over the chunks of the example with the most sources.
     """
     if mode == "loop":
         return DEFAULT_CHUNK
     items = max(len(t) for t in shape.targets) if mode == "batched" else max(shape.sources)
-    limit = min(items, MAX_CHUNK)
+    limit = min(items, MAX_CHUNK if mode == "batched" else MAX_FORWARD_CHUNK)
     if fp is not None:
         limit = budget_chunk(mode, fp, budget, limit)
     if mode == "forward":
