@@ -12,7 +12,8 @@ and after, the plan `auto` ran, and agreement with the paper-style reference (or
 ``--background-load K`` starts K busy processes (one core each, pure-Python spin) before the first method and
 stops them after the last: each also stops by itself at a deadline, and all are killed when this script
 exits, however it exits. The machine is then busy on purpose, as a shared node, a laptop or a shared cluster
-job would be.
+job would be. Ours run in the environment the `shiftlens` CLI sets up (``OMP_WAIT_POLICY=PASSIVE``, see
+`shiftlens.cli`), the other tools in the default one (``--baseline-env cli`` gives them ours).
 
     .venv/bin/python bench/attribution.py --json bench-attribution.json [--background-load 2] [--device cuda]
 """
@@ -39,9 +40,12 @@ import numpy as np
 import psutil
 import torch
 
-from shiftlens.attribution.core import Padded, activation_bytes, attribute, final_hidden, weight_bytes
-from shiftlens.attribution.reference import attribute_paper_style
-from shiftlens.loading import load_model
+CALLER_ENV = set(os.environ)  # before importing shiftlens.cli, which sets OPENMP_ENV in this process's environment
+
+from shiftlens.attribution.core import Padded, activation_bytes, attribute, final_hidden, weight_bytes  # noqa: E402
+from shiftlens.attribution.reference import attribute_paper_style  # noqa: E402
+from shiftlens.cli import OPENMP_ENV  # noqa: E402
+from shiftlens.loading import load_model  # noqa: E402
 
 INSTRUCTION = "Read the passage below and explain, in simple words, why the sky looks blue during the day."
 PASSAGE = (
@@ -245,13 +249,33 @@ def worker(name: str, example: Path, out: Path, device: str) -> None:
     print(json.dumps(row))
 
 
+def worker_environment(name: str, baseline_env: str) -> dict[str, str]:
+    """Ours run in the environment the `shiftlens` CLI sets up (`shiftlens.cli.OPENMP_ENV`: OpenMP threads
+    sleep at barriers); the other tools in the default one, as their users run them, unless ``baseline_env``
+    is "cli". A variable the caller set explicitly is kept for everyone."""
+    env = dict(os.environ)
+    for key, value in OPENMP_ENV.items():
+        if key in CALLER_ENV:
+            continue
+        if name.startswith("ours_") or baseline_env == "cli":
+            env[key] = value
+        else:
+            env.pop(key, None)
+    return env
+
+
 def run_worker(name: str, example: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Start a fresh process for one method and return its JSON line (or the error it died with)."""
     command = [sys.executable, __file__, "--worker", name, "--example", str(example), "--out", str(out)]
     command += ["--threads", str(args.threads), "--device", args.device]
+    env = worker_environment(name, args.baseline_env)
     before = round(os.getloadavg()[0], 2)
-    done = subprocess.run(command, capture_output=True, text=True)
-    loads = {"load_before": before, "load_after": round(os.getloadavg()[0], 2)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    loads = {
+        "load_before": before,
+        "load_after": round(os.getloadavg()[0], 2),
+        "omp_wait_policy": env.get("OMP_WAIT_POLICY", "default"),
+    }
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
         return {"error": f"worker exited {done.returncode}: {done.stderr.strip()[-500:]}", **loads}
@@ -332,7 +356,7 @@ def bench_example(
     ours = rows.get("ours_auto", {})
     print(
         f"\n{'method':13s} {'wall s':>8s} {'÷ auto':>7s} {'cpu s':>8s} {'÷ auto':>7s} {'peak MiB':>9s} "
-        f"{'vs ' + reference_name:>13s} {'load':>11s}"
+        f"{'vs ' + reference_name:>13s} {'load':>11s} {'OpenMP':8s}"
     )
     for name, row in rows.items():
         if "error" in row:
@@ -347,7 +371,8 @@ def bench_example(
             f"{name:13s} {row['seconds']:8.2f} {row.get('ratio_to_ours', float('nan')):7.2f} "
             f"{row['cpu_s']:8.2f} {row.get('cpu_ratio_to_ours', float('nan')):7.2f} "
             f"{row['peak_mib']:9.1f} {row.get(f'max_rel_diff_to_{reference_name}', float('nan')):13.2e} "
-            f"{row['load_before']:5.2f}-{row['load_after']:<5.2f}{' contended' if row['contended'] else ''}"
+            f"{row['load_before']:5.2f}-{row['load_after']:<5.2f} {row['omp_wait_policy']:8s}"
+            f"{' contended' if row['contended'] else ''}"
         )
     summary: dict[str, Any] = {
         "prompt_tokens": n_prompt,
@@ -385,6 +410,12 @@ def main() -> None:
         metavar="S",
         help="each busy process stops by itself after S seconds at the latest (default 3600)",
     )
+    parser.add_argument(
+        "--baseline-env",
+        choices=["default", "cli"],
+        default="default",
+        help="environment of paper-style, inseq and captum: the default, or the shiftlens CLI's (OMP_WAIT_POLICY)",
+    )
     parser.add_argument("--worker", choices=list(METHODS), help=argparse.SUPPRESS)
     parser.add_argument("--example", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -400,6 +431,7 @@ def main() -> None:
         "device": args.device,
         "threads": args.threads,
         "background_load": args.background_load,
+        "baseline_env": args.baseline_env,
         "load_average_start": [round(x, 2) for x in os.getloadavg()],
     }
     print(

@@ -126,3 +126,18 @@ def test_forward_mode_keeps_low_probability_targets_in_float16() -> None:
     out = attribute(model.half(), ids, sources, targets, mode="forward")
     assert torch.all(out != 0)
     assert _fro(out, reference) <= TOLERANCE[torch.float16]
+
+
+@pytest.mark.slow
+def test_smollm2_forward_mode_equals_reference(smollm2) -> None:  # noqa: ANN001
+    """A real model with SDPA attention and grouped-query heads; a short prompt, so auto plans forward mode."""
+    tokenizer = smollm2.tokenizer
+    prompt_ids = tokenizer("Name a colour.", add_special_tokens=False)["input_ids"]
+    response_ids = tokenizer("Blue, like the sky on a clear summer day.", add_special_tokens=False)["input_ids"]
+    ids = torch.tensor(prompt_ids + response_ids)
+    sources, targets = torch.arange(len(prompt_ids)), torch.arange(len(prompt_ids), len(ids))
+    ref = attribute_reference(smollm2.model, ids, sources, targets, "prob")
+    plans: list = []
+    out = attribute(smollm2.model, ids, sources, targets, report=plans.append)
+    assert [p.mode for p in plans] == ["forward"]
+    assert _rel(out, ref) <= 1e-4

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_model
+from conftest import FAMILIES, tiny_config, tiny_model
 
 from shiftlens.attribution import plan
-from shiftlens.attribution.core import attribute
+from shiftlens.attribution.core import PADDING, Padded, activation_bytes, attribute, estimated_activation_bytes
 from shiftlens.attribution.plan import FORWARD_COST, REVERSE_COST, Footprint, Shape, choose
 
 MIB = 2**20
@@ -90,3 +90,17 @@ def test_attribute_reports_the_plan_it_ran() -> None:
     assert plans[0].threads == torch.get_num_threads() and plans[0].memory_budget == plan.DEFAULT_MEMORY_BUDGET
     assert plans[0].memory_ratio is not None and plans[2].memory_ratio is None  # the loop needs no estimate
     assert set(plans[0].costs) == {"forward", "batched"} and plans[0].to_json()["mode"] == "forward"
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+def test_activations_extrapolated_from_short_probes_equal_the_count(family: str, attention: str) -> None:
+    """Three short probes fix the quadratic exactly: eager's T × T weights and masks, SDPA's linear terms."""
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    config = tiny_config(family, max_position_embeddings=256)
+    model = AutoModelForCausalLM.from_config(config, attn_implementation=attention).eval().requires_grad_(False)
+    embeds = model.get_input_embeddings()(torch.randint(0, 96, (200,), generator=torch.Generator().manual_seed(0)))
+    for batch in (Padded.of([embeds[:150]]), *(Padded.of([embeds[:200], embeds[:137]], p) for p in PADDING)):
+        assert estimated_activation_bytes(model, batch) == activation_bytes(model, batch) > 0

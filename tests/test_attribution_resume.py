@@ -4,6 +4,9 @@ and each unit records the plan that computed it (mode, chunk, threads)."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 from conftest import save_tiny_model, tiny_model, tiny_tokenizer
@@ -63,7 +66,20 @@ def test_cli_mode_and_memory_budget_flags(tmp_path, capsys):
     assert main([*argv, "--mode", "forward", "--memory-budget", "2.5"]) == 0
     record = read_attribution_run(tmp_path / "run")[1][0]
     assert record.extra["speed"]["mode"] == "forward" and record.extra["speed"]["memory_budget"] == 2.5
-    assert read_manifest(tmp_path / "run")["speed"]["memory_budget"] == 2.5
+    speed = read_manifest(tmp_path / "run")["speed"]
+    assert speed["memory_budget"] == 2.5 and speed["omp_wait_policy"] == os.environ.get("OMP_WAIT_POLICY")
     capsys.readouterr()
     assert main([*argv, "--memory-budget", "0"]) == 2
     assert "memory_budget must be positive, got 0.0" in capsys.readouterr().err
+
+
+def test_the_cli_sets_the_openmp_wait_policy_before_torch_loads():
+    """Importing `shiftlens.cli` sets OMP_WAIT_POLICY=PASSIVE before torch (and its OpenMP runtime) is loaded,
+    and keeps a value the user set."""
+    code = "import sys, os, shiftlens.cli; print('torch' in sys.modules, os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert run.stdout.split() == ["False", "PASSIVE"]
+    env["OMP_WAIT_POLICY"] = "ACTIVE"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert run.stdout.split() == ["False", "ACTIVE"]

@@ -330,8 +330,8 @@ def weight_bytes(model: Any) -> int:
 def activation_bytes(model: Any, batch: Padded) -> int:
     """Bytes autograd saves in one gradient-enabled forward of ``batch`` (parameters and buffers not counted).
 
-    Counted with saved-tensor hooks, each storage once: one forward (~1 % of a reverse attribution's time)
-    that gives the memory budget's unit exactly, whatever the architecture or attention implementation.
+    Counted with saved-tensor hooks, each storage once, whatever the architecture or attention implementation:
+    one gradient-enabled forward, holding the activations until it returns.
     """
     seen = {t.untyped_storage().data_ptr() for t in (*model.parameters(), *model.buffers())}
     total = 0
@@ -426,13 +426,43 @@ def _run_forward(model: Any, seqs: Sequence[_Sequence], chunk: int, objective: s
     return results
 
 
+PROBE_LENGTHS = (16, 32, 48)  # the activations of longer batches are extrapolated from these
+
+
+def estimated_activation_bytes(model: Any, batch: Padded) -> int:
+    """`activation_bytes` of ``batch``, counted on its first 16, 32 and 48 positions and extrapolated.
+
+    The saved bytes of a causal LM forward are a quadratic in the length (per-token tensors, and per-layer
+    T × T attention weights and masks for eager attention), so three counts fix them; probing short prefixes
+    keeps the probe's memory (which the allocator may keep after it is freed) and time small.
+    """
+    length = batch.embeds.shape[1]
+    if length <= PROBE_LENGTHS[-1]:
+        return activation_bytes(model, batch)
+    counts = []
+    for n in PROBE_LENGTHS:
+        mask = None
+        if batch.mask is not None:  # keep a padded position: transformers drops all-ones masks (no mask tensors)
+            mask = batch.mask[:, :n].clone()
+            mask[0, -1] = 0 if bool(mask.all()) else mask[0, -1]
+        counts.append(activation_bytes(model, Padded(batch.embeds[:, :n], mask, batch.positions[:, :n], batch.offsets)))
+    total = 0.0  # the Lagrange form of the quadratic through the three counts, at `length`
+    for i, (x_i, y_i) in enumerate(zip(PROBE_LENGTHS, counts)):
+        weight = 1.0
+        for j, x_j in enumerate(PROBE_LENGTHS):
+            if j != i:
+                weight *= (length - x_j) / (x_i - x_j)
+        total += weight * y_i
+    return max(round(total), counts[-1])
+
+
 def _footprint(model: Any, seqs: Sequence[_Sequence], padding: str) -> planning.Footprint:
     """The memory rule's sizes for the padded batch of every sequence up to its last target."""
     batch = Padded.of([s.prefix(int(s.targets.max())) for s in seqs], padding)
     config = model.config
     return planning.Footprint(
         weights=weight_bytes(model),
-        activations=activation_bytes(model, batch),
+        activations=estimated_activation_bytes(model, batch),
         n_layers=int(getattr(config, "num_hidden_layers", 1)),
         n_heads=int(getattr(config, "num_attention_heads", 1)),
         batch=len(seqs),

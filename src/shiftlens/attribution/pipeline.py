@@ -20,6 +20,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -390,6 +391,7 @@ def attribute(
                 "chunk_size": chunk_size,
                 "memory_budget": memory_budget,
                 "threads": torch.get_num_threads(),
+                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),  # the CLI sets PASSIVE (shiftlens.cli)
             },
         }
         settings = {

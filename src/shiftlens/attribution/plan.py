@@ -9,7 +9,8 @@ prompt and M response tokens: forward wins when the prompt is much shorter than 
 attributed together are padded into one batch per round, which costs B · L_max of the round.
 
 **Memory**, in the budget's unit U = weights W + activations A (the bytes autograd saves in one
-gradient-enabled forward of the longest prefix, measured by `core.activation_bytes`), so the budget is
+gradient-enabled forward of the longest prefix, counted on three short prefixes and extrapolated exactly,
+`core.estimated_activation_bytes`), so the budget is
 ``memory_budget · U``. Estimated peaks, calibrated on SmolLM2 (float32, CPU, 212 tokens, docs/benchmarks.md):
 
 * batched: W + 1.5 A + k · 2A/L_layers (the graph, the loop's working memory, then per target the
