@@ -1,19 +1,32 @@
 """Benchmark gradient × input attribution on SmolLM2-135M-Instruct: ours vs paper-style, inseq and captum.
 
-One example (a real instruction + passage of ~--prompt-tokens tokens, then a greedy response of exactly
---response-tokens tokens). Each method runs once on it in a fresh worker process (model loaded first, not
-timed), so timings include each method's first-call warm-up and peak-memory figures are not polluted by
-the allocator state other methods left behind. Prints wall time, peak memory growth and agreement with
-the paper-style reference on the same objective.
+Two examples: "main", a real instruction + passage of ~--prompt-tokens tokens and a greedy response of exactly
+--response-tokens tokens (112 + 100), every method; and "long", a short prompt with a long response
+(--long-prompt-tokens + --long-response-tokens, 30 + 300: the shape of many of the paper's examples), ours in
+forward, batched and auto mode. Each method runs once per example in a fresh worker process (model loaded
+first, not timed), so timings include each method's first-call warm-up and peak-memory figures are not
+polluted by the allocator state other methods left behind. Reported per method: wall time, the worker's CPU
+time (user + system of all its threads, `resource.getrusage`), peak memory growth, the load average before
+and after, the plan `auto` ran, and agreement with the paper-style reference (or, without it, with batched).
 
-    .venv/bin/python bench/attribution.py --json bench-attribution.json [--device cuda]
+``--background-load K`` starts K busy processes (one core each, pure-Python spin) before the first method and
+stops them after the last: each also stops by itself at a deadline, and all are killed when this script
+exits, however it exits. The machine is then busy on purpose, as a shared node, a laptop or a shared cluster
+job would be. Ours run in the environment the `shiftlens` CLI sets up (``OMP_WAIT_POLICY=PASSIVE``, see
+`shiftlens.cli`), the other tools in the default one (``--baseline-env cli`` gives them ours).
+
+    .venv/bin/python bench/attribution.py --json bench-attribution.json [--background-load 2] [--device cuda]
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
+import os
 import platform
+import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,9 +40,12 @@ import numpy as np
 import psutil
 import torch
 
-from shiftlens.attribution.core import attribute, final_hidden
-from shiftlens.attribution.reference import attribute_paper_style
-from shiftlens.loading import load_model
+CALLER_ENV = set(os.environ)  # before importing shiftlens.cli, which sets OPENMP_ENV in this process's environment
+
+from shiftlens.attribution.core import Padded, activation_bytes, attribute, final_hidden, weight_bytes  # noqa: E402
+from shiftlens.attribution.reference import attribute_paper_style  # noqa: E402
+from shiftlens.cli import OPENMP_ENV  # noqa: E402
+from shiftlens.loading import load_model  # noqa: E402
 
 INSTRUCTION = "Read the passage below and explain, in simple words, why the sky looks blue during the day."
 PASSAGE = (
@@ -78,17 +94,24 @@ class PeakMemory:
             self.thread.join()
 
 
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process, all threads (`resource.getrusage`)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(device: torch.device, fn: Callable[[], Any]) -> tuple[float, float, int, Any]:
     """(wall seconds, process CPU seconds, peak memory growth in bytes, result) of one call.
 
-    CPU time (all threads of the process) is the fairer figure on a machine shared with other jobs.
+    CPU time next to wall time shows what contention costs: on a busy machine the wall time grows by the
+    share of the cores lost to others, while CPU time grows only when threads spin (OpenMP barriers).
     """
     with PeakMemory(device) as memory:
-        start, cpu = time.perf_counter(), time.process_time()
+        start, cpu = time.perf_counter(), cpu_seconds()
         result = fn()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     return seconds, cpu, memory.peak, result
 
 
@@ -129,26 +152,6 @@ def target_probabilities(model: Any, ids: torch.Tensor, n_prompt: int) -> torch.
     return logprobs.gather(-1, ids[n_prompt:, None].to(device))[:, 0].exp().cpu()
 
 
-def forward_activation_bytes(model: Any, ids: torch.Tensor) -> int:
-    """Bytes of activations autograd saves for one forward of the whole sequence (weights not counted)."""
-    seen = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    total = 0
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        nonlocal total
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in seen:
-            seen.add(storage.data_ptr())
-            total += storage.nbytes()
-        return tensor
-
-    device = model.get_input_embeddings().weight.device
-    embeds = model.get_input_embeddings()(ids.to(device)).detach().requires_grad_(True)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        final_hidden(model, embeds)
-    return total
-
-
 def inseq_call(lm: Any, prompt: str, ids: torch.Tensor, n_prompt: int) -> Callable[[], torch.Tensor]:
     """inseq input_x_gradient with forced decoding of our response; raw scores summed over the hidden dim.
 
@@ -184,6 +187,12 @@ def captum_call(lm: Any, prompt: str, ids: torch.Tensor, n_prompt: int) -> Calla
     return lambda: method.attribute(inp, target=target).token_attr.t().float().cpu()  # (N, M)
 
 
+def forward_activation_bytes(model: Any, ids: torch.Tensor) -> int:
+    """Bytes of activations autograd saves for one forward of the whole sequence (weights not counted)."""
+    embeds = model.get_input_embeddings()(ids.to(model.get_input_embeddings().weight.device)).detach()
+    return activation_bytes(model, Padded.of([embeds]))
+
+
 def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     """max |a − b| / max |b|."""
     return float((a - b).abs().max() / b.abs().max())
@@ -193,110 +202,161 @@ METHODS: dict[str, str] = {  # name -> objective its scores are computed for
     "ours_auto": "prob",
     "ours_loop": "prob",
     "ours_batched": "prob",
+    "ours_forward": "prob",
     "paper": "prob",
     "inseq": "prob",
     "captum": "logprob",
 }
+LONG_METHODS = ("ours_auto", "ours_batched", "ours_forward")  # paper-style at 30 + 300 would take ~10 min
 
 
-def method_call(name: str, lm: Any, ids: torch.Tensor, n_prompt: int, prompt: str) -> Callable[[], torch.Tensor]:
+def method_call(
+    name: str, lm: Any, ids: torch.Tensor, n_prompt: int, prompt: str, plans: list
+) -> Callable[[], torch.Tensor]:
     """The zero-argument call that runs one benchmarked method on the example and returns (N, M) scores.
 
-    Imports and set-up of third-party tools happen here, before timing.
+    Imports and set-up of third-party tools happen here, before timing. Our modes append the plan they ran
+    to ``plans``.
     """
     model, sources, targets = lm.model, torch.arange(n_prompt), torch.arange(n_prompt, len(ids))
-    calls: dict[str, Callable[[], torch.Tensor]] = {
-        "ours_auto": lambda: attribute(model, ids, sources, targets),
-        "ours_loop": lambda: attribute(model, ids, sources, targets, mode="loop"),
-        "ours_batched": lambda: attribute(model, ids, sources, targets, mode="batched"),
-        "paper": lambda: attribute_paper_style(model, ids, sources, targets),
-    }
+    if name.startswith("ours_"):
+        mode = name.removeprefix("ours_")
+        return lambda: attribute(model, ids, sources, targets, mode=mode, report=plans.append)
+    if name == "paper":
+        return lambda: attribute_paper_style(model, ids, sources, targets)
     if name == "inseq":
         return inseq_call(lm, prompt, ids, n_prompt)
-    if name == "captum":
-        return captum_call(lm, prompt, ids, n_prompt)
-    return calls[name]
+    return captum_call(lm, prompt, ids, n_prompt)
 
 
 def worker(name: str, example: Path, out: Path, device: str) -> None:
-    """Run one method in this (fresh) process and print a JSON line with its time and peak memory."""
+    """Run one method in this (fresh) process and print a JSON line with its time, peak memory and plan."""
     data = json.loads(example.read_text())
     lm = load_model("smollm2", device=device)
     with torch.no_grad():  # page the memory-mapped weights in, so RSS growth measures the method only
         sum(float(p.sum()) for p in lm.model.parameters())
+    plans: list = []
     try:
-        call = method_call(name, lm, torch.tensor(data["ids"]), data["n_prompt"], data["prompt"])
+        call = method_call(name, lm, torch.tensor(data["ids"]), data["n_prompt"], data["prompt"], plans)
         seconds, cpu, peak, result = timed(torch.device(device), call)
     except Exception as exc:  # noqa: BLE001 - a third-party tool failing is a result to report
         print(json.dumps({"error": f"{type(exc).__name__}: {exc}"[:500]}))
         return
     np.save(out, result.float().cpu().numpy(), allow_pickle=False)
-    print(json.dumps({"seconds": round(seconds, 2), "cpu_s": round(cpu, 2), "peak_mib": round(peak / 2**20, 1)}))
+    row = {"seconds": round(seconds, 2), "cpu_s": round(cpu, 2), "peak_mib": round(peak / 2**20, 1)}
+    if plans:
+        row["plan"] = plans[-1].to_json()
+    print(json.dumps(row))
+
+
+def worker_environment(name: str, baseline_env: str) -> dict[str, str]:
+    """Ours run in the environment the `shiftlens` CLI sets up (`shiftlens.cli.OPENMP_ENV`: OpenMP threads
+    sleep at barriers); the other tools in the default one, as their users run them, unless ``baseline_env``
+    is "cli". A variable the caller set explicitly is kept for everyone."""
+    env = dict(os.environ)
+    for key, value in OPENMP_ENV.items():
+        if key in CALLER_ENV:
+            continue
+        if name.startswith("ours_") or baseline_env == "cli":
+            env[key] = value
+        else:
+            env.pop(key, None)
+    return env
 
 
 def run_worker(name: str, example: Path, out: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Start a fresh process for one method and return its JSON line (or the error it died with)."""
     command = [sys.executable, __file__, "--worker", name, "--example", str(example), "--out", str(out)]
     command += ["--threads", str(args.threads), "--device", args.device]
-    done = subprocess.run(command, capture_output=True, text=True)
+    env = worker_environment(name, args.baseline_env)
+    before = round(os.getloadavg()[0], 2)
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    loads = {
+        "load_before": before,
+        "load_after": round(os.getloadavg()[0], 2),
+        "omp_wait_policy": env.get("OMP_WAIT_POLICY", "default"),
+    }
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
-        return {"error": f"worker exited {done.returncode}: {done.stderr.strip()[-500:]}"}
-    return json.loads(lines[-1])
+        return {"error": f"worker exited {done.returncode}: {done.stderr.strip()[-500:]}", **loads}
+    return {**json.loads(lines[-1]), **loads}
 
 
-def main() -> None:
-    """Run every method on the same example (each in a fresh process) and print/write the comparison."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", help="write the results here")
-    parser.add_argument("--prompt-tokens", type=int, default=112)
-    parser.add_argument("--response-tokens", type=int, default=100)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--skip", nargs="*", default=[], choices=list(METHODS), help="methods to leave out")
-    parser.add_argument("--worker", choices=list(METHODS), help=argparse.SUPPRESS)
-    parser.add_argument("--example", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    if args.worker:
-        worker(args.worker, args.example, args.out, args.device)
-        return
-    lm = load_model("smollm2", device=args.device)
-    ids, n_prompt, prompt = build_example(lm, args.prompt_tokens, args.response_tokens)
+SPIN = "import sys, time\ndeadline = time.time() + float(sys.argv[1])\nwhile time.time() < deadline:\n    pass\n"
+
+
+class BackgroundLoad:
+    """K busy processes (one core each) for the duration of a block; each also stops by itself at a deadline."""
+
+    def __init__(self, count: int, deadline_s: float) -> None:
+        self.count, self.deadline_s = count, deadline_s
+        self.processes: list[subprocess.Popen] = []
+
+    def __enter__(self) -> BackgroundLoad:
+        atexit.register(self.stop)  # also on an exception or Ctrl-C in the block
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # and on `kill`: exit through atexit
+        for _ in range(self.count):
+            self.processes.append(subprocess.Popen([sys.executable, "-c", SPIN, str(self.deadline_s)]))
+        return self
+
+    def stop(self) -> None:
+        """Kill and reap every busy process still running (they are ours: started by this object)."""
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def contended(row: dict[str, Any], expected_load: float) -> bool:
+    """True when the 1-minute load average around the run exceeded what this benchmark itself puts on the
+    machine (its threads plus the background processes) by more than one: other jobs were running."""
+    return max(row.get("load_before", 0.0), row.get("load_after", 0.0)) > expected_load + 1
+
+
+def bench_example(
+    lm: Any, label: str, prompt_tokens: int, response_tokens: int, methods: list[str], args: argparse.Namespace
+) -> dict[str, Any]:
+    """Build one example, run every method on it in a fresh worker, print the table, return the summary."""
+    ids, n_prompt, prompt = build_example(lm, prompt_tokens, response_tokens)
     probs = target_probabilities(lm.model, ids, n_prompt)
-    weights = sum(p.numel() * p.element_size() for p in lm.model.parameters())
+    weights = weight_bytes(lm.model)
     activations = forward_activation_bytes(lm.model, ids)
     print(
-        f"SmolLM2-135M-Instruct on {args.device}, {args.threads} threads: {n_prompt} prompt + "
-        f"{len(ids) - n_prompt} response tokens; weights {weights / 2**20:.0f} MiB, "
-        f"one forward's saved activations {activations / 2**20:.0f} MiB"
+        f"\n[{label}] {n_prompt} prompt + {len(ids) - n_prompt} response tokens; weights {weights / 2**20:.0f} MiB, "
+        f"one forward's saved activations {activations / 2**20:.0f} MiB",
+        flush=True,
     )
+    expected_load = args.threads + args.background_load
     rows: dict[str, dict[str, Any]] = {}
     results: dict[str, torch.Tensor] = {}
     with tempfile.TemporaryDirectory() as tmp:
         example = Path(tmp) / "example.json"
         example.write_text(json.dumps({"ids": ids.tolist(), "n_prompt": n_prompt, "prompt": prompt}))
-        for name, objective in METHODS.items():
-            if name in args.skip:
-                continue
+        for name in methods:
             out = Path(tmp) / f"{name}.npy"
-            rows[name] = {"objective": objective, **run_worker(name, example, out, args)}
+            rows[name] = {"objective": METHODS[name], **run_worker(name, example, out, args)}
+            rows[name]["contended"] = contended(rows[name], expected_load)
             if "error" in rows[name]:
                 print(f"{name:13s} failed: {rows[name]['error']}", flush=True)
                 continue
             result = torch.from_numpy(np.load(out))
-            results[name] = result * probs if objective == "logprob" else result  # ∇p = p ∇log p
+            results[name] = result * probs if METHODS[name] == "logprob" else result  # ∇p = p ∇log p
             row = rows[name]
+            plan = f" [{row['plan']['mode']}, chunk {row['plan']['chunk_size']}]" if "plan" in row else ""
             print(
-                f"{name:13s} {row['seconds']:8.2f} s, cpu {row['cpu_s']:8.2f} s, +{row['peak_mib']:.1f} MiB",
+                f"{name:13s} {row['seconds']:8.2f} s, cpu {row['cpu_s']:8.2f} s, +{row['peak_mib']:.1f} MiB, "
+                f"load {row['load_before']:.2f} -> {row['load_after']:.2f}{plan}",
                 flush=True,
             )
-
-    reference = results.get("paper")
+    reference_name = "paper" if "paper" in results else "ours_batched"
+    reference = results.get(reference_name)
     ours = rows.get("ours_auto", {})
     print(
-        f"\n{'method':13s} {'wall s':>8s} {'÷ ours':>7s} {'cpu s':>8s} {'÷ ours':>7s} {'peak MiB':>9s} {'rel diff':>9s}"
+        f"\n{'method':13s} {'wall s':>8s} {'÷ auto':>7s} {'cpu s':>8s} {'÷ auto':>7s} {'peak MiB':>9s} "
+        f"{'vs ' + reference_name:>13s} {'load':>11s} {'OpenMP':8s}"
     )
     for name, row in rows.items():
         if "error" in row:
@@ -306,39 +366,88 @@ def main() -> None:
             row["ratio_to_ours"] = round(row["seconds"] / ours["seconds"], 2)
             row["cpu_ratio_to_ours"] = round(row["cpu_s"] / ours["cpu_s"], 2)
         if reference is not None:
-            row["max_rel_diff_to_paper"] = rel_diff(results[name], reference)
+            row[f"max_rel_diff_to_{reference_name}"] = rel_diff(results[name], reference)
         print(
             f"{name:13s} {row['seconds']:8.2f} {row.get('ratio_to_ours', float('nan')):7.2f} "
             f"{row['cpu_s']:8.2f} {row.get('cpu_ratio_to_ours', float('nan')):7.2f} "
-            f"{row['peak_mib']:9.1f} {row.get('max_rel_diff_to_paper', float('nan')):9.2e}"
+            f"{row['peak_mib']:9.1f} {row.get(f'max_rel_diff_to_{reference_name}', float('nan')):13.2e} "
+            f"{row['load_before']:5.2f}-{row['load_after']:<5.2f} {row['omp_wait_policy']:8s}"
+            f"{' contended' if row['contended'] else ''}"
         )
+    summary: dict[str, Any] = {
+        "prompt_tokens": n_prompt,
+        "response_tokens": len(ids) - n_prompt,
+        "weights_mib": round(weights / 2**20, 1),
+        "forward_activations_mib": round(activations / 2**20, 1),
+        "methods": rows,
+    }
+    if "peak_mib" in ours:
+        peak = ours["peak_mib"] * 2**20
+        summary["ours_memory_ratio"] = round((weights + peak) / (weights + activations), 3)
+        print(f"auto: (weights + peak growth) / (weights + one forward's activations) = {summary['ours_memory_ratio']}")
+    return summary
+
+
+def main() -> None:
+    """Run every method on the examples (each in a fresh process), optionally under background load."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--prompt-tokens", type=int, default=112)
+    parser.add_argument("--response-tokens", type=int, default=100)
+    parser.add_argument("--long-prompt-tokens", type=int, default=30)
+    parser.add_argument("--long-response-tokens", type=int, default=300)
+    parser.add_argument("--examples", nargs="*", default=["main", "long"], choices=["main", "long"])
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--skip", nargs="*", default=[], choices=list(METHODS), help="methods to leave out")
+    parser.add_argument(
+        "--background-load", type=int, default=0, metavar="K", help="run K busy processes during the benchmark"
+    )
+    parser.add_argument(
+        "--background-deadline",
+        type=float,
+        default=3600.0,
+        metavar="S",
+        help="each busy process stops by itself after S seconds at the latest (default 3600)",
+    )
+    parser.add_argument(
+        "--baseline-env",
+        choices=["default", "cli"],
+        default="default",
+        help="environment of paper-style, inseq and captum: the default, or the shiftlens CLI's (OMP_WAIT_POLICY)",
+    )
+    parser.add_argument("--worker", choices=list(METHODS), help=argparse.SUPPRESS)
+    parser.add_argument("--example", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.worker:
+        worker(args.worker, args.example, args.out, args.device)
+        return
+    lm = load_model("smollm2", device=args.device)
     memory_gib = psutil.virtual_memory().total / 2**30
     summary: dict[str, Any] = {
         "machine": f"{platform.machine()}, {psutil.cpu_count()} CPUs, {memory_gib:.0f} GiB",
         "device": args.device,
         "threads": args.threads,
-        "prompt_tokens": n_prompt,
-        "response_tokens": len(ids) - n_prompt,
-        "weights_mib": round(weights / 2**20, 1),
-        "forward_activations_mib": round(activations / 2**20, 1),
-        "ours_s": rows.get("ours_auto", {}).get("seconds"),
-        "reference_s": rows.get("paper", {}).get("seconds"),
-        "inseq_s": rows.get("inseq", {}).get("seconds"),
-        "captum_s": rows.get("captum", {}).get("seconds"),
-        "ours_cpu_s": rows.get("ours_auto", {}).get("cpu_s"),
-        "reference_cpu_s": rows.get("paper", {}).get("cpu_s"),
-        "inseq_cpu_s": rows.get("inseq", {}).get("cpu_s"),
-        "captum_cpu_s": rows.get("captum", {}).get("cpu_s"),
-        "load_average_1m_after": round(psutil.getloadavg()[0], 2),
-        "max_rel_diff": rows.get("ours_auto", {}).get("max_rel_diff_to_paper"),
-        "methods": rows,
+        "background_load": args.background_load,
+        "baseline_env": args.baseline_env,
+        "load_average_start": [round(x, 2) for x in os.getloadavg()],
     }
-    if "peak_mib" in rows.get("ours_auto", {}):
-        peak = rows["ours_auto"]["peak_mib"] * 2**20
-        summary["ours_memory_ratio"] = round((weights + peak) / (weights + activations), 3)
-        print(
-            f"\nours: (weights + peak growth) / (weights + one forward's activations) = {summary['ours_memory_ratio']}"
-        )
+    print(
+        f"SmolLM2-135M-Instruct on {args.device}, {args.threads} threads, {args.background_load} busy background "
+        f"processes; load average {summary['load_average_start']}"
+    )
+    shapes = {
+        "main": (args.prompt_tokens, args.response_tokens, list(METHODS)),
+        "long": (args.long_prompt_tokens, args.long_response_tokens, list(LONG_METHODS)),
+    }
+    with BackgroundLoad(args.background_load, args.background_deadline):
+        for label in args.examples:
+            prompt_tokens, response_tokens, methods = shapes[label]
+            methods = [m for m in methods if m not in args.skip]
+            summary[label] = bench_example(lm, label, prompt_tokens, response_tokens, methods, args)
+    summary["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=2))
 

@@ -1,5 +1,5 @@
 """The attribution core: every mode and objective equals the literal reference, finite differences, causality,
-frozen parameters, the batched→loop fallback and clear errors for bad positions."""
+frozen parameters, the forward→batched→loop fallback and clear errors for bad positions."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def test_every_mode_equals_reference(family: str, objective: str) -> None:
     ref = attribute_reference(model, ids, SOURCES, TARGETS, objective)
     assert ref.shape == (len(SOURCES), len(TARGETS)) and ref.dtype == torch.float32
     assert ref.abs().max() > 0
-    for mode in ("loop", "batched", "auto"):
+    for mode in ("loop", "batched", "forward", "auto"):
         for chunk in (None, 1, 3):
             out = attribute(model, ids, SOURCES, TARGETS, objective=objective, mode=mode, chunk_size=chunk)
             assert out.dtype == torch.float32 and out.device.type == "cpu"
@@ -53,6 +53,7 @@ def test_other_families_equal_reference(family: str) -> None:
     ref = attribute_reference(model, ids, SOURCES, TARGETS, "prob")
     assert _rel(attribute(model, ids, SOURCES, TARGETS, mode="loop", chunk_size=3), ref) <= 1e-5
     assert _rel(attribute(model, ids, SOURCES, TARGETS, mode="batched", chunk_size=4), ref) <= 1e-5
+    assert _rel(attribute(model, ids, SOURCES, TARGETS, mode="forward", chunk_size=2), ref) <= 1e-5
 
 
 def test_paper_style_equals_reference_and_restores_flags() -> None:
@@ -104,11 +105,6 @@ def test_no_gradient_reaches_the_target_or_later_positions() -> None:
             assert torch.all(grads[i, :t].abs().sum(-1) > 0)
 
 
-def test_auto_is_batched_on_cuda_and_the_loop_on_cpu() -> None:
-    assert core.default_mode(torch.device("cuda")) == "batched"
-    assert core.default_mode(torch.device("cpu")) == "loop"
-
-
 def test_parameters_never_require_grad_and_state_is_restored() -> None:
     model = tiny_model("llama")
     model.requires_grad_(True).train()
@@ -118,6 +114,7 @@ def test_parameters_never_require_grad_and_state_is_restored() -> None:
     )
     attribute(model, _ids(), SOURCES, TARGETS, mode="loop", chunk_size=3)
     attribute(model, _ids(), SOURCES, TARGETS, mode="batched", chunk_size=3)
+    attribute(model, _ids(), SOURCES, TARGETS, mode="forward", chunk_size=3)
     assert seen and not any(seen)
     assert all(p.requires_grad and p.grad is None for p in model.parameters())
     assert model.training
@@ -154,17 +151,21 @@ class _NoVmapBackward(torch.autograd.Function):
         return grad * (1.0 if grad.abs().sum().item() >= 0 else 0.0)
 
 
-def test_auto_falls_back_to_loop_when_batching_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_falls_back_to_loop_when_batching_fails() -> None:
+    """The hook's Function has no vmap rule (nor a forward-AD one): forward and batched fail, auto ends in the loop."""
     model = tiny_model("llama")
     ids = _ids()
     ref = attribute_reference(model, ids, SOURCES, TARGETS, "prob")
     model.model.layers[1].register_forward_hook(lambda m, args, out: _NoVmapBackward.apply(out))
-    monkeypatch.setattr(core, "default_mode", lambda device: "batched")  # as on CUDA
     with pytest.raises(AttributionError, match="batched attribution failed"):
         attribute(model, ids, SOURCES, TARGETS, mode="batched")
-    with pytest.warns(UserWarning, match="falling back"):
-        out = attribute(model, ids, SOURCES, TARGETS, mode="auto", chunk_size=3)
+    with pytest.raises(AttributionError, match="forward attribution failed"):
+        attribute(model, ids, SOURCES, TARGETS, mode="forward")
+    plans: list[core.Plan] = []
+    with pytest.warns(UserWarning, match="batched attribution failed .*; falling back to loop"):
+        out = attribute(model, ids, SOURCES, TARGETS, mode="auto", chunk_size=3, report=plans.append)
     assert _rel(out, ref) <= 1e-5
+    assert [p.mode for p in plans] == ["loop"]
 
 
 @pytest.mark.parametrize(

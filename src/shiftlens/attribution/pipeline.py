@@ -20,6 +20,7 @@ import csv
 import hashlib
 import io
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -137,6 +138,7 @@ class _Explainer:
         seq = build_sequence(self.lm.model, self.fmt, self.lm.tokenizer, example.prompt, response, example.id)
         instruction = locate_all(example.prompt, example.instruction, example.id)
         context = locate_all(example.prompt, example.context, example.id)
+        plans: list[core.Plan] = []
         matrix = core.attribute(
             self.lm.model,
             seq.input_ids,
@@ -145,6 +147,8 @@ class _Explainer:
             objective=self.settings["objective"],
             mode=self.settings["mode"],
             chunk_size=self.settings["chunk_size"],
+            memory_budget=self.settings["memory_budget"],
+            report=plans.append,
         )
         return ExampleAttribution(
             id=example.id,
@@ -163,6 +167,7 @@ class _Explainer:
                 "context_spans": context,
                 "response_source": source,
                 "sequence_length": len(seq.input_ids),
+                "speed": plans[0].to_json(),  # how this example was computed; never part of the run's identity
             },
         )
 
@@ -317,6 +322,7 @@ def attribute(
     ratings: str | Path | dict[str, float] | None = None,
     limit: int | None = None,
     chunk_size: int | None = None,
+    memory_budget: float = core.DEFAULT_MEMORY_BUDGET,
     density: DensityParams = DEFAULT_DENSITY,
     shard: Shard | None = None,
     launch: Launch | None = None,
@@ -324,7 +330,9 @@ def attribute(
     """Explain every example's response tokens by its prompt tokens into the run directory ``out``.
 
     ``model`` is a name/path (loaded with dtype, device, gguf_file, adapter, trust_remote_code) or a
-    `LoadedModel`. Responses come from ``responses_from`` (another run's, so two models explain the same
+    `LoadedModel`. ``mode``, ``chunk_size`` and ``memory_budget`` only change speed and memory
+    (`shiftlens.attribution.core.attribute`), so they are not run parameters: a resume with other values
+    reuses the stored units. Responses come from ``responses_from`` (another run's, so two models explain the same
     text), else the data's, else greedy generation (always, with ``generate_responses``). Returns ``out``;
     raises `RunFailures` after the loop if any example failed (finished ones stay stored).
 
@@ -337,6 +345,8 @@ def attribute(
         raise ShiftlensError(f"unknown objective {objective!r}; choose one of {', '.join(core.OBJECTIVES)}")
     if mode not in core.MODES:
         raise ShiftlensError(f"unknown mode {mode!r}; choose one of {', '.join(core.MODES)}")
+    if not memory_budget > 0:
+        raise ShiftlensError(f"memory_budget must be positive, got {memory_budget}")
     if max_new_tokens < 1:
         raise ShiftlensError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     if launch is not None:
@@ -374,11 +384,21 @@ def attribute(
         info = {
             "model": lm.manifest(),
             "chat_format": {"template": fmt.template, "prefix_ids": fmt.prefix_ids, "suffix_ids": fmt.suffix_ids},
+            # Speed-only settings of the process that created the run (each unit's extra.speed has its plan):
+            # not in params, so a resume with another mode, budget or thread count reuses the stored units.
+            "speed": {
+                "mode": mode,
+                "chunk_size": chunk_size,
+                "memory_budget": memory_budget,
+                "threads": torch.get_num_threads(),
+                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),  # the CLI sets PASSIVE (shiftlens.cli)
+            },
         }
         settings = {
             "objective": objective,
             "mode": mode,
             "chunk_size": chunk_size,
+            "memory_budget": memory_budget,
             "max_new_tokens": max_new_tokens,
             "generate": generate_responses,
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from shiftlens.attribution.plan import DEFAULT_MEMORY_BUDGET, MODES
 from shiftlens.cli.common import add_model_arguments
 
 
@@ -17,7 +18,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", required=True, type=Path, help="examples: .jsonl, or the paper's .tsv format")
     parser.add_argument("--out", required=True, type=Path, help="run directory (resumed when it exists)")
     parser.add_argument("--objective", default="prob", choices=("prob", "logprob", "logit"))
-    parser.add_argument("--mode", default="auto", choices=("auto", "loop", "batched"))
+    parser.add_argument(
+        "--mode",
+        default="auto",
+        choices=MODES,
+        help="auto (default): forward mode (one JVP per prompt token) or batched reverse mode (one vmapped "
+        "backward per chunk of response tokens), whichever a cost model finds cheaper; same numbers either way",
+    )
+    parser.add_argument(
+        "--memory-budget",
+        type=float,
+        default=DEFAULT_MEMORY_BUDGET,
+        metavar="X",
+        help="size chunks so the estimated peak memory stays within X × (weights + one forward's activations) "
+        f"(default {DEFAULT_MEMORY_BUDGET})",
+    )
     parser.add_argument(
         "--chat-template", default="auto", help="auto (the tokenizer's, if any), none, or a Jinja template file"
     )
@@ -64,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         generate_responses=args.generate,
         ratings=args.ratings,
         limit=args.limit,
+        memory_budget=args.memory_budget,
         shard=shard,
         launch=launch,
     )
