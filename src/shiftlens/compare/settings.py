@@ -10,18 +10,11 @@ from shiftlens.errors import ShiftlensError
 from shiftlens.evidence import DEFAULT_PROTOCOL, check_protocol
 from shiftlens.ffn.annotators import KINDS as ANNOTATORS
 from shiftlens.ffn.annotators import EndpointSettings
+from shiftlens.models import ModelSpec
 
 RESPONSES = ("tuned", "each", "data")
 METHODS = ("attribution", "heads", "ffn")
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A model to load: hub id, local directory, .gguf file or built-in name, with optional GGUF file / adapter."""
-
-    name: str
-    gguf_file: str | None = None
-    adapter: str | None = None
+__all__ = ["CompareSettings", "ModelSpec"]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,44 @@
+"""`ModelSpec`: the one place a model and its loading options are named (CLI, library and `compare`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from shiftlens.config import check_choices, setting
+from shiftlens.loading import DTYPES
+
+if TYPE_CHECKING:
+    from shiftlens.loading import LoadedModel
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model to load: hub id, local directory, .gguf file or built-in name, and how to load it."""
+
+    name: str
+    gguf_file: str | None = setting(None, "GGUF file name inside the model's directory")
+    adapter: str | None = setting(None, "PEFT/LoRA adapter merged into the model")
+    dtype: str = setting("float32", "weights' dtype", choices=tuple(DTYPES))
+    device: str = setting("cpu", "cpu, cuda[:N] or auto (accelerate device map)")
+    trust_remote_code: bool = setting(False, "run code from the model's repository")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+
+    def load(self) -> LoadedModel:
+        """Load the model (`shiftlens.loading.load_model`)."""
+        from shiftlens.loading import load_model
+
+        return load_model(
+            self.name,
+            gguf_file=self.gguf_file,
+            adapter=self.adapter,
+            dtype=self.dtype,
+            device=self.device,
+            trust_remote_code=self.trust_remote_code,
+        )
+
+    def record(self) -> dict[str, Any]:
+        """The JSON-safe spec for a manifest."""
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
