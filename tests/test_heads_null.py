@@ -117,6 +117,12 @@ def test_cli_writes_the_band_beside_the_observed_overlap(runs, tmp_path, capsys)
     assert [band["observed"] for band in result["head_overlap_null"]] == observed
     assert "layer 1: overlap" in capsys.readouterr().out
     assert np.isfinite(result["finding"][-1]["p_value"])
-    assert result == analyze_heads(
-        root / "run-base", root / "run-random", settings=HeadsAnalysisSettings(), null=NullSettings(5, vocab=str(vocab))
-    ).to_json()
+    assert (
+        result
+        == analyze_heads(
+            root / "run-base",
+            root / "run-random",
+            settings=HeadsAnalysisSettings(),
+            null=NullSettings(5, vocab=str(vocab)),
+        ).to_json()
+    )
