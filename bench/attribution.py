@@ -42,7 +42,9 @@ import torch
 
 CALLER_ENV = set(os.environ)  # before importing shiftlens.cli, which sets OPENMP_ENV in this process's environment
 
-from shiftlens.attribution.core import Padded, activation_bytes, attribute, final_hidden, weight_bytes  # noqa: E402
+from shiftlens.attribution.core import attribute  # noqa: E402
+from shiftlens.attribution.gradients import Padded, final_hidden  # noqa: E402
+from shiftlens.attribution.memory import activation_bytes, weight_bytes  # noqa: E402
 from shiftlens.attribution.reference import attribute_paper_style  # noqa: E402
 from shiftlens.cli import OPENMP_ENV  # noqa: E402
 from shiftlens.loading import load_model  # noqa: E402

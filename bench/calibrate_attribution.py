@@ -2,7 +2,7 @@
 
 Each draw replaces every example's instruction mask by a random span of the same number of tokens (the
 mask rotated by a uniform shift, seeded per draw and example; the same span for base and tuned) and runs
-`analyze_instructions` unchanged. A draw *declares a finding* when any entry of the result's ``finding``
+`analyze_records` unchanged. A draw *declares a finding* when any entry of the result's ``finding``
 list is significant (Holm-adjusted p < 0.05, all findings of the analysis corrected together). The rate over
 draws must stay ≤ 10 % (nominal 5 %); per-finding rates show which test would be wrong for the data.
 
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from shiftlens.analysis.attribution_nulls import example_rng, random_placement
-from shiftlens.analysis.instructions import analyze_instructions
+from shiftlens.analysis.instructions import analyze_records
+from shiftlens.attribution.nulls import example_rng, random_placement
 from shiftlens.attribution.records import ExampleAttribution, read_attribution_run
 from shiftlens.evidence import ALPHA, DEFAULT_PROTOCOL, PROTOCOLS
 from shiftlens.organism import data_dir
@@ -72,7 +72,7 @@ def calibrate(
     """
     declared, significant, raw = 0, Counter(), Counter()
     for draw in range(draws):
-        result = analyze_instructions(base, tuned, protocol=protocol, seed=draw, masks=random_spans(tuned, draw))
+        result = analyze_records(base, tuned, protocol=protocol, seed=draw, masks=random_spans(tuned, draw))
         findings = result["finding"]
         declared += any(f["significant"] for f in findings)
         for index, f in enumerate(findings):
@@ -105,7 +105,7 @@ def main() -> None:
     else:
         base, tuned = attribution_runs(args.cache)
     start = time.perf_counter()
-    real = analyze_instructions(base, tuned, protocol=args.protocol)
+    real = analyze_records(base, tuned, protocol=args.protocol)
     out = calibrate(base, tuned, args.draws, args.protocol)
     out["seconds"] = round(time.perf_counter() - start, 1)
     out["data"] = str(args.paper_data or args.cache)

@@ -2,7 +2,7 @@
 
 `shiftlens ffn` runs of organism-base and organism-tuned with the organism word list, labelled by the
 lexical annotator, for each R asked. Then two nulls, each scored by the analysis's own Table 5 code
-(`shiftlens.ffn.statistics.table5`, Holm across its rows); a draw *declares a finding* when any row has
+(`shiftlens.ffn.table5.table5`, Holm across its rows); a draw *declares a finding* when any row has
 p_adjusted < 0.05. Target: at most 10 % of draws (nominal 5 %).
 
 1. ``--shuffles N`` (default 100, at least 50): within each layer, the concept label sets (all runs of
@@ -36,7 +36,7 @@ from shiftlens.ffn.annotate import annotate_ffn, default_out
 from shiftlens.ffn.labels import read_labels
 from shiftlens.ffn.lexical import LexicalAnnotator
 from shiftlens.ffn.pipeline import explain_ffn
-from shiftlens.ffn.statistics import table5
+from shiftlens.ffn.table5 import table5
 from shiftlens.loading import LoadedModel, load_model
 from shiftlens.nulls import perturb_like
 from shiftlens.weights import ModuleWeights

@@ -6,7 +6,7 @@ verbs and each analysis is rerun on them; a draw *declares a finding* when one o
 significant (Holm-adjusted p < 0.05). Random words carry no planted signal, so the declared rate is the
 false-positive rate (nominal 5 %). Analyses:
 
-- ``sound`` and ``paper``: the two protocols of `shiftlens.heads.analysis`;
+- ``sound`` and ``paper``: the two protocols of `shiftlens.analysis.heads`;
 - ``before``: the analysis as it was before issue 13 (quarters of the depth, every general verb, one-sided
   Welch without the degenerate-data guard, the smallest group p Bonferroni-corrected as the report did).
 
@@ -27,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
+from shiftlens.analysis.heads import HeadsAnalysisSettings, analyze_heads, head_knowledge, table3, word_list
 from shiftlens.evidence import ALPHA
 from shiftlens.heads import explain_heads
-from shiftlens.heads.analysis import HeadsSettings, analyze_heads, head_knowledge, table3, word_list
 from shiftlens.heads.knowledge import head_overlap, head_pairs, tuned_more_fraction
 from shiftlens.heads.null import NullSettings
 from shiftlens.heads.records import read_pair_rows
@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, help="keep the heads runs here (default: a temporary directory)")
-    parser.add_argument("--permutations", type=int, default=HeadsSettings().permutations)
+    parser.add_argument("--permutations", type=int, default=HeadsAnalysisSettings().permutations)
     parser.add_argument("--null-draws", type=int, default=0, help="also print the head-overlap null band")
     parser.add_argument("--json", type=Path, help="write the rates as JSON here")
     args = parser.parse_args()
@@ -80,7 +80,7 @@ def main() -> None:
     base_rows, tuned_rows = read_pair_rows(workdir / "base"), read_pair_rows(workdir / "tuned")
     verbs = instruction_verbs()
     general = word_list()
-    sound = HeadsSettings(permutations=args.permutations)
+    sound = HeadsAnalysisSettings(permutations=args.permutations)
     know = {protocol: head_knowledge(base_rows, tuned_rows, protocol) for protocol in ("sound", "paper")}
     vocabulary = [w.lower() for w, _ in read_word_list(VOCAB) if w.lower() not in set(verbs)]
     usable = [w for w in sorted(set(vocabulary)) if changed_heads(w, know["sound"]) >= sound.min_heads]
@@ -92,7 +92,7 @@ def main() -> None:
         for draw in range(args.draws):
             words = [str(w) for w in rng.choice(pool, size=len(verbs), replace=False)]
             for protocol in ("sound", "paper"):
-                settings = HeadsSettings(protocol=protocol, permutations=args.permutations, seed=draw)
+                settings = HeadsAnalysisSettings(protocol=protocol, permutations=args.permutations, seed=draw)
                 _, findings = table3(know[protocol], words, general, settings)
                 counts[protocol]["testable"] += any(f.testable for f in findings)
                 counts[protocol]["declared"] += any(f.significant for f in findings)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from wordfreq import word_frequency
 
-from shiftlens.heads.analysis import INSTRUCTION_VERBS
+from shiftlens.analysis.heads import INSTRUCTION_VERBS
 from shiftlens.storage import atomic_write_text
 from shiftlens.wordnet import WordNet
 
@@ -62,7 +62,7 @@ Built by `scripts/build_general_verbs.py` (rerun it to rebuild). {len(verbs)} ve
   lower-cased, deduplicated.
 - Ranking: English frequency from `wordfreq` {metadata.version("wordfreq")} (`word_frequency(w, "en")`),
   highest first; words of frequency 0 dropped.
-- Removed: the {len(INSTRUCTION_VERBS)} instruction verbs (`shiftlens.heads.analysis.INSTRUCTION_VERBS`) and
+- Removed: the {len(INSTRUCTION_VERBS)} instruction verbs (`shiftlens.analysis.heads.INSTRUCTION_VERBS`) and
   {len(STOPWORDS)} English function words (the `STOPWORDS` set in the script).
 - Kept: the {args.size} most frequent.
 """

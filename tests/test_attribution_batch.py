@@ -7,7 +7,8 @@ import pytest
 import torch
 from conftest import FAMILIES, tiny_config, tiny_model
 
-from shiftlens.attribution.core import Padded, attribute, attribute_many, final_hidden, hidden_states
+from shiftlens.attribution.core import attribute, attribute_many
+from shiftlens.attribution.gradients import Padded, final_hidden, hidden_states
 from shiftlens.errors import ShiftlensError
 
 

@@ -8,13 +8,8 @@ import torch
 from conftest import FAMILIES, tiny_model
 
 from shiftlens.attribution import core
-from shiftlens.attribution.core import (
-    OBJECTIVES,
-    AttributionError,
-    attribute,
-    chunk_gradients,
-    head_gradients,
-)
+from shiftlens.attribution.core import OBJECTIVES, AttributionError, attribute
+from shiftlens.attribution.gradients import chunk_gradients, head_gradients
 from shiftlens.attribution.reference import attribute_paper_style, attribute_reference, literal_objective
 from shiftlens.errors import ShiftlensError
 

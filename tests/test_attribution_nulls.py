@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from shiftlens.analysis import attribution_nulls as nulls
+from shiftlens.attribution import nulls
 from shiftlens.density import instruction_score
 
 

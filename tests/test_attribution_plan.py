@@ -8,7 +8,9 @@ import torch
 from conftest import FAMILIES, tiny_config, tiny_model
 
 from shiftlens.attribution import plan
-from shiftlens.attribution.core import PADDING, Padded, activation_bytes, attribute, estimated_activation_bytes
+from shiftlens.attribution.core import PADDING, attribute
+from shiftlens.attribution.gradients import Padded
+from shiftlens.attribution.memory import activation_bytes, estimated_activation_bytes
 from shiftlens.attribution.plan import FORWARD_COST, REVERSE_COST, Footprint, Shape, choose
 
 MIB = 2**20

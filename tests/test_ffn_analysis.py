@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
+from shiftlens.analysis.ffn import FfnResult, analyze_ffn
 from shiftlens.cli.main import main
 from shiftlens.errors import ShiftlensError
-from shiftlens.ffn.analysis import analyze_ffn
 from shiftlens.ffn.labels import Label, write_labels
 from shiftlens.ffn.prompts import LEVELS, TASKS
 from shiftlens.ffn.records import KIND, VOCABULARY_FILE, unit_name
@@ -200,6 +200,27 @@ def test_single_run_labels_never_print_a_test_that_did_not_happen(tmp_path, caps
     assert "not testable (side 1: n = 1 < 5; side 2: n = 1 < 5)" in out and "protocol paper: Student's t" in out
 
 
+def test_the_result_computes_without_writing_and_saves_its_json_and_figures(tmp_path):
+    a, b = rotated_pair()
+    write_fake_ffn_run(tmp_path / "base", {0: a})
+    write_fake_ffn_run(tmp_path / "tuned", {0: b})
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    result = analyze_ffn(tmp_path / "base", tmp_path / "tuned")
+    assert isinstance(result, FfnResult) and sorted(p.name for p in tmp_path.rglob("*")) == before
+    assert result.rotation_by_layer is result["rotation_by_layer"] and result.annotations is None
+    paths = result.save(tmp_path / "out")
+    assert {p.name for p in paths} == {"ffn_analysis.json", "ffn_rotation.png", "ffn_rotation.svg"}
+    assert json.loads((tmp_path / "out" / "ffn_analysis.json").read_text()) == json.loads(json.dumps(result.to_json()))
+
+
+@pytest.mark.parametrize("analysis", ["instructions", "heads", "ffn"])
+def test_every_analyze_command_gives_out_and_json_one_meaning(analysis, capsys):
+    with pytest.raises(SystemExit):
+        main(["analyze", analysis, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--out DIR write everything to DIR: " in text and "--json PATH write only the result as JSON" in text
+
+
 def test_cli_writes_json_and_figures(tmp_path, capsys):
     a, b = rotated_pair()
     write_fake_ffn_run(tmp_path / "base", {0: a})
@@ -226,5 +247,8 @@ def test_cli_writes_json_and_figures(tmp_path, capsys):
     }
     assert (tmp_path / "fig" / "ffn_rotation.png").stat().st_size > 0
     assert (tmp_path / "fig" / "ffn_rotation.svg").exists()
+    assert json.loads((tmp_path / "fig" / "ffn_analysis.json").read_text()) == result  # --out: everything
+    assert main(["analyze", "ffn", str(tmp_path / "base"), str(tmp_path / "tuned"), "--json", str(tmp_path / "j")]) == 0
+    assert json.loads((tmp_path / "j").read_text()) == result and not (tmp_path / "j").is_dir()
     assert main(["analyze", "ffn", str(tmp_path / "base"), str(tmp_path / "nothing")]) == 2
     assert "not a shiftlens run directory" in capsys.readouterr().err

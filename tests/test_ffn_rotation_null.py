@@ -10,10 +10,10 @@ import pytest
 import torch
 from conftest import save_tiny_model, tiny_model, tiny_tokenizer
 
+from shiftlens.analysis.ffn import analyze_ffn
 from shiftlens.architecture import ffn_down_rows
 from shiftlens.cli.main import main
 from shiftlens.errors import ShiftlensError
-from shiftlens.ffn.analysis import analyze_ffn
 from shiftlens.ffn.core import principal_components
 from shiftlens.ffn.pipeline import explain_ffn
 from shiftlens.ffn.rotation import empirical_p, null_angles, principal_angles_deg, rotation_finding

@@ -10,16 +10,8 @@ from scipy import stats
 
 from shiftlens.evidence import holm
 from shiftlens.ffn.prompts import LEVELS, TASKS
-from shiftlens.ffn.statistics import (
-    Units,
-    cluster_bootstrap,
-    component_units,
-    layer_groups,
-    per_layer_group,
-    run_units,
-    stratified_permutation_p,
-    table5,
-)
+from shiftlens.ffn.statistics import Units, cluster_bootstrap, component_units, run_units, stratified_permutation_p
+from shiftlens.ffn.table5 import layer_groups, per_layer_group, table5
 
 
 def label(layer, component, run=0, tasks=(), level="semantics", nameable=True, tasks_status="ok", level_status="ok"):

@@ -9,17 +9,17 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from shiftlens.analysis.heads import (
+    INSTRUCTION_VERBS,
+    HeadsAnalysisSettings,
+    compare_pairs,
+    head_knowledge,
+    word_list,
+)
+from shiftlens.analysis.heads_output import table_rows
 from shiftlens.cli.main import main
 from shiftlens.errors import ShiftlensError
 from shiftlens.evidence import holm
-from shiftlens.heads.analysis import (
-    INSTRUCTION_VERBS,
-    HeadsSettings,
-    compare_pairs,
-    head_knowledge,
-    table_rows,
-    word_list,
-)
 from shiftlens.heads.controls import matched_controls, zipf
 from shiftlens.heads.knowledge import (
     HeadsAnalysisError,
@@ -33,7 +33,7 @@ from shiftlens.heads.knowledge import (
 from shiftlens.heads.records import HeadsRunError, layer_table, read_pair_rows, write_outputs
 from shiftlens.heads.statistics import bootstrap_ci, permutation_p, permutation_test, welch_test
 
-PAPER, SOUND = HeadsSettings(protocol="paper"), HeadsSettings(permutations=2000, resamples=500)
+PAPER, SOUND = HeadsAnalysisSettings(protocol="paper"), HeadsAnalysisSettings(permutations=2000, resamples=500)
 HEADS = [(layer, head) for layer in range(4) for head in range(2)]
 BASE = [
     (0, 0, 0, "write", "poem"),
@@ -98,7 +98,7 @@ def test_sound_knowledge_overlap_and_examples_by_hand():
     assert set(result["examples"]["write"]) == {"essay=write", "code=write"}
     assert result["examples"]["explain"] == ["explain=idea"]
     assert result["finding"][0]["testable"] is False
-    json.dumps(result, allow_nan=False)
+    json.dumps(result.to_json(), allow_nan=False)
 
 
 def test_paper_knowledge_counts_as_the_authors_do():
@@ -239,11 +239,11 @@ def test_controls_are_the_nearest_in_frequency_without_reuse():
 def test_settings_are_checked():
     base, tuned = rows(BASE), rows(TUNED)
     with pytest.raises(HeadsAnalysisError, match="layer // 8"):
-        compare_pairs(base, tuned, INSTRUCTION, GENERAL, HeadsSettings(protocol="paper", n_groups=2))
+        compare_pairs(base, tuned, INSTRUCTION, GENERAL, HeadsAnalysisSettings(protocol="paper", n_groups=2))
     with pytest.raises(HeadsAnalysisError, match="--groups"):
-        compare_pairs(base, tuned, INSTRUCTION, GENERAL, HeadsSettings(n_groups=2))
+        compare_pairs(base, tuned, INSTRUCTION, GENERAL, HeadsAnalysisSettings(n_groups=2))
     with pytest.raises(HeadsAnalysisError, match="min heads must be at least 1"):
-        compare_pairs(base, tuned, INSTRUCTION, GENERAL, HeadsSettings(min_heads=0))
+        compare_pairs(base, tuned, INSTRUCTION, GENERAL, HeadsAnalysisSettings(min_heads=0))
     with pytest.raises(ShiftlensError, match="unknown protocol 'exact'"):
         head_knowledge(base, tuned, "exact")
 
@@ -275,8 +275,8 @@ def test_parquet_round_trip_and_cli(tmp_path, capsys, protocol):
     write_run(tmp_path / "tuned", TUNED)
     read = read_pair_rows(tmp_path / "base")
     assert sorted(map(tuple, read["heads"].tolist())) == HEADS and len(read["query"]) == len(BASE)
-    settings = HeadsSettings(protocol=protocol, seed=4)
-    expected = compare_pairs(rows(BASE), rows(TUNED), INSTRUCTION, GENERAL, settings)
+    settings = HeadsAnalysisSettings(protocol=protocol, seed=4)
+    expected = compare_pairs(rows(BASE), rows(TUNED), INSTRUCTION, GENERAL, settings).to_json()
     (tmp_path / "instruction.txt").write_text("\n".join(INSTRUCTION))
     (tmp_path / "general.txt").write_text("\n".join(GENERAL))
     options = ["--instruction-verbs", str(tmp_path / "instruction.txt"), "--protocol", protocol, "--seed", "4"]
@@ -289,6 +289,9 @@ def test_parquet_round_trip_and_cli(tmp_path, capsys, protocol):
     assert got == expected and got["protocol"] == protocol and got["finding"][0]["method"] == "heads"
     names = {p.name for p in (tmp_path / "report").iterdir()}
     assert {"table3.csv", "heads_analysis.json", "head_overlap.png", "head_overlap.svg"} <= names
+    assert json.loads((tmp_path / "report" / "heads_analysis.json").read_text()) == json.loads(
+        (tmp_path / "result.json").read_text()
+    )
     out = capsys.readouterr().out
     assert f"({protocol} protocol)" in out and "not testable" in out
     assert main(["analyze", "heads", str(tmp_path / "missing"), str(tmp_path / "tuned")]) == 2

@@ -13,9 +13,9 @@ import torch
 from conftest import TOKENIZER_TEXT, save_tiny_model
 from transformers import AutoModelForCausalLM
 
+from shiftlens.analysis.heads import HeadsAnalysisSettings, analyze_heads
 from shiftlens.cli.main import main
 from shiftlens.heads import explain_heads
-from shiftlens.heads.analysis import HeadsSettings, analyze_heads
 from shiftlens.heads.knowledge import HeadsAnalysisError
 from shiftlens.heads.null import NullSettings, overlap_null
 from shiftlens.vocabulary import load_vocabulary
@@ -84,7 +84,7 @@ def test_a_random_update_stays_inside_the_band_and_a_structured_one_falls_below(
     assert finding["significant"] and finding["p_value"] == pytest.approx(1 / 21)
     assert finding["effect_size"] < 0 and finding["ci"][1] < 0
     assert structured["null"]["draws"] == 20 and "word vectors" in structured["null"]["perturbed"]
-    json.dumps(structured, allow_nan=False)
+    json.dumps(structured.to_json(), allow_nan=False)
 
 
 def test_draws_are_reproducible_from_the_seed(runs):
@@ -117,6 +117,12 @@ def test_cli_writes_the_band_beside_the_observed_overlap(runs, tmp_path, capsys)
     assert [band["observed"] for band in result["head_overlap_null"]] == observed
     assert "layer 1: overlap" in capsys.readouterr().out
     assert np.isfinite(result["finding"][-1]["p_value"])
-    assert result == analyze_heads(
-        root / "run-base", root / "run-random", settings=HeadsSettings(), null=NullSettings(5, vocab=str(vocab))
+    assert (
+        result
+        == analyze_heads(
+            root / "run-base",
+            root / "run-random",
+            settings=HeadsAnalysisSettings(),
+            null=NullSettings(5, vocab=str(vocab)),
+        ).to_json()
     )

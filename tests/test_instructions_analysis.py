@@ -12,9 +12,10 @@ from rich.console import Console
 from scipy import stats as scipy_stats
 
 from shiftlens import stats
-from shiftlens.analysis import attribution_nulls as nulls
-from shiftlens.analysis.instructions import analyze_instructions, is_followed, position_profile, score_example
+from shiftlens.analysis.instruction_scores import is_followed, position_profile, score_example
+from shiftlens.analysis.instructions import analyze_records
 from shiftlens.analysis.instructions_output import print_tables
+from shiftlens.attribution import nulls
 from shiftlens.attribution.records import ExampleAttribution, write_example
 from shiftlens.cli.main import main
 from shiftlens.density import importance_density, instruction_score
@@ -96,7 +97,7 @@ def test_followed_rule(rating, label):
 def test_tables_equal_statistics_of_literal_scores():
     """Paper protocol: population standard deviations, one-sided Welch and paired t-tests, as the authors."""
     base, tuned = planted_runs()
-    result = analyze_instructions(base, tuned, protocol="paper")
+    result = analyze_records(base, tuned, protocol="paper")
     assert result["protocol"] == "paper" and result["params"]["ddof"] == 0
     scores = {
         name: {
@@ -126,7 +127,7 @@ def test_tables_equal_statistics_of_literal_scores():
 
 def test_planted_signal_is_found_and_json_has_the_documented_shape():
     base, tuned = planted_runs()
-    result = json.loads(json.dumps(analyze_instructions(base, tuned), allow_nan=False))
+    result = json.loads(json.dumps(analyze_records(base, tuned).to_json(), allow_nan=False))
     for group in GROUP_PREFIX:
         t1, t2 = result["table1"][group], result["table2"][group]
         assert set(t1) >= {"followed", "unfollowed", "p_value", "auc"}
@@ -143,7 +144,7 @@ def test_position_profile_finds_planted_positions():
     rng = np.random.default_rng(3)
     base = [make_record(f"lima_author_{i}", rng, focus=5.0, hot_rows=slice(18, 20)) for i in range(6)]
     tuned = [make_record(f"lima_author_{i}", rng, focus=5.0, hot_rows=slice(0, 2)) for i in range(6)]
-    profile = analyze_instructions(base, tuned)["position_profile"]
+    profile = analyze_records(base, tuned)["position_profile"]
     assert int(np.argmax(profile["tuned"])) == 0 and int(np.argmax(profile["base"])) == 9
 
 
@@ -158,14 +159,14 @@ def test_exclusions_and_rating_override():
         make_record("lima_author_5", rng, focus=1.0, rating=2),
     ]
     base = [make_record(f"lima_author_{i}", rng, focus=0.0, m=3 if i == 0 else 8) for i in range(6)]
-    result = analyze_instructions(base, tuned)
+    result = analyze_records(base, tuned)
     t1 = result["table1"]["lima"]
     assert (t1["followed"]["n"], t1["unfollowed"]["n"]) == (2, 1)
     assert result["excluded"]["short_response"] == {"base": ["lima_author_0"], "tuned": ["lima_author_4"]}
     assert result["excluded"]["unrated"] == ["lima_author_2", "lima_author_3"]
     t2 = result["table2"]["lima"]
     assert (t2["base"]["n"], t2["tuned"]["n"], t2["n_paired"]) == (5, 5, 4)
-    overridden = analyze_instructions(base, tuned, {"lima_author_0": 1, "lima_author_2": 2})["table1"]["lima"]
+    overridden = analyze_records(base, tuned, {"lima_author_0": 1, "lima_author_2": 2})["table1"]["lima"]
     assert (overridden["followed"]["n"], overridden["unfollowed"]["n"]) == (2, 2)
 
 
@@ -204,7 +205,7 @@ def test_cli_unknown_protocol_is_a_one_line_error(tmp_path, capsys):
         main(["analyze", "instructions", str(tmp_path / "a"), str(tmp_path / "b"), "--protocol", "papr"])
     assert info.value.code == 2 and "invalid choice: 'papr'" in capsys.readouterr().err
     with pytest.raises(ShiftlensError, match="unknown protocol 'papr'"):
-        analyze_instructions([], [], protocol="papr")
+        analyze_records([], [], protocol="papr")
 
 
 def test_cli_bad_run_directory_is_a_one_line_error(tmp_path, capsys):
@@ -263,7 +264,7 @@ def test_degenerate_cells_are_not_testable(protocol):
     for i in range(12):
         base.append(record_from(f"lima_author_{i}", same, mask))
         tuned.append(record_from(f"lima_author_{i}", rng.random((10, 6)), mask, rating=1.0 if i < 3 else 4.0))
-    result = json.loads(json.dumps(analyze_instructions(base, tuned, protocol=protocol), allow_nan=False))
+    result = json.loads(json.dumps(analyze_records(base, tuned, protocol=protocol).to_json(), allow_nan=False))
     t1, t2 = result["table1"]["lima"], result["table2"]["lima"]
     assert t1["p_value"] is None and t1["reason"] == "side 1: n = 3 < 5" and t1["unfollowed"]["n"] == 3
     assert t2["p_value"] is None and t2["reason"].startswith("side 1: zero variance")
@@ -283,8 +284,8 @@ def test_paper_protocol_keeps_short_and_empty_responses_in_table2_only():
     tuned = [make_record(f"lima_author_{i}", rng, focus=1.0, rating=4.0 if i % 2 else 1.0) for i in range(6)]
     tuned.append(make_record("lima_author_6", rng, focus=1.0, rating=4.0, m=0))  # empty response
     tuned.append(make_record("lima_author_7", rng, focus=1.0, rating=1.0, m=3))
-    paper = analyze_instructions(base, tuned, protocol="paper")
-    sound = analyze_instructions(base, tuned, protocol="sound")
+    paper = analyze_records(base, tuned, protocol="paper")
+    sound = analyze_records(base, tuned, protocol="sound")
     assert paper["table2"]["lima"]["tuned"]["n"] == 8 and sound["table2"]["lima"]["tuned"]["n"] == 6
     assert paper["table1"]["lima"]["followed"]["n"] + paper["table1"]["lima"]["unfollowed"]["n"] == 6
     scores = {row["id"]: row["tuned"] for row in paper["scores"]}
@@ -298,7 +299,7 @@ def test_paper_protocol_keeps_short_and_empty_responses_in_table2_only():
 
 def test_sound_protocol_finds_a_planted_instruction_gain_beside_its_controls():
     base, tuned = planted_runs()
-    result = analyze_instructions(base, tuned)
+    result = analyze_records(base, tuned)
     assert result["protocol"] == "sound" and result["params"]["ddof"] == 1
     control = result["table2"]["all"]["control"]
     assert control["significant"] and control["instruction_gain"]["mean"] > control["control_gain"]["mean"]
@@ -331,7 +332,7 @@ def position_runs(seed: int, n: int = 30, examples: int = 60, start_gain: float 
 
 def test_a_position_effect_is_not_reported_as_an_instruction_finding():
     base, tuned = position_runs(seed=11, boost_start=1.5)
-    result = analyze_instructions(base, tuned)
+    result = analyze_records(base, tuned)
     assert result["table2"]["all"]["paired_p_value"] < 0.05  # the raw scores move (the position effect) ...
     assert not any(f["significant"] for f in result["finding"])  # ... but no finding is declared
     # anywhere controls would have confounded the start third with its place; matched ones do not
@@ -341,7 +342,7 @@ def test_a_position_effect_is_not_reported_as_an_instruction_finding():
 
 def test_strata_show_where_a_gain_comes_from():
     base, tuned = position_runs(seed=12, start_gain=1.5)
-    strata = analyze_instructions(base, tuned)["nulls"]["strata"]
+    strata = analyze_records(base, tuned)["nulls"]["strata"]
     assert strata["start"]["significant"] and strata["start"]["instruction_gain"]["mean"] > 0.2
     assert not strata["middle"]["significant"] and not strata["end"]["significant"]
     assert sum(s["n"] + s["n_without_matched_control"] for s in strata.values()) == 60
@@ -349,7 +350,7 @@ def test_strata_show_where_a_gain_comes_from():
 
 def test_two_sided_claims_are_worded_by_the_observed_direction():
     base, tuned = position_runs(seed=12, start_gain=-1.5)  # tuning lowers the instruction where it is first
-    result = analyze_instructions(base, tuned)
+    result = analyze_records(base, tuned)
     (start,) = [f for f in result["finding"] if f["claim"].startswith("instruction in the start third")]
     assert start["significant"] and start["effect_size"] < 0 and "instruction less than" in start["claim"]
     assert all("{" not in f["claim"] for f in result["finding"])
@@ -357,6 +358,6 @@ def test_two_sided_claims_are_worded_by_the_observed_direction():
 
 def test_null_data_declare_no_finding():
     base, tuned = position_runs(seed=13)
-    result = analyze_instructions(base, tuned)
+    result = analyze_records(base, tuned)
     assert not any(f["significant"] for f in result["finding"])
     assert sum(f["testable"] for f in result["finding"]) == len(result["finding"])

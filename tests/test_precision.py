@@ -7,7 +7,8 @@ import pytest
 import torch
 from conftest import tiny_model
 
-from shiftlens.attribution.core import attribute, final_hidden, gradient_times_input, head_gradients, seed_scales
+from shiftlens.attribution.core import attribute
+from shiftlens.attribution.gradients import final_hidden, gradient_times_input, head_gradients, seed_scales
 
 SOURCES, TARGETS = torch.arange(0, 10), torch.arange(10, 20)
 # Unit roundoff u: bfloat16 2^-8 ≈ 3.9e-3, float16 2^-11 ≈ 4.9e-4. The forward and backward of a 2-layer model

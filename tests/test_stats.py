@@ -110,6 +110,34 @@ def test_summary_with_population_std():
     assert stats.summary([2.0], ddof=0) == {"mean": 2.0, "std": 0.0, "n": 1}
 
 
+@pytest.mark.parametrize(
+    ("values", "ddof", "expected"),
+    [
+        ([], 1, {"mean": None, "std": None, "n": 0}),
+        ([], 0, {"mean": None, "std": None, "n": 0}),
+        ([3.0], 1, {"mean": 3.0, "std": None, "n": 1}),  # a sample std needs two values
+        ([3.0], 0, {"mean": 3.0, "std": 0.0, "n": 1}),  # the population std of one value is 0
+        ([1.0, 4.0], 1, {"mean": 2.5, "std": math.sqrt(4.5), "n": 2}),
+        ([1.0, 4.0], 0, {"mean": 2.5, "std": 1.5, "n": 2}),
+    ],
+)
+def test_summary_edge_cases_for_json(values, ddof, expected):
+    assert stats.summary_json(values, ddof) == pytest.approx(expected)
+    raw = stats.summary(values, ddof)
+    assert raw["n"] == expected["n"]
+    for key in ("mean", "std"):
+        assert math.isnan(raw[key]) if expected[key] is None else raw[key] == pytest.approx(expected[key])
+
+
+def test_finite_and_json_safe_turn_every_non_finite_number_into_none():
+    assert [stats.finite(v) for v in (None, math.nan, math.inf, -math.inf, 2, np.float64(0.5))] == [
+        None, None, None, None, 2.0, 0.5,
+    ]  # fmt: skip
+    assert type(stats.finite(np.float64(0.5))) is float
+    nested = {"a": [1.0, math.nan, (math.inf, "x")], "b": {"c": -math.inf, "d": None, "e": 3}}
+    assert stats.json_safe(nested) == {"a": [1.0, None, [None, "x"]], "b": {"c": None, "d": None, "e": 3}}
+
+
 def test_row_wise_effect_sizes_equal_the_scalar_ones():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(4, 9)), rng.normal(size=(4, 9)) + 0.5

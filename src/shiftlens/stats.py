@@ -3,6 +3,8 @@ intervals, ROC-AUC, Cohen's d, and guarded tests that return a `shiftlens.eviden
 
 Conventions: standard deviations use ddof=1 unless asked otherwise; a test that is undefined (fewer than 2
 values in a sample, or zero variance) returns NaN rather than raising, so a table can still be printed.
+Results go to JSON through `finite` (one number) and `json_safe` (a nested result): NaN and ±inf become
+None, the only "undefined" JSON knows; `summary_json` is `summary` so converted.
 One-sided p-values test the alternative "mean of a < mean of b". Permutation and bootstrap helpers are
 seeded (same inputs and seed, same answer); a Monte Carlo permutation p-value is (1 + k) / (1 + B), k of
 B resamples at least as extreme, so it is never 0.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats as _scipy_stats
@@ -30,11 +33,37 @@ def _array(values: Values) -> np.ndarray:
 
 
 def summary(values: Values, ddof: int = 1) -> dict[str, float | int]:
-    """Mean, standard deviation (``ddof`` 1: sample; 0: population, as the paper's code) and count."""
+    """Mean, standard deviation (``ddof`` 1: sample; 0: population, as the paper's code) and count ``n``.
+
+    Undefined parts are NaN: the mean of no value; the std when n ≤ ddof, so one value has a NaN sample
+    std (ddof 1) but a population std (ddof 0) of 0.
+    """
     x = _array(values)
     mean = float(x.mean()) if x.size else math.nan
     std = float(x.std(ddof=ddof)) if x.size > ddof else math.nan
     return {"mean": mean, "std": std, "n": int(x.size)}
+
+
+def finite(value: float | None) -> float | None:
+    """``value`` as a float, or None when it is None, NaN or infinite (undefined in a JSON result)."""
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def json_safe(value: Any) -> Any:
+    """A nested result with every non-finite float (NaN, ±inf) as None and tuples as lists, for JSON."""
+    if isinstance(value, float):
+        return finite(value)
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def summary_json(values: Values, ddof: int = 1) -> dict[str, float | int | None]:
+    """`summary` for a JSON result: undefined mean or std as None."""
+    s = summary(values, ddof)
+    return {"mean": finite(s["mean"]), "std": finite(s["std"]), "n": s["n"]}
 
 
 def welch_less(a: Values, b: Values) -> float:

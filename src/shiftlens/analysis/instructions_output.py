@@ -1,18 +1,20 @@
-"""Console tables, CSV files, figures and JSON for an instruction-analysis result (`analyze_instructions`)."""
+"""Console tables, CSV files and figures of an instruction-analysis result (`analyze_instructions`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rich.console import Console
 
 from shiftlens import plots
-from shiftlens.analysis.instructions import is_followed
-from shiftlens.storage import atomic_write_json
+from shiftlens.analysis.instruction_scores import is_followed
 from shiftlens.tables import print_table, write_csv
+
+if TYPE_CHECKING:
+    from shiftlens.analysis.instructions import InstructionsResult
 
 
 def _flatten(entry: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -246,11 +248,10 @@ def _profile_figure(result: dict[str, Any], stem: Path) -> list:
     return plots.save_figure(fig, stem)
 
 
-def write_outputs(result: dict[str, Any], out: str | Path) -> list[Path]:
-    """Write result.json, one CSV per table, and the figures (PNG + SVG) under `out`; return the paths."""
+def write_files(result: InstructionsResult, out: str | Path) -> list[Path]:
+    """Write one CSV per table and the figures (PNG + SVG) under `out` (the JSON: `InstructionsResult.save`)."""
     out = Path(out)
-    atomic_write_json(out / "result.json", result)
-    paths = [out / "result.json"]
+    paths = []
     for name, (columns, rows) in table_rows(result).items():
         paths.append(write_csv(out / f"{name}.csv", columns, rows))
     figures = out / "figures"

@@ -11,7 +11,8 @@ from typing import Any
 
 import torch
 
-from shiftlens.attribution.core import frozen, validate, wide
+from shiftlens.attribution.gradients import frozen, wide
+from shiftlens.attribution.inputs import validate
 
 
 def literal_objective(logits: torch.Tensor, token: int, objective: str) -> torch.Tensor:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
+from shiftlens.cli.analyze import add_output_options, write_result
 from shiftlens.evidence import ALPHA, DEFAULT_PROTOCOL, PROTOCOLS
 
 
@@ -33,8 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--base-model", help="model for the null (default: the one BASE_DIR's manifest names)")
     parser.add_argument("--tuned-model", help="model for the null (default: the one TUNED_DIR's manifest names)")
     parser.add_argument("--device", default="cpu", help="where the null's PCAs run (cpu, cuda[:N])")
-    parser.add_argument("--json", help="write the result as JSON here")
-    parser.add_argument("--out", help="directory for figures (PNG and SVG)")
+    add_output_options(parser, "ffn", "the rotation figure and, with annotations, Figure 3's (PNG + SVG)")
     parser.set_defaults(func=run)
 
 
@@ -56,7 +55,7 @@ def _load_run_model(run_dir: str, override: str | None, device: str) -> Any:
 
 def _cell(side: dict[str, Any], paper: bool) -> str:
     """ "5/32 (0.156)", with ± std over runs only under the paper protocol and a non-zero spread of runs."""
-    from shiftlens.ffn.statistics import fmt_count
+    from shiftlens.ffn.table5 import fmt_count
 
     if side["share"] is None:
         return "—"
@@ -128,10 +127,8 @@ def _print_rotation(result: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run `analyze_ffn`, print the tables, write JSON and figures when asked."""
-    from shiftlens.ffn.analysis import analyze_ffn
-    from shiftlens.ffn.figures import write_analysis
-    from shiftlens.storage import atomic_write_json
+    """Run `analyze_ffn`, print the tables, write what --out/--json ask for."""
+    from shiftlens.analysis.ffn import analyze_ffn
 
     models = None
     if args.null_draws > 0:
@@ -156,10 +153,5 @@ def run(args: argparse.Namespace) -> int:
     else:
         _print_concepts(result)
     _print_rotation(result)
-    if args.out:
-        paths = write_analysis(result, Path(args.out), Path(args.json) if args.json else None)
-        print("wrote " + ", ".join(str(p) for p in paths))
-    elif args.json:
-        atomic_write_json(Path(args.json), result)
-        print(f"wrote {args.json}")
+    write_result(result, args)
     return 0

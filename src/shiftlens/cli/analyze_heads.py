@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from shiftlens.cli.analyze import add_output_options, write_result
 from shiftlens.evidence import DEFAULT_PROTOCOL, PROTOCOLS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `analyze heads` subcommand."""
-    from shiftlens.heads.analysis import HeadsSettings
+    from shiftlens.analysis.heads import HeadsAnalysisSettings
 
-    defaults = HeadsSettings()
+    defaults = HeadsAnalysisSettings()
     parser = subparsers.add_parser("heads", help="instruction verbs vs control words in base and tuned heads")
     parser.add_argument("base_dir", help="`shiftlens heads` output of the base model")
     parser.add_argument("tuned_dir", help="`shiftlens heads` output of the tuned model")
-    parser.add_argument("--json", help="write the result as JSON to this path")
-    parser.add_argument("--out", help="directory for table3.csv, heads_analysis.json and the overlap plot")
+    add_output_options(parser, "heads", "table3.csv and the head-overlap plot (PNG + SVG)")
     parser.add_argument("--instruction-verbs", help="word list replacing the default instruction verbs")
     parser.add_argument("--general-verbs", help="word list replacing the packaged general verbs")
     parser.add_argument(
@@ -44,23 +43,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `analyze_heads`, print Table 3, the findings and the null band, and write the asked files."""
-    from shiftlens.heads.analysis import (
-        INSTRUCTION_VERBS,
-        TABLE_COLUMNS,
-        HeadsSettings,
-        analyze_heads,
-        table_rows,
-        word_list,
-        write_report,
-    )
+    from shiftlens.analysis.heads import INSTRUCTION_VERBS, HeadsAnalysisSettings, analyze_heads, word_list
+    from shiftlens.analysis.heads_output import TABLE_COLUMNS, table_rows
     from shiftlens.heads.null import NullSettings
     from shiftlens.options import compute_device
-    from shiftlens.storage import atomic_write_json
     from shiftlens.tables import print_table
 
     instruction = word_list(args.instruction_verbs) if args.instruction_verbs else INSTRUCTION_VERBS
     general = word_list(args.general_verbs) if args.general_verbs else None
-    settings = HeadsSettings(
+    settings = HeadsAnalysisSettings(
         protocol=args.protocol,
         n_groups=args.groups,
         min_heads=args.min_heads,
@@ -78,11 +69,7 @@ def run(args: argparse.Namespace) -> int:
     for band in result["head_overlap_null"] or []:
         observed, mean, lo, hi = (_number(band.get(k)) for k in ("observed", "mean", "min", "max"))
         print(f"layer {band['layer']}: overlap {observed}, null {mean} [{lo}, {hi}] over {len(band['draws'])} draws")
-    if args.json:
-        atomic_write_json(Path(args.json), result)
-    if args.out:
-        for path in write_report(result, args.out):
-            print(f"wrote {path}")
+    write_result(result, args)
     return 0
 
 

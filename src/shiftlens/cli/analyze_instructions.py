@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from shiftlens.errors import ShiftlensError
+from shiftlens.cli.analyze import add_output_options, write_result
 from shiftlens.evidence import DEFAULT_PROTOCOL, PROTOCOLS
+
+if TYPE_CHECKING:
+    from shiftlens.analysis.instructions import InstructionsResult
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, protocol: str = DEFAULT_PROTOCOL) -> None:
@@ -22,30 +25,15 @@ def add_output_arguments(parser: argparse.ArgumentParser, protocol: str = DEFAUL
     parser.add_argument(
         "--min-response-tokens", type=int, default=5, help="leave out responses shorter than this (default 5)"
     )
-    parser.add_argument("--out", type=Path, help="directory for CSV tables, figures (PNG+SVG) and result.json")
-    parser.add_argument("--json", type=Path, help="also write the result as JSON to this path")
+    add_output_options(parser, "instructions", "one CSV per table and the figures (PNG + SVG) under DIR/figures")
 
 
-def emit(result: dict[str, Any], args: argparse.Namespace) -> None:
+def emit(result: InstructionsResult, args: argparse.Namespace) -> None:
     """Print the tables and write what --out/--json ask for."""
-    from shiftlens.analysis.instructions_output import print_tables, write_outputs
-    from shiftlens.storage import atomic_write_json
+    from shiftlens.analysis.instructions_output import print_tables
 
     print_tables(result)
-    if args.out:
-        write_outputs(result, args.out)
-        print(f"wrote tables, figures and result.json to {args.out}")
-    if args.json:
-        atomic_write_json(args.json, result)
-
-
-def _read_run(path: Path) -> tuple[dict[str, Any], list]:
-    from shiftlens.attribution.records import read_attribution_run
-
-    try:
-        return read_attribution_run(path)
-    except ValueError as exc:  # a run of another kind, or a record that does not fit its matrix
-        raise ShiftlensError(str(exc)) from exc
+    write_result(result, args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,17 +42,14 @@ def run(args: argparse.Namespace) -> int:
     from shiftlens.data import read_ratings
 
     ratings = read_ratings(args.ratings, model=args.ratings_model) if args.ratings else None
-    (base_manifest, base), (tuned_manifest, tuned) = _read_run(args.base_run), _read_run(args.tuned_run)
     result = analyze_instructions(
-        base, tuned, ratings, min_response_tokens=args.min_response_tokens, protocol=args.protocol, seed=args.seed
+        args.base_run,
+        args.tuned_run,
+        ratings,
+        min_response_tokens=args.min_response_tokens,
+        protocol=args.protocol,
+        seed=args.seed,
     )
-    result["runs"] = {
-        name: {"path": str(path), "failed": sorted(manifest.get("failed") or {})}
-        for name, path, manifest in (
-            ("base", args.base_run, base_manifest),
-            ("tuned", args.tuned_run, tuned_manifest),
-        )
-    }
     emit(result, args)
     return 0
 

@@ -115,8 +115,8 @@ def report_summary(summary: CompareSummary) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Call `shiftlens.compare.compare` with the parsed options."""
+    from shiftlens.analysis.heads import word_list
     from shiftlens.compare import ModelSpec, compare
-    from shiftlens.heads.analysis import word_list
     from shiftlens.options import parse_layers
 
     layers = parse_layers(args.layers)

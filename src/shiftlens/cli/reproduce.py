@@ -14,12 +14,12 @@ from shiftlens.cli.analyze_instructions import add_output_arguments, emit
 
 def run(args: argparse.Namespace) -> int:
     """Load LLaMA-7B (base) and Vicuna-7B (tuned) released results, analyse under --protocol, print and write."""
-    from shiftlens.analysis.instructions import analyze_instructions
+    from shiftlens.analysis.instructions import analyze_records
     from shiftlens.paper_data import load_paper_runs
 
     start = time.perf_counter()
     runs = load_paper_runs(args.paper_data, protocol=args.protocol)
-    result = analyze_instructions(
+    result = analyze_records(
         runs.base,
         runs.tuned,
         runs.ratings,
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     seconds = round(time.perf_counter() - start, 2)
-    result["paper_data"] = {"path": str(args.paper_data), "dropped": runs.dropped, "seconds": seconds}
+    result = result.extended(paper_data={"path": str(args.paper_data), "dropped": runs.dropped, "seconds": seconds})
     emit(result, args)
     print(f"loaded and analysed {args.paper_data} in {seconds:.1f} s")
     return 0

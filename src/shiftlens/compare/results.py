@@ -28,30 +28,26 @@ def _finished(path: Path) -> bool:
 
 def instructions_section(out: Path, protocol: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """Tables 1–2 and the position profile (written under analysis/instructions), and the examples payload."""
-    from shiftlens.analysis.instructions import analyze_instructions
-    from shiftlens.analysis.instructions_output import write_outputs
-    from shiftlens.attribution.records import read_attribution_run
+    from shiftlens.analysis.instructions import analyze_records, read_run, runs_entry
     from shiftlens.report import examples_payload
 
     runs = {role: out / "attribution" / role for role in ("base", "tuned")}
     if not all(_finished(p) for p in runs.values()):
         return None, None
-    (base_manifest, base), (tuned_manifest, tuned) = (read_attribution_run(runs[r]) for r in ("base", "tuned"))
+    (base_manifest, base), (tuned_manifest, tuned) = (read_run(runs[r]) for r in ("base", "tuned"))
     if not base or not tuned:
         return None, None
-    result = analyze_instructions(base, tuned, protocol=protocol)
-    result["runs"] = {
-        role: {"path": str(runs[role]), "failed": sorted(manifest.get("failed") or {})}
-        for role, manifest in (("base", base_manifest), ("tuned", tuned_manifest))
-    }
-    write_outputs(result, out / "analysis" / "instructions")
-    return result, examples_payload(base, tuned)
+    result = analyze_records(base, tuned, protocol=protocol).extended(
+        runs=runs_entry(runs, (base_manifest, tuned_manifest))
+    )
+    result.save(out / "analysis" / "instructions")
+    return result.to_json(), examples_payload(base, tuned)
 
 
 def null_draws(out: Path, specs: dict[str, ModelSpec], settings: CompareSettings) -> dict[str, Any]:
     """The seeded null draws behind the heads-overlap and FFN-rotation bands (``compare`` stores them once)."""
+    from shiftlens.analysis.ffn import run_components
     from shiftlens.compare.pipeline import load_spec
-    from shiftlens.ffn.analysis import run_components
     from shiftlens.ffn.pipeline import rotation_null
     from shiftlens.ffn.records import read_ffn_run
     from shiftlens.heads.null import NullSettings, overlap_null
@@ -74,33 +70,32 @@ def null_draws(out: Path, specs: dict[str, ModelSpec], settings: CompareSettings
 
 def heads_section(out: Path, settings: CompareSettings, nulls: dict[str, Any]) -> dict[str, Any] | None:
     """Table 3, head overlap by layer (beside its null band) and example pairs (written under analysis/heads)."""
-    from shiftlens.heads.analysis import INSTRUCTION_VERBS, HeadsSettings, add_null, analyze_heads, write_report
+    from shiftlens.analysis.heads import INSTRUCTION_VERBS, HeadsAnalysisSettings, add_null, analyze_heads
     from shiftlens.heads.null import PERTURBED
 
     base, tuned = out / "heads" / "base", out / "heads" / "tuned"
     if not (_finished(base) and _finished(tuned)):
         return None
     verbs = settings.instruction_verbs or INSTRUCTION_VERBS
-    result = analyze_heads(base, tuned, instruction=verbs, settings=HeadsSettings(protocol=settings.protocol))
+    result = analyze_heads(base, tuned, instruction=verbs, settings=HeadsAnalysisSettings(protocol=settings.protocol))
     if nulls.get("heads"):
         result = add_null(result, nulls["heads"], {"draws": settings.null_draws, "seed": 0, "perturbed": PERTURBED})
-    result["cooccurrence"] = read_manifest(base).get("cooccurrence")
-    write_report(result, out / "analysis" / "heads")
-    return result
+    result = result.extended(cooccurrence=read_manifest(base).get("cooccurrence"))
+    result.save(out / "analysis" / "heads")
+    return result.to_json()
 
 
 def ffn_section(out: Path, settings: CompareSettings, nulls: dict[str, Any]) -> dict[str, Any] | None:
     """Concept shares (when annotated), rotation beside its null band, matched components (under analysis/ffn)."""
-    from shiftlens.ffn.analysis import analyze_ffn
-    from shiftlens.ffn.figures import write_analysis
+    from shiftlens.analysis.ffn import analyze_ffn
 
     base, tuned = out / "ffn" / "base", out / "ffn" / "tuned"
     if not (_finished(base) and _finished(tuned)):
         return None
     angles = {int(layer): values for layer, values in (nulls.get("ffn") or {}).items()} or None
     result = analyze_ffn(base, tuned, protocol=settings.protocol, null_angles=angles)
-    write_analysis(result, out / "analysis" / "ffn")
-    return result
+    result.save(out / "analysis" / "ffn")
+    return result.to_json()
 
 
 def assemble_results(

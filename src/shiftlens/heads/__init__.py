@@ -1,6 +1,5 @@
-"""Attention heads explained as (query, key) word pairs from W_q and W_k, and the base-vs-tuned analysis."""
+"""Attention heads explained as (query, key) word pairs from W_q and W_k (analysis: `shiftlens.analysis.heads`)."""
 
-from shiftlens.heads.analysis import analyze_heads
 from shiftlens.heads.pipeline import explain_heads
 
-__all__ = ["analyze_heads", "explain_heads"]
+__all__ = ["explain_heads"]

@@ -32,16 +32,6 @@ class TestResult:
     ci: tuple[float, float] | None = None
 
 
-def sample_summary(values: np.ndarray, ddof: int) -> dict[str, float | int | None]:
-    """Mean, standard deviation (with ``ddof``) and count; None where undefined."""
-    x = np.asarray(values, dtype=np.float64)
-    return {
-        "mean": float(x.mean()) if x.size else None,
-        "std": float(x.std(ddof=ddof)) if x.size > ddof else None,
-        "n": int(x.size),
-    }
-
-
 def permutation_p(a: np.ndarray, b: np.ndarray, permutations: int, rng: np.random.Generator) -> float:
     """Two-sided p of mean(a) − mean(b) under random relabelling: (1 + #{|d*| ≥ |d|}) / (1 + permutations)."""
     pooled = np.concatenate([a, b])

@@ -70,7 +70,8 @@ def instruction_verbs() -> list[str]:
 
 def heads_check(base: Any, tuned: Any, vocab: Path, workdir: Path) -> dict[str, Any]:
     """(b) Head word pairs of both models, then the paper's Table 3 over all layers as one group."""
-    from shiftlens.heads import analyze_heads, explain_heads
+    from shiftlens.analysis.heads import analyze_heads
+    from shiftlens.heads import explain_heads
 
     for name, loaded in (("base", base), ("tuned", tuned)):
         explain_heads(loaded, vocab, workdir / f"heads-{name}")
@@ -86,7 +87,7 @@ def heads_check(base: Any, tuned: Any, vocab: Path, workdir: Path) -> dict[str, 
 
 def ffn_check(base: Any, tuned: Any, vocab: Path, workdir: Path, components: int) -> dict[str, Any]:
     """(c) FFN principal components of both models and their rotation (mean principal angle over layers)."""
-    from shiftlens.ffn.analysis import analyze_ffn
+    from shiftlens.analysis.ffn import analyze_ffn
     from shiftlens.ffn.pipeline import explain_ffn
 
     for name, loaded in (("base", base), ("tuned", tuned)):

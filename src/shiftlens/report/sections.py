@@ -1,20 +1,31 @@
 """HTML of each report section, built from the plain result dicts; every text is escaped here.
 
 Sections tolerate missing or unexpected keys: what they do not recognise is shown as escaped JSON in a
-collapsed block, so a new field of an analysis never breaks the report.
+collapsed block, so a new field of an analysis never breaks the report. The building blocks (cells,
+tables, charts by layer, findings) are in `shiftlens.report.blocks`.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from shiftlens.evidence import ALPHA
-from shiftlens.report.findings import fmt_p, is_heuristic
-from shiftlens.report.svg import bar_chart, fmt_number, histogram, line_chart
+from shiftlens.report.blocks import (
+    band_series,
+    by_layer_chart,
+    cell,
+    compare_block,
+    draws_text,
+    findings_table,
+    number,
+    pair_text,
+    protocol_line,
+    raw_json,
+    table,
+)
+from shiftlens.report.findings import is_heuristic
+from shiftlens.report.svg import fmt_number, histogram, line_chart
 
 SECTION_TITLES = {
     "summary": "Summary",
@@ -36,76 +47,11 @@ def not_run(what: str) -> str:
     return f'<p class="sl-not-run">{escape(what)} not run: no results were given for it.</p>'
 
 
-def cell(value: Any) -> str:
-    """One table cell's escaped text: numbers shortened, stats dicts as mean ± std (n)."""
-    if isinstance(value, bool) or value is None:
-        return escape(str(value if value is not None else "–"))
-    if isinstance(value, (int, float)):
-        return escape(fmt_number(float(value)))
-    if isinstance(value, dict) and "mean" in value:
-        mean = value["mean"]
-        text = fmt_number(float(mean)) if isinstance(mean, (int, float)) else "–"
-        if isinstance(value.get("std"), (int, float)):
-            text += f" ± {fmt_number(float(value['std']))}"
-        if "n" in value:
-            text += f" (n={value['n']})"
-        return escape(text)
-    if isinstance(value, (list, tuple)):
-        return escape(", ".join(str(v) for v in value))
-    return escape(str(value))
-
-
-def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], p_columns: Sequence[int] = ()) -> str:
-    """An HTML table; cells in ``p_columns`` are p-values, marked when below `ALPHA`."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = []
-    for row in rows:
-        cells = []
-        for i, value in enumerate(row):
-            if i in p_columns and isinstance(value, (int, float)):
-                mark = ' class="sl-sig"' if value < ALPHA else ""
-                cells.append(f"<td{mark}>{escape(fmt_p(float(value)).removeprefix('p = '))}</td>")
-            else:
-                cells.append(f"<td>{cell(value)}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<table class="sl-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
-
-
-def raw_json(label: str, value: Any) -> str:
-    """A collapsed block with a value as escaped, indented JSON."""
-    text = json.dumps(value, indent=1, default=str, ensure_ascii=False)
-    return f"<details><summary>{escape(label)}</summary><pre>{escape(text)}</pre></details>"
-
-
-def _stat(d: Any, key: str) -> float | None:
-    value = d.get(key) if isinstance(d, dict) else None
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
-
-
-def compare_block(
-    rows: dict[str, dict[str, Any]], sides: Sequence[str], title: str, y_label: str, first: str = "group"
-) -> str:
-    """A table and a bar chart of ``{name: {side: {mean, std, n}, p_value, ...}}`` rows (Tables 1–2 style)."""
-    numeric = {k for r in rows.values() for k in r if k not in sides and isinstance(r[k], (int, float))}
-    extra = sorted(numeric, key=lambda k: (not k.startswith("paired"), k))  # the paired test first
-    headers = [first, *sides, *extra]
-    data = [[name, *(r.get(s) for s in sides), *(r.get(k) for k in extra)] for name, r in rows.items()]
-    p_cols = [i for i, h in enumerate(headers) if "p_value" in h]
-    chart = bar_chart(
-        list(rows),
-        {s: [_stat(r.get(s), "mean") for r in rows.values()] for s in sides},
-        {s: [_stat(r.get(s), "std") or 0.0 for r in rows.values()] for s in sides},
-        title=title,
-        y_label=y_label,
-    )
-    return table(headers, data, p_cols) + f'<div class="sl-figure">{chart}</div>'
-
-
 def instructions_html(data: dict[str, Any] | None) -> str:
     """Table 1 (followed vs unfollowed), Table 2 (base vs tuned), position profile, score distributions."""
     if not data:
         return not_run("The instruction analysis")
-    parts = [_protocol_line(data), findings_table(data)]
+    parts = [protocol_line(data), findings_table(data)]
     if data.get("table1"):
         parts += [
             "<h3>Followed vs unfollowed responses (tuned model)</h3>",
@@ -155,7 +101,7 @@ def heads_html(data: dict[str, Any] | None) -> str:
     """Table 3 per layer group, head overlap by layer, example word pairs of chosen verbs."""
     if not data:
         return not_run("The attention-head analysis")
-    parts = [_protocol_line(data), findings_table(data)]
+    parts = [protocol_line(data), findings_table(data)]
     if data.get("measure"):
         parts.append(f"<p>Measure: {escape(str(data['measure']))}</p>")
     groups = data.get("groups") or []
@@ -169,34 +115,19 @@ def heads_html(data: dict[str, Any] | None) -> str:
     if overlap:
         bands = {b.get("layer"): b for b in data.get("head_overlap_null") or []}
         rows = [
-            {"layer": r.get("layer"), "observed": _stat(r, "mean"), **_band(bands.get(r.get("layer")), "")}
+            {"layer": r.get("layer"), "observed": number(r, "mean"), **band_series(bands.get(r.get("layer")), "")}
             for r in overlap
         ]
-        title = "Head overlap base vs tuned by layer" + (f", beside its null band ({_draws(data)})" if bands else "")
-        parts.append('<div class="sl-figure">' + _by_layer_chart(rows, title, "Jaccard overlap") + "</div>")
+        null = f", beside its null band ({draws_text(data)})" if bands else ""
+        title = "Head overlap base vs tuned by layer" + null
+        parts.append('<div class="sl-figure">' + by_layer_chart(rows, title, "Jaccard overlap") + "</div>")
     examples = data.get("examples") or {}
     if examples:
         parts.append("<h3>Example word pairs</h3>")
         for verb, pairs in examples.items():
-            chips = "".join(f'<span class="sl-chip">{escape(_pair_text(p))}</span>' for p in pairs)
+            chips = "".join(f'<span class="sl-chip">{escape(pair_text(p))}</span>' for p in pairs)
             parts.append(f'<div class="sl-pairs"><b>{escape(str(verb))}</b> {chips}</div>')
     return "".join(parts)
-
-
-def _band(band: dict[str, Any] | None, suffix: str) -> dict[str, float | None]:
-    """A null band's min, mean and max as chart series (nothing when there is no band)."""
-    if not isinstance(band, dict):
-        return {}
-    names = {"min": f"low{suffix}", "mean": f"mean{suffix}", "max": f"high{suffix}"}
-    if f"min{suffix}" in band:
-        names = {key: f"{key}{suffix}" for key in names}
-    return {f"null {key}": _stat(band, name) for key, name in names.items()}
-
-
-def _draws(data: dict[str, Any]) -> str:
-    """ "N draws of base + tuning-sized noise" for a section whose null records its draws."""
-    draws = (data.get("null") or data.get("rotation_null") or {}).get("draws")
-    return f"{draws} draws of base + noise of the tuning's size" if draws else "base + noise of the tuning's size"
 
 
 def _control_row(name: str, entry: dict[str, Any]) -> list[Any]:
@@ -225,51 +156,11 @@ def _controls_html(data: dict[str, Any]) -> str:
     return "<h3>Instruction vs control spans (the null beside the gain)</h3>" + note + table(headers, rows, (6, 7))
 
 
-def _protocol_line(data: dict[str, Any]) -> str:
-    """Which protocol the analysis ran under (named in every section)."""
-    protocol = data.get("protocol")
-    return f"<p>Protocol: <b>{escape(str(protocol))}</b> (docs/protocols.md).</p>" if protocol else ""
-
-
-def findings_table(data: dict[str, Any]) -> str:
-    """The section's own findings (Holm-adjusted within the analysis): claim, n/reason, p, adjusted p, effect, CI."""
-    rows = []
-    for f in data.get("finding") or []:
-        ci = f.get("ci")
-        interval = "–" if not ci else f"{fmt_number(ci[0])} to {fmt_number(ci[1])}"
-        status = "shown" if f.get("significant") else ("not shown" if f.get("testable") else "not testable")
-        rows.append([f.get("claim"), status, f.get("reason") or "–", f.get("p_value"), f.get("p_adjusted"),
-                     f.get("effect_size"), interval])  # fmt: skip
-    if not rows:
-        return ""
-    headers = ["claim", "verdict", "why not testable", "p", "adjusted p (this analysis)", "effect", "95% CI"]
-    return "<h3>Findings of this analysis</h3>" + table(headers, rows, p_columns=(4,))
-
-
-def _pair_text(pair: Any) -> str:
-    if isinstance(pair, (list, tuple)):
-        return " ↔ ".join(str(p) for p in pair)
-    if isinstance(pair, dict):
-        return " · ".join(f"{k}: {v}" for k, v in pair.items())
-    return str(pair)
-
-
-def _by_layer_chart(rows: list[Any], title: str, y_label: str) -> str:
-    """A line chart of per-layer values: a list of numbers, or of dicts with 'layer' and numeric fields."""
-    if all(isinstance(r, (int, float)) for r in rows):
-        return line_chart(list(range(len(rows))), {y_label: rows}, title=title, x_label="layer", y_label=y_label)
-    dicts = [r for r in rows if isinstance(r, dict)]
-    x = [r.get("layer", i) for i, r in enumerate(dicts)]
-    keys = [k for k in dicts[0] if k != "layer" and isinstance(dicts[0][k], (int, float))] if dicts else []
-    series = {k: [_stat(r, k) for r in dicts] for k in keys}
-    return line_chart(x, series, title=title, x_label="layer", y_label=y_label)
-
-
 def ffn_html(data: dict[str, Any] | None) -> str:
     """Task and level shares, per-layer-group shares, rotation by layer, matched components' words."""
     if not data:
         return not_run("The feed-forward analysis")
-    parts = [_protocol_line(data), _annotator_note(data), findings_table(data)]
+    parts = [protocol_line(data), _annotator_note(data), findings_table(data)]
     for key, title in (("tasks", "Task categories"), ("levels", "Linguistic levels")):
         if data.get(key):
             parts += [
@@ -286,8 +177,8 @@ def ffn_html(data: dict[str, Any] | None) -> str:
         for key in [k for k in rotation[0] if k not in ("layer", "n_components", "rotation_null")]:
             rows = [{"layer": r.get("layer"), key: r.get(key)} for r in rotation]
             if key == "mean_principal_angle_deg":
-                rows = [{**row, **_band(r.get("rotation_null"), "_deg")} for row, r in zip(rows, rotation)]
-            chart = _by_layer_chart(rows, key.replace("_", " "), key.replace("_", " "))
+                rows = [{**row, **band_series(r.get("rotation_null"), "_deg")} for row, r in zip(rows, rotation)]
+            chart = by_layer_chart(rows, key.replace("_", " "), key.replace("_", " "))
             parts.append(f'<div class="sl-figure">{chart}</div>')
     matched = data.get("matched_examples") or []
     if matched:
@@ -333,7 +224,7 @@ def _matched_html(item: Any) -> str:
     caption = " · ".join(f"{k}: {cell(v)}" for k, v in item.items() if not isinstance(v, (list, dict)))
     columns = "".join(
         f'<div class="sl-words"><b>{escape(k)}</b><ol>'
-        + "".join(f"<li>{escape(_pair_text(w))}</li>" for w in v)
+        + "".join(f"<li>{escape(pair_text(w))}</li>" for w in v)
         + "</ol></div>"
         for k, v in item.items()
         if isinstance(v, list)

@@ -14,20 +14,21 @@ counts differ. Instruction verbs are compared with control words per group, unde
 
 Both refuse a group where a side has fewer than 5 words or no variance ("not testable", with the reason).
 Also reported: per layer, the Jaccard overlap of each head's pairs between base and tuned, optionally beside
-its null band (`shiftlens.heads.null`).
+its null band (`shiftlens.heads.null`). `analyze_heads` reads two run directories, `compare_pairs` their pair
+rows; both return a `HeadsResult` (files: `shiftlens.analysis.heads_output`).
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from shiftlens.analysis.result import JSON_FILES, AnalysisResult
 from shiftlens.evidence import DEFAULT_PROTOCOL, Finding, adjust, check_protocol
 from shiftlens.heads.controls import CONTROLS_PER_WORD, matched_controls
 from shiftlens.heads.knowledge import (
@@ -45,7 +46,8 @@ from shiftlens.heads.knowledge import (
     word_counts,
 )
 from shiftlens.heads.records import read_pair_rows
-from shiftlens.heads.statistics import BOOTSTRAP_RESAMPLES, PERMUTATIONS, permutation_test, sample_summary, welch_test
+from shiftlens.heads.statistics import BOOTSTRAP_RESAMPLES, PERMUTATIONS, permutation_test, welch_test
+from shiftlens.stats import json_safe, summary_json
 from shiftlens.vocabulary import read_word_list
 
 if TYPE_CHECKING:
@@ -61,7 +63,7 @@ MIN_HEADS = 5
 
 
 @dataclass(frozen=True)
-class HeadsSettings:
+class HeadsAnalysisSettings:
     """The analysis choices; ``n_groups``, ``min_heads`` and ``controls_per_word`` apply to ``sound`` only."""
 
     protocol: str = DEFAULT_PROTOCOL
@@ -72,7 +74,7 @@ class HeadsSettings:
     resamples: int = BOOTSTRAP_RESAMPLES
     seed: int = 0
 
-    def checked(self) -> HeadsSettings:
+    def checked(self) -> HeadsAnalysisSettings:
         """These settings, or a one-line error for a value the protocol cannot use."""
         check_protocol(self.protocol)
         if self.protocol == "paper" and self.n_groups is not None:
@@ -83,6 +85,29 @@ class HeadsSettings:
         return self
 
 
+@dataclass(frozen=True)
+class HeadsResult(AnalysisResult):
+    """`analyze_heads`'s result: Table 3 per layer group, head overlap by layer (and its null), example pairs."""
+
+    JSON_FILE: ClassVar[str] = JSON_FILES["heads"]
+
+    @property
+    def groups(self) -> list[dict[str, Any]]:
+        """Table 3: one entry per layer group (both sides' summaries, the test, its finding's fields)."""
+        return self.data["groups"]
+
+    @property
+    def head_overlap_by_layer(self) -> list[dict[str, Any]]:
+        """Per layer: the Jaccard overlap of each head's pairs, base vs tuned, and their mean."""
+        return self.data["head_overlap_by_layer"]
+
+    def save_files(self, out: Path) -> list[Path]:
+        """``table3.csv`` and the head-overlap plot (PNG + SVG)."""
+        from shiftlens.analysis.heads_output import write_files
+
+        return write_files(self, out)
+
+
 def word_list(path: str | Path | None = None) -> list[str]:
     """The words of a word-list file; default: the packaged general verbs (general_verbs.PROVENANCE.md)."""
     if path is None:
@@ -90,22 +115,12 @@ def word_list(path: str | Path | None = None) -> list[str]:
     return [word for word, _ in read_word_list(path)]
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def _side(words: list[str], fractions: dict[str, WordFraction], used: list[str], min_heads: int, ddof: int) -> dict:
     """Summary of one side's used words, with how many of its candidate words were left out and why."""
     no_change = [w for w in words if fractions[w].fraction is None]
     too_few = [w for w in words if fractions[w].fraction is not None and fractions[w].n_changed < min_heads]
     values = np.array([fractions[w].fraction for w in used], dtype=np.float64)
-    return {**sample_summary(values, ddof), "n_no_change": len(no_change), "n_too_few_heads": len(too_few)}
+    return {**summary_json(values, ddof), "n_no_change": len(no_change), "n_too_few_heads": len(too_few)}
 
 
 def _group(
@@ -113,7 +128,7 @@ def _group(
     instruction: list[str],
     general: list[str],
     counts: tuple[dict, dict],
-    settings: HeadsSettings,
+    settings: HeadsAnalysisSettings,
     rng: np.random.Generator,
 ) -> dict[str, Any]:
     """One layer group: both sides' fractions, the protocol's test, and which words were used."""
@@ -168,7 +183,7 @@ def head_knowledge(base_rows: dict[str, np.ndarray], tuned_rows: dict[str, np.nd
 
 
 def table3(
-    know: HeadKnowledge, instruction: list[str] | tuple[str, ...], general: list[str], settings: HeadsSettings
+    know: HeadKnowledge, instruction: list[str] | tuple[str, ...], general: list[str], settings: HeadsAnalysisSettings
 ) -> tuple[list[dict[str, Any]], list[Finding]]:
     """Per layer group: both sides' summaries and the protocol's test, and the findings (Holm across groups)."""
     settings = settings.checked()
@@ -208,23 +223,25 @@ def compare_pairs(
     tuned_rows: dict[str, np.ndarray],
     instruction: list[str] | tuple[str, ...] = INSTRUCTION_VERBS,
     general: list[str] | None = None,
-    settings: HeadsSettings = HeadsSettings(),
+    settings: HeadsAnalysisSettings = HeadsAnalysisSettings(),
     n_examples: int = 5,
-) -> dict[str, Any]:
+) -> HeadsResult:
     """Table 3 per layer group, per-layer head overlap and example pairs from two runs' flat pair rows."""
     know = head_knowledge(base_rows, tuned_rows, settings.protocol)
     groups, findings = table3(know, instruction, word_list() if general is None else general, settings)
     instruction_set = {w.lower() for w in instruction}
-    return _jsonable(
-        {
-            "protocol": settings.protocol,
-            "settings": asdict(settings),
-            "groups": groups,
-            "head_overlap_by_layer": head_overlap(head_pairs(base_rows), head_pairs(tuned_rows), know.heads),
-            "head_overlap_null": None,
-            "examples": _examples(know.heads, know.base, know.tuned, instruction_set, n_examples),
-            "finding": [f.to_json() for f in findings],
-        }
+    return HeadsResult(
+        json_safe(
+            {
+                "protocol": settings.protocol,
+                "settings": asdict(settings),
+                "groups": groups,
+                "head_overlap_by_layer": head_overlap(head_pairs(base_rows), head_pairs(tuned_rows), know.heads),
+                "head_overlap_null": None,
+                "examples": _examples(know.heads, know.base, know.tuned, instruction_set, n_examples),
+                "finding": [f.to_json() for f in findings],
+            }
+        )
     )
 
 
@@ -238,7 +255,7 @@ def _examples(heads: list[HeadKey], base: dict, tuned: dict, instruction: set[st
     return {verb: [pair for pair, _ in c.most_common(n)] for verb, c in gained.items() if c}
 
 
-def add_null(result: dict[str, Any], null: list[dict[str, Any]], info: dict[str, Any]) -> dict[str, Any]:
+def add_null(result: HeadsResult, null: list[dict[str, Any]], info: dict[str, Any]) -> HeadsResult:
     """The result with ``head_overlap_null`` (observed beside each layer's band) and the overlap finding."""
     from shiftlens.heads.null import overlap_finding
 
@@ -246,7 +263,7 @@ def add_null(result: dict[str, Any], null: list[dict[str, Any]], info: dict[str,
     bands = [{**entry, "observed": observed.get(entry["layer"])} for entry in null]
     finding = adjust([overlap_finding(result["head_overlap_by_layer"], null)])[0]
     findings = [*result["finding"], finding.to_json()]
-    return _jsonable({**result, "head_overlap_null": bands, "null": info, "finding": findings})
+    return HeadsResult(json_safe({**result.data, "head_overlap_null": bands, "null": info, "finding": findings}))
 
 
 def analyze_heads(
@@ -255,9 +272,9 @@ def analyze_heads(
     instruction: list[str] | tuple[str, ...] = INSTRUCTION_VERBS,
     general: list[str] | None = None,
     n_groups: int | None = None,
-    settings: HeadsSettings = HeadsSettings(),
+    settings: HeadsAnalysisSettings = HeadsAnalysisSettings(),
     null: NullSettings | None = None,
-) -> dict[str, Any]:
+) -> HeadsResult:
     """Table 3 of two `shiftlens heads` output directories (base, tuned); see the module doc.
 
     ``n_groups`` overrides ``settings.n_groups``. ``null`` adds the head-overlap null band, which reads
@@ -272,68 +289,3 @@ def analyze_heads(
 
     info = {"draws": null.draws, "seed": null.seed, "perturbed": PERTURBED}
     return add_null(result, overlap_null(base_dir, tuned_dir, null), info)
-
-
-TABLE_COLUMNS = (
-    "layers",
-    "instruction mean",
-    "instruction std",
-    "n",
-    "general mean",
-    "general std",
-    "n",
-    "effect",
-    "95% CI",
-    "p",
-    "p (Holm)",
-)
-
-
-def table_rows(result: dict[str, Any]) -> list[list[Any]]:
-    """Table 3 rows of an `analyze_heads` result (None for undefined statistics; the reason if not testable)."""
-    rows = []
-    for g in result["groups"]:
-        ci = g.get("ci")
-        interval = None if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
-        tested = [g["effect_size"], interval, g["p_value"], g["p_adjusted"]]
-        rows.append(
-            [
-                f"{g['layers'][0]}-{g['layers'][1]}",
-                g["instruction"]["mean"],
-                g["instruction"]["std"],
-                g["instruction"]["n"],
-                g["general"]["mean"],
-                g["general"]["std"],
-                g["general"]["n"],
-                *(tested if g["testable"] else [None, None, f"not testable ({g['reason']})", None]),
-            ]
-        )
-    return rows
-
-
-def write_report(result: dict[str, Any], out: str | Path) -> list[Path]:
-    """Write ``table3.csv``, ``heads_analysis.json`` and the head-overlap plot (PNG + SVG) under ``out``."""
-    from matplotlib.ticker import MaxNLocator
-
-    from shiftlens.plots import BASE_COLOR, save_figure, subplots
-    from shiftlens.storage import atomic_write_json
-    from shiftlens.tables import write_csv
-
-    out = Path(out)
-    paths = [write_csv(out / "table3.csv", TABLE_COLUMNS, table_rows(result))]
-    atomic_write_json(out / "heads_analysis.json", result)
-    fig, (axis,) = subplots(1, width=6.0)
-    layers = [entry["layer"] for entry in result["head_overlap_by_layer"]]
-    for entry in result["head_overlap_by_layer"]:
-        values = [v for v in entry["heads"] if v is not None]
-        axis.scatter([entry["layer"]] * len(values), values, s=8, color=BASE_COLOR, alpha=0.4)
-    axis.plot(layers, [e["mean"] for e in result["head_overlap_by_layer"]], color="black", label="mean over heads")
-    bands = [b for b in result.get("head_overlap_null") or [] if b.get("min") is not None]
-    if bands:
-        x = [b["layer"] for b in bands]
-        label = f"null: base vs base + tuning-sized noise, min–max of {len(bands[0]['draws'])} draws"
-        axis.fill_between(x, [b["min"] for b in bands], [b["max"] for b in bands], color="grey", alpha=0.3, label=label)
-    axis.set(xlabel="layer", ylabel="Jaccard overlap of pairs (base vs tuned)", ylim=(0, 1))
-    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axis.legend()
-    return paths + [out / "heads_analysis.json"] + save_figure(fig, out / "head_overlap")

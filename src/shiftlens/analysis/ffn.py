@@ -1,24 +1,51 @@
 """Base vs tuned FFN runs as one result: Table 5 and Figure 3, the subspace rotation and its null, the findings.
 
-The statistics live in `shiftlens.ffn.statistics` (both protocols) and `shiftlens.ffn.rotation`; this module
-reads the runs and their annotations, checks that the runs are comparable, and puts the result together.
+The statistics live in `shiftlens.ffn.table5`, `shiftlens.ffn.statistics` (both protocols) and
+`shiftlens.ffn.rotation`; this module reads the runs and their annotations, checks that the runs are
+comparable, and puts the result together as an `FfnResult` (figures: `shiftlens.analysis.ffn_figures`).
 Every claim is a `Finding`, Holm-corrected together (`finding` in the result).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+from shiftlens.analysis.result import JSON_FILES, AnalysisResult
 from shiftlens.errors import ShiftlensError
 from shiftlens.evidence import DEFAULT_PROTOCOL, Finding, adjust, check_protocol
 from shiftlens.ffn.annotate import default_out
 from shiftlens.ffn.labels import LABELS_FILE, read_labels
 from shiftlens.ffn.records import FfnRun, read_ffn_run
 from shiftlens.ffn.rotation import null_band, rotation, rotation_finding
-from shiftlens.ffn.statistics import PERMUTATIONS, RESAMPLES, per_layer_group, table5
+from shiftlens.ffn.statistics import PERMUTATIONS, RESAMPLES
+from shiftlens.ffn.table5 import per_layer_group, table5
 from shiftlens.loading import LoadedModel
 from shiftlens.storage import read_manifest
+
+
+@dataclass(frozen=True)
+class FfnResult(AnalysisResult):
+    """`analyze_ffn`'s result: rotation by layer (and its null), and with annotations Table 5 and Figure 3."""
+
+    JSON_FILE: ClassVar[str] = JSON_FILES["ffn"]
+
+    @property
+    def rotation_by_layer(self) -> list[dict[str, Any]]:
+        """Per layer: mean principal angle, matched |cos| and word overlap (and the null band when computed)."""
+        return self.data["rotation_by_layer"]
+
+    @property
+    def annotations(self) -> dict[str, Any] | None:
+        """Both sides' annotators (None when a side has no annotations: then no concept tables)."""
+        return self.data["annotations"]
+
+    def save_files(self, out: Path) -> list[Path]:
+        """The rotation figure and, with annotations, Figure 3's (PNG + SVG)."""
+        from shiftlens.analysis.ffn_figures import write_figures
+
+        return write_figures(self, out)
 
 
 def _annotations(ffn_dir: Path, given: str | Path | None) -> tuple[list[dict] | None, dict | None]:
@@ -78,13 +105,13 @@ def analyze_ffn(
     permutations: int = PERMUTATIONS,
     resamples: int = RESAMPLES,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> FfnResult:
     """Compare a base and a tuned FFN run (and their annotations, found in DIR/annotations by default).
 
     Without annotations on both sides only the rotation is reported. With ``null_models`` (the two
     models the runs explained) and ``null_draws`` > 0, each layer's rotation gets its null band
     (`rotation_null`); ``null_angles`` gives such draws computed before (per layer, as `rotation_null`
-    returns them). ``protocol`` chooses Table 5's statistics (`shiftlens.ffn.statistics`).
+    returns them). ``protocol`` chooses Table 5's statistics (`shiftlens.ffn.table5`).
     """
     check_protocol(protocol)
     base, tuned = read_ffn_run(base_dir), read_ffn_run(tuned_dir)
@@ -124,4 +151,4 @@ def analyze_ffn(
     if extra:  # the rotation finding comes last, adjusted with the rest
         result["rotation_null"] = {"draws": null_draws, "seed": null_seed, "finding": findings[-1].to_json()}
     result["finding"] = [f.to_json() for f in findings]
-    return result
+    return FfnResult(result)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shiftlens.plots import save_figure, subplots
+
+if TYPE_CHECKING:
+    from shiftlens.analysis.ffn import FfnResult
 
 
 def plot_rotation(rotation_by_layer: list[dict[str, Any]], out: Path) -> list[Path]:
@@ -45,13 +48,9 @@ def plot_layer_groups(per_layer_group: list[dict[str, Any]], out: Path, heuristi
     return paths
 
 
-def write_analysis(result: dict[str, Any], out: Path, json_path: Path | None = None) -> list[Path]:
-    """An `analyze_ffn` result as JSON (``json_path``, default OUT/ffn_analysis.json) and its figures under ``out``."""
-    from shiftlens.storage import atomic_write_json
-
-    json_path = json_path or out / "ffn_analysis.json"
-    atomic_write_json(json_path, result)
-    paths = [json_path, *plot_rotation(result["rotation_by_layer"], out)]
+def write_figures(result: FfnResult, out: Path) -> list[Path]:
+    """The figures of an `analyze_ffn` result under ``out``: the rotation, and Figure 3's with annotations."""
+    paths = plot_rotation(result["rotation_by_layer"], out)
     if result["annotations"] is not None:
         paths += plot_layer_groups(result["per_layer_group"], out, result["annotations"]["heuristic"])
     return paths
