@@ -45,7 +45,7 @@ CALLER_ENV = set(os.environ)  # before importing shiftlens.cli, which sets OPENM
 from shiftlens.attribution.core import Padded, activation_bytes, attribute, final_hidden, weight_bytes  # noqa: E402
 from shiftlens.attribution.reference import attribute_paper_style  # noqa: E402
 from shiftlens.cli import OPENMP_ENV  # noqa: E402
-from shiftlens.loading import load_model  # noqa: E402
+from shiftlens.models import load_model  # noqa: E402
 
 INSTRUCTION = "Read the passage below and explain, in simple words, why the sky looks blue during the day."
 PASSAGE = (

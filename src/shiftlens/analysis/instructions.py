@@ -34,9 +34,9 @@ import numpy as np
 from shiftlens import stats
 from shiftlens.analysis import attribution_nulls as nulls
 from shiftlens.attribution.records import ExampleAttribution
-from shiftlens.data import group_of
 from shiftlens.density import DensityParams, importance_density, instruction_score
 from shiftlens.evidence import DEFAULT_PROTOCOL, PROTOCOLS, Finding, adjust, check_protocol
+from shiftlens.examples import group_of
 
 KNOWN_GROUPS = ("self_instruct", "lima", "mt_bench")
 ALL = "all"

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         write_report,
     )
     from shiftlens.heads.null import NullSettings
-    from shiftlens.options import compute_device
+    from shiftlens.models import compute_device
     from shiftlens.storage import atomic_write_json
     from shiftlens.tables import print_table
 

@@ -51,7 +51,7 @@ def _read_run(path: Path) -> tuple[dict[str, Any], list]:
 def run(args: argparse.Namespace) -> int:
     """Read both runs (and ratings), analyse, print and write; examples that failed in a run are listed."""
     from shiftlens.analysis.instructions import analyze_instructions
-    from shiftlens.data import read_ratings
+    from shiftlens.examples import read_ratings
 
     ratings = read_ratings(args.ratings, model=args.ratings_model) if args.ratings else None
     (base_manifest, base), (tuned_manifest, tuned) = _read_run(args.base_run), _read_run(args.tuned_run)

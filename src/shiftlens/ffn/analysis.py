@@ -17,7 +17,7 @@ from shiftlens.ffn.labels import LABELS_FILE, read_labels
 from shiftlens.ffn.records import FfnRun, read_ffn_run
 from shiftlens.ffn.rotation import null_band, rotation, rotation_finding
 from shiftlens.ffn.statistics import PERMUTATIONS, RESAMPLES, per_layer_group, table5
-from shiftlens.loading import LoadedModel
+from shiftlens.models import LoadedModel
 from shiftlens.storage import read_manifest
 
 
