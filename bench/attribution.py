@@ -47,7 +47,7 @@ from shiftlens.attribution.gradients import Padded, final_hidden  # noqa: E402
 from shiftlens.attribution.memory import activation_bytes, weight_bytes  # noqa: E402
 from shiftlens.attribution.reference import attribute_paper_style  # noqa: E402
 from shiftlens.cli import OPENMP_ENV  # noqa: E402
-from shiftlens.loading import load_model  # noqa: E402
+from shiftlens.models import load_model  # noqa: E402
 
 INSTRUCTION = "Read the passage below and explain, in simple words, why the sky looks blue during the day."
 PASSAGE = (

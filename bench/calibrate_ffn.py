@@ -37,9 +37,8 @@ from shiftlens.ffn.labels import read_labels
 from shiftlens.ffn.lexical import LexicalAnnotator
 from shiftlens.ffn.pipeline import explain_ffn
 from shiftlens.ffn.table5 import table5
-from shiftlens.loading import LoadedModel, load_model
+from shiftlens.models import LoadedModel, ModuleWeights, load_model
 from shiftlens.nulls import perturb_like
-from shiftlens.weights import ModuleWeights
 
 TARGET = 0.10
 

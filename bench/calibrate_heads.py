@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +32,12 @@ from shiftlens.heads import explain_heads
 from shiftlens.heads.knowledge import head_overlap, head_pairs, tuned_more_fraction
 from shiftlens.heads.null import NullSettings
 from shiftlens.heads.records import read_pair_rows
+from shiftlens.organism import vocab_path
 from shiftlens.organism.validation import instruction_verbs
 from shiftlens.stats import welch_less
 from shiftlens.vocabulary import read_word_list
 
-VOCAB = Path(str(resources.files("shiftlens") / "data" / "organism" / "vocab.tsv"))
+VOCAB = vocab_path()
 
 
 def fractions(words: list[str], heads: list, know) -> list[float | None]:

@@ -25,8 +25,7 @@ import torch
 
 from shiftlens.architecture import ffn_down_rows, geometry
 from shiftlens.ffn.core import principal_components
-from shiftlens.ffn.pipeline import weight_source
-from shiftlens.loading import load_model
+from shiftlens.models import load_model, weight_source
 
 
 def _timed(device: str, fn, *args) -> tuple[float, float, object]:
@@ -51,7 +50,7 @@ def bench(components: int, repeats: int, device: str) -> dict:
     """Time both methods on every layer and compare the kept components."""
     loaded = load_model("smollm2")
     config = loaded.model.config
-    source = weight_source(loaded)
+    source = weight_source(loaded).weights
     per_layer = []
     for layer in range(geometry(config).n_layers):
         rows = ffn_down_rows(source, config, layer).float().to(device).contiguous()

@@ -26,8 +26,8 @@ import torch
 from shiftlens.architecture import attention_qk, input_embeddings
 from shiftlens.heads.cooccurrence import word_vectors
 from shiftlens.heads.core import PairFilter, explain_layer, word_thresholds
-from shiftlens.heads.pipeline import open_weights
 from shiftlens.heads.reference import reference_explain_layer
+from shiftlens.models import weight_source
 from shiftlens.vocabulary import load_vocabulary
 
 VOCAB = Path(__file__).resolve().parents[2] / "shared" / "paper-data" / "datasets" / "SingleShareGPT_Vocab.tsv"
@@ -58,7 +58,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
 
-    source, config, tokenizer, _ = open_weights("smollm2")
+    source, config, tokenizer, _ = weight_source("smollm2")
     vocab = load_vocabulary(args.vocab, tokenizer)
     words = vocab.vectors(input_embeddings(source, config)).double()
     start = time.perf_counter()

@@ -36,9 +36,9 @@ from shiftlens.architecture import geometry
 from shiftlens.attribution.core import DEFAULT_CHUNK, attribute
 from shiftlens.attribution.pipeline import attribute as attribute_run
 from shiftlens.attribution.records import read_attribution_run
-from shiftlens.data import Example, read_jsonl, read_paper_tsv
 from shiftlens.density import DensityParams, importance_density, instruction_score, scale_columns
-from shiftlens.loading import load_model
+from shiftlens.examples import Example, read_jsonl, read_paper_tsv
+from shiftlens.models import load_model
 from shiftlens.organism import prompts_path
 from shiftlens.prompting import chat_format, generate
 

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-from shiftlens.report import render_report
-from shiftlens.report.browser import measure_interactivity, missing_reason
-from shiftlens.report.synthetic import synthetic_results
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/support: not shipped
+
+from support.browser import measure_interactivity, missing_reason  # noqa: E402
+from support.synthetic import synthetic_results  # noqa: E402
+
+from shiftlens.report import render_report  # noqa: E402
 
 
 def main() -> None:

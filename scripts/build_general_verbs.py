@@ -1,4 +1,4 @@
-"""Build ``src/shiftlens/data/general_verbs.tsv``: the general verbs that Table 3 compares against.
+"""Build ``src/shiftlens/heads/assets/general_verbs.tsv``: the general verbs that Table 3 compares against.
 
 The first lemma of each WordNet 3.0 verb synset whose gloss has a quoted example sentence, single
 alphabetic words only, ranked by `wordfreq` English frequency; instruction verbs and stopwords removed;
@@ -17,7 +17,7 @@ from shiftlens.analysis.heads import INSTRUCTION_VERBS
 from shiftlens.storage import atomic_write_text
 from shiftlens.wordnet import WordNet
 
-DATA = Path(__file__).resolve().parents[1] / "src" / "shiftlens" / "data"
+DATA = Path(__file__).resolve().parents[1] / "src" / "shiftlens" / "heads" / "assets"
 
 # English function words (auxiliaries, modals, pronouns, determiners, ...): verbs among them say nothing.
 STOPWORDS = frozenset(

@@ -2,7 +2,7 @@
 
 Seeded and deterministic on a given machine and thread count (1 CPU thread by default: faster than 2 on
 a shared 2-core machine). Writes both models (float16 safetensors + tokenizers), the held-out demo prompts,
-the corpus word list (vocab.tsv) and the evaluation metrics into src/shiftlens/data/organism/.
+the corpus word list (vocab.tsv) and the evaluation metrics into src/shiftlens/organism/assets/.
 Usage: python scripts/build_organism.py [--out DIR] [--threads N] [--smoke]
 """
 
@@ -29,7 +29,7 @@ from shiftlens.storage import atomic_write_json, atomic_write_text
 Docs = Callable[[random.Random], list[list[int]]]  # one epoch of tokenised documents, given an rng
 # Ratings on the paper's scale (followed >= 2, not followed 1), as `shiftlens analyze instructions` reads them.
 FOLLOWED, NOT_FOLLOWED = 4.0, 1.0
-DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src" / "shiftlens" / "data" / "organism"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src" / "shiftlens" / "organism" / "assets"
 SETTINGS = {
     "seed": 0,
     "n_words": 1000,

@@ -11,6 +11,16 @@ py="$work/venv/bin/python"
 "$py" -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
 "$py" -m pip wheel -q --no-deps -w "$work/dist" "$repo"
 wheel=$(ls "$work"/dist/shiftlens-*.whl)
+"$py" - "$wheel" <<'PY'
+import sys, zipfile
+names = set(zipfile.ZipFile(sys.argv[1]).namelist())
+assets = ("heads/assets/general_verbs.tsv", "organism/assets/base/model.safetensors",
+          "organism/assets/tuned/tokenizer.json", "organism/assets/prompts.jsonl", "report/assets/report.js")
+missing = [a for a in assets if f"shiftlens/{a}" not in names]
+test_only = sorted(n for n in names if n.startswith(("tests/", "support/", "shiftlens/data/")))
+if missing or test_only:
+    sys.exit(f"wheel: missing package data {missing}; test-only or stale files {test_only}")
+PY
 "$py" -m pip install -q "$wheel"
 cd "$work"
 installed=$(env -u PYTHONPATH "$py" -c 'import shiftlens; print(shiftlens.__file__)')

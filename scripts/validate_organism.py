@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shiftlens.loading import load_model
+from shiftlens.models import load_model
 from shiftlens.organism import data_dir
 from shiftlens.organism.evaluate import accuracy, greedy_responses
 from shiftlens.organism.tasks import from_record

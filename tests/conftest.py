@@ -60,7 +60,7 @@ def tiny_model(family: str, seed: int = 0, **overrides):
 @pytest.fixture(scope="session")
 def smollm2():
     """The packaged SmolLM2-135M-Instruct (GGUF, dequantized and cached on first use)."""
-    from shiftlens.loading import load_model
+    from shiftlens.models import load_model
 
     return load_model("smollm2")
 

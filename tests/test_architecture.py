@@ -9,7 +9,7 @@ from transformers import AttentionInterface
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
 from shiftlens import architecture as arch
-from shiftlens.weights import ModuleWeights, SafetensorsWeights
+from shiftlens.models import ModuleWeights, SafetensorsWeights
 
 CAPTURED: dict[str, torch.Tensor] = {}
 

@@ -13,8 +13,8 @@ from shiftlens.attribution import core
 from shiftlens.attribution.pipeline import RunFailures, attribute
 from shiftlens.attribution.records import read_attribution_run, unit_name
 from shiftlens.cli.main import main
-from shiftlens.data import Example
-from shiftlens.loading import LoadedModel
+from shiftlens.examples import Example
+from shiftlens.models import LoadedModel
 from shiftlens.prompting import build_sequence, chat_format
 from shiftlens.storage import StorageError
 
@@ -167,7 +167,7 @@ def test_cli_end_to_end_on_a_saved_tiny_model(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_smollm2_end_to_end(tmp_path, smollm2):
-    from shiftlens.loading import BUILTIN_MODELS
+    from shiftlens.models import BUILTIN_MODELS
 
     assert "smollm2" in BUILTIN_MODELS
     data = tmp_path / "data.jsonl"

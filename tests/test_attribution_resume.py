@@ -14,8 +14,8 @@ from conftest import save_tiny_model, tiny_model, tiny_tokenizer
 from shiftlens.attribution.pipeline import attribute
 from shiftlens.attribution.records import read_attribution_run, unit_name
 from shiftlens.cli.main import main
-from shiftlens.data import Example
-from shiftlens.loading import LoadedModel
+from shiftlens.examples import Example
+from shiftlens.models import LoadedModel
 from shiftlens.storage import read_manifest
 
 EXAMPLES = [

@@ -1,6 +1,6 @@
 """Bad inputs through the CLI: exit code 2, one line ``shiftlens: error: ...`` naming the file and line
 or the example id, and nothing finished lost. Library-level checks of the same inputs live in
-test_data.py, test_spans.py, test_prompting.py, test_loading.py and test_safe_pickle.py (see
+test_examples.py, test_spans.py, test_prompting.py, test_loading.py and test_safe_pickle.py (see
 docs/robustness.md for the whole table).
 """
 

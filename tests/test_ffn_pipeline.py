@@ -17,7 +17,7 @@ from shiftlens.ffn.core import principal_components
 from shiftlens.ffn.pipeline import explain_ffn
 from shiftlens.ffn.records import read_ffn_run
 from shiftlens.ffn.sizing import default_components
-from shiftlens.loading import LoadedModel, load_model
+from shiftlens.models import LoadedModel, load_model
 
 WORDS = ["the", "sea", "cat", "poem", "text", "word", "river", "happy", "French", "sentence", "mat", "short"]
 

@@ -17,9 +17,8 @@ from shiftlens.errors import ShiftlensError
 from shiftlens.ffn.core import principal_components
 from shiftlens.ffn.pipeline import explain_ffn
 from shiftlens.ffn.rotation import empirical_p, null_angles, principal_angles_deg, rotation_finding
-from shiftlens.loading import LoadedModel
+from shiftlens.models import LoadedModel, ModuleWeights
 from shiftlens.nulls import perturb_like, seeded_generators
-from shiftlens.weights import ModuleWeights
 
 R = 6  # hidden 32: R < 16
 

@@ -10,7 +10,7 @@ from conftest import tiny_model
 from shiftlens.architecture import attention_qk
 from shiftlens.heads.core import HeadPairs, PairFilter, explain_layer, top_k_rows, word_thresholds
 from shiftlens.heads.reference import reference_explain_layer
-from shiftlens.weights import ModuleWeights
+from shiftlens.models import ModuleWeights
 
 
 def unit_rows(n: int, dim: int, seed: int) -> torch.Tensor:

@@ -16,10 +16,10 @@ from shiftlens.cli.main import main
 from shiftlens.heads.cooccurrence import word_vectors
 from shiftlens.heads.pipeline import HeadsError, explain_heads
 from shiftlens.heads.reference import reference_explain_layer
+from shiftlens.models import ModelSpec, ModuleWeights
 from shiftlens.options import LayerError
 from shiftlens.storage import StorageError
 from shiftlens.vocabulary import load_vocabulary
-from shiftlens.weights import ModuleWeights
 
 WORDS = sorted({w for line in TOKENIZER_TEXT for w in re.findall(r"[A-Za-z]+", line)})
 
@@ -47,7 +47,7 @@ def run(setup, out, **kwargs):
 
 def test_output_matches_the_reference_for_every_head(setup, tmp_path, monkeypatch):
     root, model, tokenizer, vocab, glove = setup
-    monkeypatch.setattr(pipeline, "load_model", lambda *a, **k: pytest.fail("a directory must stream, not load"))
+    monkeypatch.setattr(ModelSpec, "load", lambda *a, **k: pytest.fail("a directory must stream, not load"))
     summary = run(setup, tmp_path / "out")
     assert summary["computed_layers"] == [0, 1] and summary["n_pairs"] > 20
     assert summary["cooccurrence"]["n_without_vector"] == 3

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from shiftlens.architecture import ffn_down_rows
-from shiftlens.loading import BUILTIN_MODELS, load_model
+from shiftlens.models import BUILTIN_MODELS, ModuleWeights, load_model
 from shiftlens.organism import BUILTIN_NAMES, data_dir, load_prompts
 from shiftlens.organism.chat import CHAT_TEMPLATE, SPECIAL_TOKENS, render
 from shiftlens.organism.corpus import WordEntry, build_lexicon, fact_sentences, pretraining_text
@@ -25,7 +25,6 @@ from shiftlens.organism.tasks import (
 )
 from shiftlens.organism.validation import attribution_input, example_score
 from shiftlens.stats import welch_less
-from shiftlens.weights import ModuleWeights
 
 LARGE = WordEntry(
     word="large",

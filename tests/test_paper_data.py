@@ -199,7 +199,7 @@ def test_paper_protocol_spans_strip_the_input_label(paper_data):
 @pytest.mark.slow
 def test_no_instruction_token_touches_its_span_only_by_whitespace(paper_data, smollm2):
     """With a byte-level BPE tokenizer (SmolLM2) on all 632 prompts: 39 such tokens before the fix."""
-    from shiftlens.data import read_paper_tsv
+    from shiftlens.examples import read_paper_tsv
     from shiftlens.prompting import encode
     from shiftlens.spans import token_mask
 

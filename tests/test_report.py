@@ -9,6 +9,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
+from support.synthetic import synthetic_records, synthetic_results
 
 from shiftlens.attribution.records import ExampleAttribution
 from shiftlens.density import DensityParams, importance_density, instruction_score
@@ -19,7 +20,6 @@ from shiftlens.report.findings import fmt_p, gather, verdict
 from shiftlens.report.html import json_for_script
 from shiftlens.report.payload import decode_levels, token_texts
 from shiftlens.report.svg import bar_chart, line_chart, nice_ticks
-from shiftlens.report.synthetic import synthetic_records, synthetic_results
 
 HOSTILE = "</script><b>x</b>"
 

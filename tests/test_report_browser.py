@@ -6,10 +6,10 @@ import re
 from pathlib import Path
 
 import pytest
+from support.browser import console_errors, headless_chromium, missing_reason, requested_urls
+from support.synthetic import synthetic_results
 
 from shiftlens.report import render_report
-from shiftlens.report.browser import console_errors, headless_chromium, missing_reason, requested_urls
-from shiftlens.report.synthetic import synthetic_results
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
@@ -141,9 +141,9 @@ def test_different_responses_show_no_difference_map(browser, tmp_path):
 
 def test_notebook_snippets_work_side_by_side(browser, tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
+    from support.synthetic import synthetic_records
 
     from shiftlens.report import ComparisonView, ExampleView
-    from shiftlens.report.synthetic import synthetic_records
 
     base, tuned = synthetic_records(1, 10, 8)
     page = tmp_path / "notebook.html"
@@ -166,7 +166,7 @@ def test_a_632_example_report_becomes_interactive_and_its_time_is_recorded(tmp_p
     """The paper's run size (632 examples × 2 models, shorter texts to keep the test quick); time not asserted."""
     import json
 
-    from shiftlens.report.browser import measure_interactivity
+    from support.browser import measure_interactivity
 
     path = render_report(
         synthetic_results(632, prompt_len=40, response_len=60, same_response=False), tmp_path / "r.html"

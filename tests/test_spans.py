@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from conftest import tiny_tokenizer
 
-from shiftlens.data import tsv_spans
+from shiftlens.examples import tsv_spans
 from shiftlens.prompting import encode
 from shiftlens.spans import (
     SpanError,

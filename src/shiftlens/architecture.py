@@ -3,7 +3,7 @@
 Every method that reads weights (heads, FFN, attribution's embeddings) goes through this module, so
 supporting a new family means adding one `ArchSpec` entry, never an `if llama` elsewhere.
 Parameter names are Hugging Face state-dict names, so the same map serves a loaded model and
-safetensors shards read one layer at a time (see `shiftlens.weights`).
+safetensors shards read one layer at a time (see `shiftlens.models.sources`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Option values shared by several commands: layer lists and the device the matrix work runs on."""
+"""Option values shared by several commands: layer lists (devices: `shiftlens.models.device`)."""
 
 from __future__ import annotations
 
@@ -17,15 +17,6 @@ def parse_layers(text: str | None) -> list[int] | None:
     except ValueError as exc:
         raise ShiftlensError(f"--layers takes indices and ranges like 0,3,10-12, got {text!r}") from exc
     return layers
-
-
-def compute_device(device: str) -> str:
-    """Where weight-only work (PCA, head projections) runs: the asked device; "auto" = the GPU if there is one."""
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class LayerError(ShiftlensError, ValueError):

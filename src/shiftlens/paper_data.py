@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 
 from shiftlens.attribution.records import ExampleAttribution
-from shiftlens.data import Example, read_paper_tsv, read_ratings
 from shiftlens.errors import ShiftlensError
 from shiftlens.evidence import DEFAULT_PROTOCOL
+from shiftlens.examples import Example, read_paper_tsv, read_ratings
 from shiftlens.progress import progress
 from shiftlens.safe_pickle import load_restricted
 from shiftlens.spans import token_mask
@@ -149,7 +149,7 @@ def load_paper_runs(
 ) -> PaperRuns:
     """LLaMA-7B (base) and Vicuna-7B (tuned) records of a released-data directory, with Vicuna's ratings.
 
-    Examples are the rows of FinalDataset.tsv (spans grown to sentences by `shiftlens.data` under
+    Examples are the rows of FinalDataset.tsv (spans grown to sentences by `shiftlens.examples` under
     ``protocol``'s rule); a row with no pickle in a run, or a pickle with no row, is left out and listed
     in ``dropped``.
     """

@@ -21,7 +21,7 @@ from shiftlens.ffn.records import FfnRun, read_ffn_run
 from shiftlens.ffn.rotation import null_band, rotation, rotation_finding
 from shiftlens.ffn.statistics import PERMUTATIONS, RESAMPLES
 from shiftlens.ffn.table5 import per_layer_group, table5
-from shiftlens.loading import LoadedModel
+from shiftlens.models import LoadedModel
 from shiftlens.storage import read_manifest
 
 

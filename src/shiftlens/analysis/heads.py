@@ -111,7 +111,7 @@ class HeadsResult(AnalysisResult):
 def word_list(path: str | Path | None = None) -> list[str]:
     """The words of a word-list file; default: the packaged general verbs (general_verbs.PROVENANCE.md)."""
     if path is None:
-        path = Path(str(resources.files("shiftlens") / "data" / "general_verbs.tsv"))
+        path = Path(str(resources.files("shiftlens.heads") / "assets" / "general_verbs.tsv"))
     return [word for word, _ in read_word_list(path)]
 
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from shiftlens.attribution.records import ExampleAttribution
-from shiftlens.data import group_of
 from shiftlens.density import DensityParams, importance_density, instruction_score
+from shiftlens.examples import group_of
 
 BINS = 10
 DEFAULT_PARAMS = DensityParams()

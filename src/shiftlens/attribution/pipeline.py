@@ -31,11 +31,11 @@ import torch
 
 from shiftlens.attribution import core
 from shiftlens.attribution.records import RUN_KIND, ExampleAttribution, unit_name, write_example
-from shiftlens.data import Example, read_examples, read_ratings, with_ratings
 from shiftlens.density import DensityParams, importance_density, instruction_score
 from shiftlens.distributed import Launch, process_group, rank_device, run_then_merge
 from shiftlens.errors import ShiftlensError
-from shiftlens.loading import LoadedModel, load_model
+from shiftlens.examples import Example, load_examples
+from shiftlens.models import LoadedModel, load_model
 from shiftlens.progress import progress
 from shiftlens.prompting import ChatFormat, build_sequence, chat_format, generate
 from shiftlens.spans import locate_all, token_mask
@@ -69,26 +69,6 @@ class RunFailures(ShiftlensError, RuntimeError):
             f"{len(failed)} of {total} examples failed, the others are stored in {path} "
             f"(failures {where}): {shown}{more}"
         )
-
-
-def load_examples(
-    data: str | Path | Sequence[Example], ratings: str | Path | dict[str, float] | None, limit: int | None
-) -> list[Example]:
-    """The examples to explain: a data file or a list, ratings joined by id, the first ``limit`` kept."""
-    if isinstance(data, (str, Path)):
-        examples = read_examples(data)
-    else:
-        examples = [e.with_group() for e in data]
-        ids = [e.id for e in examples]
-        if len(set(ids)) != len(ids):
-            raise ShiftlensError(f"duplicate example ids: {sorted({i for i in ids if ids.count(i) > 1})}")
-    if ratings is not None:
-        examples = with_ratings(examples, ratings if isinstance(ratings, dict) else read_ratings(ratings))
-    if limit is not None:
-        if limit < 1:
-            raise ShiftlensError(f"--limit must be at least 1, got {limit}")
-        examples = examples[:limit]
-    return examples
 
 
 def responses_of(run: str | Path) -> dict[str, str]:

@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _load_run_model(run_dir: str, override: str | None, device: str) -> Any:
     """The model an FFN run explained (as its manifest names it), or ``override``."""
-    from shiftlens.loading import load_model
+    from shiftlens.models import load_model
     from shiftlens.storage import read_manifest
 
     manifest = read_manifest(run_dir)

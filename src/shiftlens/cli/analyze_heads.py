@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from shiftlens.analysis.heads import INSTRUCTION_VERBS, HeadsAnalysisSettings, analyze_heads, word_list
     from shiftlens.analysis.heads_output import TABLE_COLUMNS, table_rows
     from shiftlens.heads.null import NullSettings
-    from shiftlens.options import compute_device
+    from shiftlens.models import compute_device
     from shiftlens.tables import print_table
 
     instruction = word_list(args.instruction_verbs) if args.instruction_verbs else INSTRUCTION_VERBS

@@ -39,7 +39,7 @@ def emit(result: InstructionsResult, args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Read both runs (and ratings), analyse, print and write; examples that failed in a run are listed."""
     from shiftlens.analysis.instructions import analyze_instructions
-    from shiftlens.data import read_ratings
+    from shiftlens.examples import read_ratings
 
     ratings = read_ratings(args.ratings, model=args.ratings_model) if args.ratings else None
     result = analyze_instructions(

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from shiftlens.loading import DTYPES
+from shiftlens.models import DTYPES
 
 if TYPE_CHECKING:
-    from shiftlens.loading import LoadedModel
+    from shiftlens.models import LoadedModel
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, dtype: bool = True, device: str = "cpu") -> None:
@@ -29,7 +29,7 @@ def add_layers_argument(parser: argparse.ArgumentParser) -> None:
 
 def load_model_from(args: argparse.Namespace) -> LoadedModel:
     """Load the model the parsed `add_model_arguments` options name."""
-    from shiftlens.loading import load_model
+    from shiftlens.models import load_model
 
     return load_model(
         args.model,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from shiftlens.cli.common import add_layers_argument, add_model_arguments, load_model_from
-from shiftlens.options import compute_device, parse_layers
+from shiftlens.models import compute_device
+from shiftlens.options import parse_layers
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

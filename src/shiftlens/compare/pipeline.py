@@ -20,15 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shiftlens.attribution.pipeline import RunFailures, attribute, load_examples
+from shiftlens.attribution.pipeline import RunFailures, attribute
 from shiftlens.compare.results import assemble_results, null_draws, read_results, write_results
 from shiftlens.compare.settings import CompareSettings, ModelSpec
 from shiftlens.compare.tokenizers import check_tokenizers
-from shiftlens.data import Example
 from shiftlens.errors import ShiftlensError
+from shiftlens.examples import Example, load_examples
 from shiftlens.ffn.annotators import build_annotator
-from shiftlens.loading import LoadedModel, load_model, load_tokenizer
-from shiftlens.options import compute_device
+from shiftlens.models import LoadedModel, compute_device, load_model, load_tokenizer
 from shiftlens.storage import RunDirectory, atomic_write_text, file_sha256
 
 RUN_KIND = "compare"

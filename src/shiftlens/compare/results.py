@@ -13,7 +13,7 @@ from typing import Any
 from shiftlens.compare.settings import CompareSettings, ModelSpec
 from shiftlens.compare.tokenizers import CONSEQUENCES
 from shiftlens.errors import ShiftlensError
-from shiftlens.options import compute_device
+from shiftlens.models import compute_device
 from shiftlens.report.findings import gather
 from shiftlens.storage import atomic_write_json, package_versions, read_manifest
 

@@ -15,21 +15,12 @@ from shiftlens.ffn.core import explain_layer
 from shiftlens.ffn.records import KIND, VOCABULARY_FILE, read_ffn_run, unit_name, write_tables
 from shiftlens.ffn.rotation import null_angles
 from shiftlens.ffn.sizing import RULE, resolve_components
-from shiftlens.loading import LoadedModel
+from shiftlens.models import LoadedModel, weight_source
 from shiftlens.nulls import seeded_generators
 from shiftlens.options import check_layers
 from shiftlens.progress import progress
 from shiftlens.storage import RunDirectory, atomic_write_json, file_sha256
 from shiftlens.vocabulary import load_vocabulary
-from shiftlens.weights import ModuleWeights, SafetensorsWeights
-
-
-def weight_source(loaded: LoadedModel) -> ModuleWeights | SafetensorsWeights:
-    """Per-tensor reads from the model's safetensors files when it has them, else from the loaded model."""
-    config = loaded.model.config
-    if loaded.weights_dir is not None and not loaded.extra.get("adapter"):
-        return SafetensorsWeights(loaded.weights_dir, config)
-    return ModuleWeights(loaded.model)
 
 
 def explain_ffn(
@@ -78,7 +69,7 @@ def explain_ffn(
         "sign_rule": "each component's largest-|score| vocabulary word has a positive score",
         "scores": "unit component · L2-normalised mean unembedding row of each word",
     }
-    source = weight_source(loaded)
+    source = weight_source(loaded).weights
     with RunDirectory(out, KIND, params, info) as run:
         words_path = run.path / VOCABULARY_FILE
         if not words_path.exists():
@@ -132,7 +123,7 @@ def rotation_null(
     base_config, tuned_config = base.model.config, tuned.model.config
     if geometry(base_config) != geometry(tuned_config):
         raise ShiftlensError(f"{base.name} and {tuned.name} differ in shape; a rotation null needs one architecture")
-    base_source, tuned_source = weight_source(base), weight_source(tuned)
+    base_source, tuned_source = weight_source(base).weights, weight_source(tuned).weights
     angles = {}
     for layer in progress(layers, desc="ffn rotation null", unit="layer"):
         base_rows = ffn_down_rows(base_source, base_config, layer).to(device)

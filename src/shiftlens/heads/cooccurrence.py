@@ -22,7 +22,7 @@ import torch
 from scipy.sparse.linalg import svds
 
 from shiftlens.errors import ShiftlensError
-from shiftlens.loading import cache_root
+from shiftlens.models import cache_root
 from shiftlens.storage import atomic_write_bytes, atomic_write_text
 from shiftlens.wordnet import wordnet
 

@@ -11,65 +11,22 @@ from typing import Any
 
 import torch
 
-from shiftlens.architecture import attention_qk, geometry, input_embeddings, spec_for
+from shiftlens.architecture import attention_qk, geometry, input_embeddings
 from shiftlens.errors import ShiftlensError
 from shiftlens.heads.cooccurrence import parse_spec, word_vectors
 from shiftlens.heads.core import PairFilter, explain_layer, word_thresholds
 from shiftlens.heads.records import layer_table, unit_name, write_outputs
-from shiftlens.loading import (
-    LoadedModel,
-    file_fingerprint,
-    gguf_to_safetensors,
-    load_config,
-    load_model,
-    load_tokenizer,
-    resolve,
-)
+from shiftlens.models import LoadedModel, weight_source
 from shiftlens.options import check_layers
 from shiftlens.progress import progress
 from shiftlens.storage import RunDirectory, atomic_write_json, file_sha256
 from shiftlens.vocabulary import Vocabulary, load_vocabulary
-from shiftlens.weights import ModuleWeights, SafetensorsWeights
 
 METHOD_VERSION = 1
 
 
 class HeadsError(ShiftlensError, ValueError):
     """Bad settings for a head explanation (layers out of range, bad top-k, ...)."""
-
-
-def open_weights(
-    model: str | LoadedModel,
-    *,
-    gguf_file: str | None = None,
-    adapter: str | None = None,
-    trust_remote_code: bool = False,
-) -> tuple[Any, Any, Any, dict[str, Any]]:
-    """(weight source, config, tokenizer, identity) of a model, streaming from safetensors when possible.
-
-    A name or path that resolves to a local safetensors directory is opened without building the
-    model; hub ids, ``.bin`` checkpoints and adapters go through `load_model`.
-    """
-    if isinstance(model, LoadedModel):
-        weights_dir = None if model.extra.get("adapter") else model.weights_dir
-        source = SafetensorsWeights(weights_dir, model.model.config) if weights_dir else ModuleWeights(model.model)
-        return source, model.model.config, model.tokenizer, model.manifest()
-    path, gguf = resolve(model, gguf_file)
-    if gguf is not None:
-        path = str(gguf_to_safetensors(Path(path), gguf))
-    directory = Path(path)
-    if adapter is None and directory.is_dir() and any(directory.glob("*.safetensors")):
-        config = load_config(directory, trust_remote_code=trust_remote_code)
-        tokenizer = load_tokenizer(str(directory), trust_remote_code=trust_remote_code)
-        spec_for(config)  # unsupported families fail here, before any work
-        identity = {
-            "name": model,
-            "weight_hash": file_fingerprint(sorted(directory.glob("*.safetensors"))),
-            "model_type": config.model_type,
-        }
-        return SafetensorsWeights(directory, config), config, tokenizer, identity
-    loaded = load_model(model, gguf_file=gguf_file, adapter=adapter, trust_remote_code=trust_remote_code)
-    return ModuleWeights(loaded.model), loaded.model.config, loaded.tokenizer, loaded.manifest()
 
 
 def method_inputs(
@@ -116,7 +73,7 @@ def explain_heads(
     if top_k < 1 or (max_pairs is not None and max_pairs < 1) or reference_words < 1:
         raise HeadsError("--top-k, --max-pairs and --reference-words must be at least 1")
     parse_spec(cooccurrence)
-    source, config, tokenizer, identity = open_weights(
+    source, config, tokenizer, identity = weight_source(
         model, gguf_file=gguf_file, adapter=adapter, trust_remote_code=trust_remote_code
     )
     vocabulary = load_vocabulary(vocab, tokenizer, min_frequency=min_frequency, alphabetic=alphabetic, top_n=top_n)

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shiftlens.config import check_choices, setting
-from shiftlens.loading import DTYPES
-
-if TYPE_CHECKING:
-    from shiftlens.loading import LoadedModel
+from shiftlens.models.load import DTYPES, LoadedModel, load_model
 
 
 @dataclass(frozen=True)
@@ -27,9 +24,7 @@ class ModelSpec:
         check_choices(self)
 
     def load(self) -> LoadedModel:
-        """Load the model (`shiftlens.loading.load_model`)."""
-        from shiftlens.loading import load_model
-
+        """Load the model (`shiftlens.models.load_model`)."""
         return load_model(
             self.name,
             gguf_file=self.gguf_file,

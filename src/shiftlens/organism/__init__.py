@@ -1,6 +1,6 @@
 """The model organism: a tiny base / instruction-tuned Llama pair built from WordNet, shipped as package data.
 
-`organism-base` and `organism-tuned` are built-in model names (see `shiftlens.loading.BUILTIN_MODELS`);
+`organism-base` and `organism-tuned` are built-in model names (see `shiftlens.models.BUILTIN_MODELS`);
 `load_prompts` gives the held-out instruction prompts of the demo. Rebuild with scripts/build_organism.py.
 """
 
@@ -16,8 +16,8 @@ BUILTIN_NAMES = {"organism-base": "base", "organism-tuned": "tuned"}
 
 
 def data_dir() -> Path:
-    """The packaged organism directory (base/, tuned/, prompts.jsonl, metrics.json)."""
-    return Path(str(resources.files("shiftlens") / "data" / "organism"))
+    """The packaged organism directory, ``organism/assets/`` (base/, tuned/, prompts.jsonl, metrics.json)."""
+    return Path(str(resources.files("shiftlens.organism") / "assets"))
 
 
 def model_dir(variant: str) -> Path:
@@ -28,7 +28,7 @@ def model_dir(variant: str) -> Path:
 
 
 def builtin_models() -> dict[str, Callable[[], tuple[str, str | None]]]:
-    """Built-in name -> resolver giving (model directory, no GGUF file), for `shiftlens.loading`."""
+    """Built-in name -> resolver giving (model directory, no GGUF file), for `shiftlens.models`."""
     return {name: (lambda v=variant: (str(model_dir(v)), None)) for name, variant in BUILTIN_NAMES.items()}
 
 

@@ -1,4 +1,5 @@
-"""Data files: the paper's TSV and ratings (real files), JSONL, and every malformed case naming file and line."""
+"""Example files: the paper's TSV and ratings (real files), JSONL, every malformed case naming file and line,
+and `load_examples` (the runs' one entry point)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,17 @@ from collections import Counter
 
 import pytest
 
-from shiftlens.data import DataError, Example, group_of, read_examples, read_ratings, tsv_spans, with_ratings
+from shiftlens.errors import ShiftlensError
+from shiftlens.examples import (
+    DataError,
+    Example,
+    group_of,
+    load_examples,
+    read_examples,
+    read_ratings,
+    tsv_spans,
+    with_ratings,
+)
 
 HEADER = "ID\tPrompt\tResponse\tInstruct&Context\n"
 RATING_HEADER = "File\tModel\tPrompt\tReference\tInstruct\tResponse\tRating\n"
@@ -171,3 +182,15 @@ def test_ratings_errors_and_join(tmp_path):
         read_ratings(write(tmp_path, "r3.tsv", RATING_HEADER + row.format("good")))
     joined = with_ratings([Example("a", "p", rating=1.0), Example("b", "p")], {"a": 4.0})
     assert [e.rating for e in joined] == [4.0, None]
+
+
+def test_load_examples_joins_ratings_keeps_the_first_and_refuses_duplicates(tmp_path):
+    path = jsonl(tmp_path, {"id": "lima_author_1", "prompt": "p"}, {"id": "b", "prompt": "q", "rating": 1})
+    ratings = write(tmp_path, "r.tsv", RATING_HEADER + "b.pkl\tm\tq\tr\ti\tresp\t5\n")
+    examples = load_examples(path, ratings, None)
+    assert [(e.id, e.group, e.rating) for e in examples] == [("lima_author_1", "lima", None), ("b", "other", 5.0)]
+    assert [e.id for e in load_examples([Example("x", "p"), Example("y", "p")], {"y": 2.0}, 1)] == ["x"]
+    with pytest.raises(ShiftlensError, match=r"duplicate example ids: \['x'\]"):
+        load_examples([Example("x", "p"), Example("x", "q")], None, None)
+    with pytest.raises(ShiftlensError, match="--limit must be at least 1, got 0"):
+        load_examples(path, None, 0)

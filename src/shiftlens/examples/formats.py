@@ -1,4 +1,4 @@
-"""Prompt data sets: JSONL and the paper's TSV read into `Example`s, ratings, and the paper's groups.
+"""Example files: JSONL and the paper's TSV read into `Example`s, and the paper's groups.
 
 JSONL, one object a line: ``id`` and ``prompt`` (required), ``response`` (optional: generated when
 absent), ``instruction`` and ``context`` (lists of spans, each a string found in the prompt or a
@@ -32,7 +32,6 @@ from shiftlens.spans import Range, Span, SpanError, expand_to_sentences, locate_
 GROUP_PREFIXES = {"user_oriented_task_": "self_instruct", "lima_author_": "lima", "mtbench_": "mt_bench"}
 OTHER_GROUP = "other"
 TSV_COLUMNS = ("ID", "Prompt", "Response", "Instruct&Context")
-RATING_COLUMNS = ("File", "Model", "Prompt", "Reference", "Instruct", "Response", "Rating")
 
 
 class DataError(ShiftlensError, ValueError):
@@ -167,7 +166,7 @@ def _unique(path: Path, numbered: list[tuple[int, Example]]) -> list[Example]:
     return [example.with_group() for _, example in numbered]
 
 
-def _tsv_rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
+def tsv_rows(path: Path, columns: tuple[str, ...]) -> Iterator[tuple[int, dict[str, str]]]:
     """Rows of a tab-separated file whose header is exactly ``columns``, ``/n`` turned into newlines."""
     lines = _lines(path)
     first = next(lines, None)
@@ -204,7 +203,7 @@ def read_paper_tsv(path: str | Path, protocol: str = DEFAULT_PROTOCOL) -> list[E
     """Examples of the paper's FinalDataset.tsv format, spans grown by ``protocol``'s rule (module doc)."""
     path = Path(path)
     examples = []
-    for number, row in _tsv_rows(path, TSV_COLUMNS):
+    for number, row in tsv_rows(path, TSV_COLUMNS):
         example_id, prompt = row["ID"].strip(), row["Prompt"]
         try:
             instruction, context = tsv_spans(prompt, row["Instruct&Context"], example_id, protocol)
@@ -224,43 +223,3 @@ def read_examples(path: str | Path) -> list[Example]:
     if path.suffix.lower() in (".tsv", ".txt"):
         return read_paper_tsv(path)
     raise DataError(f"{path}: unknown data format {path.suffix!r}; use .jsonl or the paper's .tsv")
-
-
-def read_ratings(path: str | Path, model: str | None = None) -> dict[str, float]:
-    """Ratings by example id from an AnnotatedDataset.tsv file (File is ``<id>.pkl``; -1 = not rated).
-
-    ``model`` keeps one Model column value; without it, an id rated under several models is an error.
-    """
-    path = Path(path)
-    ratings: dict[str, float] = {}
-    rated_by: dict[str, tuple[str, int]] = {}
-    models = set()
-    for number, row in _tsv_rows(path, RATING_COLUMNS):
-        models.add(row["Model"])
-        if model is not None and row["Model"] != model:
-            continue
-        example_id = row["File"].strip().removesuffix(".pkl")
-        try:
-            value = float(row["Rating"])
-        except ValueError as exc:
-            raise DataError(f"{path}:{number}: rating {row['Rating']!r} is not a number") from exc
-        if not math.isfinite(value):
-            raise DataError(f"{path}:{number}: rating {row['Rating']!r} is not finite")
-        if value < 0:
-            continue
-        if example_id in rated_by:
-            other, line = rated_by[example_id]
-            raise DataError(
-                f"{path}:{number}: {example_id!r} is rated again (first on line {line}, model {other}); "
-                "choose one model"
-            )
-        ratings[example_id] = value
-        rated_by[example_id] = (row["Model"], number)
-    if model is not None and model not in models:
-        raise DataError(f"{path}: no ratings of model {model!r}; it has {', '.join(sorted(models))}")
-    return ratings
-
-
-def with_ratings(examples: list[Example], ratings: dict[str, float]) -> list[Example]:
-    """The examples with ratings joined by id (a joined rating replaces the example's own)."""
-    return [replace(e, rating=ratings[e.id]) if e.id in ratings else e for e in examples]

