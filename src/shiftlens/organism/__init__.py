@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,11 +24,6 @@ def model_dir(variant: str) -> Path:
     if variant not in BUILTIN_NAMES.values():
         raise ValueError(f"unknown organism variant {variant!r}; choose base or tuned")
     return data_dir() / variant
-
-
-def builtin_models() -> dict[str, Callable[[], tuple[str, str | None]]]:
-    """Built-in name -> resolver giving (model directory, no GGUF file), for `shiftlens.models`."""
-    return {name: (lambda v=variant: (str(model_dir(v)), None)) for name, variant in BUILTIN_NAMES.items()}
 
 
 def prompts_path() -> Path:
