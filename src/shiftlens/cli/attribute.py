@@ -57,32 +57,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Call `shiftlens.attribution.pipeline.attribute` with the parsed options."""
     from shiftlens.attribution.pipeline import attribute
+    from shiftlens.attribution.settings import AttributionSettings
+    from shiftlens.cli.common import model_spec_from
     from shiftlens.distributed import launched
     from shiftlens.storage import Shard
 
     shard = None if args.shard is None else Shard.parse(args.shard)
     launch = launched()
-    out = attribute(
-        args.model,
-        args.data,
-        args.out,
+    settings = AttributionSettings(
         objective=args.objective,
         mode=args.mode,
         chat_template=args.chat_template,
         max_new_tokens=args.max_new_tokens,
-        dtype=args.dtype,
-        device=args.device,
-        gguf_file=args.gguf_file,
-        adapter=args.adapter,
-        trust_remote_code=args.trust_remote_code,
-        responses_from=args.responses_from,
+        responses_from=args.responses_from and str(args.responses_from),
         generate_responses=args.generate,
-        ratings=args.ratings,
+        ratings=args.ratings and str(args.ratings),
         limit=args.limit,
         memory_budget=args.memory_budget,
-        shard=shard,
-        launch=launch,
     )
+    out = attribute(model_spec_from(args), args.data, args.out, settings, shard=shard, launch=launch)
     if shard is not None:
         print(
             f"shard {shard.index}/{shard.count} stored in {out}; once every shard has finished, run the same "

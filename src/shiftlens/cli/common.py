@@ -9,6 +9,7 @@ from shiftlens.loading import DTYPES
 
 if TYPE_CHECKING:
     from shiftlens.loading import LoadedModel
+    from shiftlens.models import ModelSpec
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, *, dtype: bool = True, device: str = "cpu") -> None:
@@ -27,11 +28,11 @@ def add_layers_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layers", help="layers to explain, e.g. 0,3,10-12 (default: all)")
 
 
-def load_model_from(args: argparse.Namespace) -> LoadedModel:
-    """Load the model the parsed `add_model_arguments` options name."""
-    from shiftlens.loading import load_model
+def model_spec_from(args: argparse.Namespace) -> ModelSpec:
+    """The model the parsed `add_model_arguments` options name."""
+    from shiftlens.models import ModelSpec
 
-    return load_model(
+    return ModelSpec(
         args.model,
         gguf_file=args.gguf_file,
         adapter=args.adapter,
@@ -39,3 +40,8 @@ def load_model_from(args: argparse.Namespace) -> LoadedModel:
         device=args.device,
         trust_remote_code=args.trust_remote_code,
     )
+
+
+def load_model_from(args: argparse.Namespace) -> LoadedModel:
+    """Load the model the parsed `add_model_arguments` options name."""
+    return model_spec_from(args).load()

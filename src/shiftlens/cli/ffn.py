@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from shiftlens.cli.common import add_layers_argument, add_model_arguments, load_model_from
-from shiftlens.options import compute_device, parse_layers
+from shiftlens.cli.common import add_layers_argument, add_model_arguments, model_spec_from
+from shiftlens.options import parse_layers
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,19 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Load the model and run `explain_ffn`."""
     from shiftlens.ffn.pipeline import explain_ffn
+    from shiftlens.ffn.settings import FfnSettings
     from shiftlens.storage import read_manifest
 
-    layers = parse_layers(args.layers)
-    out = explain_ffn(
-        load_model_from(args),
-        args.vocab,
-        args.out,
-        components=args.components,
-        top_k=args.top_k,
-        layers=layers,
-        vocab_top=args.vocab_top,
-        device=compute_device(args.device),
-    )
+    settings = FfnSettings(args.components, args.top_k, parse_layers(args.layers), args.vocab_top)
+    out = explain_ffn(model_spec_from(args), args.vocab, args.out, settings)
     manifest = read_manifest(out)
     print(
         f"R = {manifest['params']['components']} components per layer of hidden size {manifest['hidden']} "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from shiftlens.cli.common import add_layers_argument, add_model_arguments
-from shiftlens.options import compute_device, parse_layers
+from shiftlens.options import parse_layers
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,12 +32,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `explain_heads` and print where the results are."""
+    from shiftlens.cli.common import model_spec_from
     from shiftlens.heads.pipeline import explain_heads
+    from shiftlens.heads.settings import HeadsSettings
 
-    summary = explain_heads(
-        args.model,
-        args.vocab,
-        args.out,
+    settings = HeadsSettings(
         top_k=args.top_k,
         cooccurrence=args.cooccurrence,
         layers=parse_layers(args.layers),
@@ -47,11 +46,8 @@ def run(args: argparse.Namespace) -> int:
         reference_words=args.reference_words,
         z=args.z,
         max_pairs=args.max_pairs,
-        device=compute_device(args.device),
-        gguf_file=args.gguf_file,
-        adapter=args.adapter,
-        trust_remote_code=args.trust_remote_code,
     )
+    summary = explain_heads(model_spec_from(args), args.vocab, args.out, settings)
     cooc = summary["cooccurrence"] or {}
     print(
         f"{len(summary['computed_layers'])} layers computed, {len(summary['skipped_layers'])} already done; "
