@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from shiftlens.cli.common import model_spec_from
     from shiftlens.heads.pipeline import explain_heads
     from shiftlens.heads.settings import HeadsSettings
+    from shiftlens.storage import read_manifest
 
     settings = HeadsSettings(
         top_k=args.top_k,
@@ -47,13 +48,13 @@ def run(args: argparse.Namespace) -> int:
         z=args.z,
         max_pairs=args.max_pairs,
     )
-    summary = explain_heads(model_spec_from(args), args.vocab, args.out, settings)
-    cooc = summary["cooccurrence"] or {}
+    out = explain_heads(model_spec_from(args), args.vocab, args.out, settings)
+    manifest = read_manifest(out)
+    results, cooc = manifest["results"], manifest.get("cooccurrence") or {}
     print(
-        f"{len(summary['computed_layers'])} layers computed, {len(summary['skipped_layers'])} already done; "
-        f"{summary['n_pairs']} pairs; {summary['n_words']} words "
-        f"({summary['n_words_skipped']} skipped: no token)"
+        f"{len(results['layers_done'])} layers stored; {results['n_pairs']} pairs; {results['n_words']} words "
+        f"({results['n_words_skipped']} skipped: no token)"
         + (f", {cooc['n_without_vector']} without a co-occurrence vector" if "n_without_vector" in cooc else "")
     )
-    print(f"wrote {summary['parquet']} and {summary['tsv']}")
+    print(f"wrote {out / 'heads.parquet'} and {out / 'heads.tsv'}")
     return 0

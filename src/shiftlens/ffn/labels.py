@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shiftlens.errors import ShiftlensError
+from shiftlens.storage import atomic_write_parquet
 
 LABELS_FILE = "labels.parquet"
 SUMMARY_FILE = "summary.json"
@@ -77,9 +78,7 @@ def write_labels(path: Path, labels: dict[tuple[int, int, int], Label], heuristi
         for question in ("concept", "tasks", "level"):
             rows[f"{question}_status"].append(label.status[question])
         rows["heuristic"].append(heuristic)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(pa.table(rows, schema=SCHEMA), tmp)
-    tmp.replace(path)
+    atomic_write_parquet(path, pa.table(rows, schema=SCHEMA))
 
 
 def read_labels(path: str | Path) -> list[dict]:
