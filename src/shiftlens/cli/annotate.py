@@ -38,6 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the annotator and run `annotate_ffn`; the API key comes only from the environment."""
+    import json
+
     from shiftlens.errors import ShiftlensError
     from shiftlens.ffn import annotate
     from shiftlens.ffn.annotate import Sampling
@@ -65,9 +67,10 @@ def run(args: argparse.Namespace) -> int:
         settings = AnnotationSettings(
             args.annotator, args.protocol, setup.runs, args.words, args.components, args.concurrency
         )
-        summary = annotate.annotate_ffn(args.ffn_dir, setup.annotator, settings, out=out)
+        annotate.annotate_ffn(args.ffn_dir, setup.annotator, settings, out=out)
     finally:
         setup.close()
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     statuses = summary["statuses"]
     print(
         f"{summary['n_labels']} labels in {out / 'labels.parquet'}"
