@@ -13,12 +13,16 @@ from conftest import TOKENIZER_TEXT, save_tiny_model
 import shiftlens.heads.pipeline as pipeline
 from shiftlens.architecture import attention_qk
 from shiftlens.cli.main import main
+from shiftlens.ffn.pipeline import explain_ffn
+from shiftlens.ffn.settings import FfnSettings
 from shiftlens.heads.cooccurrence import word_vectors
 from shiftlens.heads.pipeline import HeadsError, explain_heads
+from shiftlens.heads.records import read_pair_rows
 from shiftlens.heads.reference import reference_explain_layer
 from shiftlens.heads.settings import HeadsSettings
 from shiftlens.options import LayerError
-from shiftlens.storage import StorageError, read_manifest
+from shiftlens.runs import WrongRunKind
+from shiftlens.storage import Shard, StorageError, read_manifest
 from shiftlens.vocabulary import load_vocabulary
 from shiftlens.weights import ModuleWeights
 
@@ -185,3 +189,27 @@ def test_smollm2_layer_matches_the_reference(smollm2, paper_data, tmp_path):
             (vocabulary.words[q], vocabulary.words[k])
             for q, k in zip(reference.pair_query[mask], reference.pair_key[mask])
         ]
+
+
+def test_two_shards_then_merge_equal_one_whole_run(setup, tmp_path):
+    root, _, _, vocab, glove = setup
+    settings = HeadsSettings(top_k=6, reference_words=10, z=0.5, cooccurrence=f"glove:{glove}")
+    model = str(root / "model")
+    explain_heads(model, vocab, tmp_path / "whole", settings)
+    for index in (1, 0):
+        explain_heads(model, vocab, tmp_path / "sharded", settings, shard=Shard(index, 2))  # a layer each
+        assert not (tmp_path / "sharded" / "heads.parquet").exists()  # shards write no tables
+    explain_heads(model, vocab, tmp_path / "sharded", settings)  # the merge: computes nothing
+    whole, sharded = read_manifest(tmp_path / "whole"), read_manifest(tmp_path / "sharded")
+    for key in ("params", "counts", "failed", "results", "cooccurrence", "model", "vocabulary"):
+        assert whole[key] == sharded[key], key
+    tables = [pq.read_table(tmp_path / name / "heads.parquet") for name in ("whole", "sharded")]
+    assert tables[0].equals(tables[1]) and tables[0].num_rows > 0
+    assert (tmp_path / "whole" / "heads.tsv").read_text() == (tmp_path / "sharded" / "heads.tsv").read_text()
+
+
+def test_a_heads_reader_refuses_another_kind_of_run(setup, tmp_path):
+    root, _, _, vocab, _ = setup
+    explain_ffn(str(root / "model"), vocab, tmp_path / "ffn", FfnSettings(components=2, top_k=2))
+    with pytest.raises(WrongRunKind, match=f"^{tmp_path / 'ffn'} is a ffn run, not a heads run$"):
+        read_pair_rows(tmp_path / "ffn")
