@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from shiftlens.cli.common import add_layers_argument, add_model_arguments, model_spec_from
+from shiftlens.cli.common import (
+    add_layers_argument,
+    add_model_arguments,
+    add_shard_argument,
+    model_spec_from,
+    report_partial,
+    run_placement,
+)
 from shiftlens.options import parse_layers
 
 
@@ -22,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--top-k", type=int, default=50, help="words stored per component")
     add_layers_argument(parser)
+    add_shard_argument(parser, "layers")
     parser.set_defaults(func=run)
 
 
@@ -32,7 +40,10 @@ def run(args: argparse.Namespace) -> int:
     from shiftlens.storage import read_manifest
 
     settings = FfnSettings(args.components, args.top_k, parse_layers(args.layers), args.vocab_top)
-    out = explain_ffn(model_spec_from(args), args.vocab, args.out, settings)
+    placement = run_placement(args)
+    out = explain_ffn(model_spec_from(args), args.vocab, args.out, settings, **placement)
+    if report_partial(out, **placement):
+        return 0
     manifest = read_manifest(out)
     print(
         f"R = {manifest['params']['components']} components per layer of hidden size {manifest['hidden']} "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from shiftlens.cli.common import add_layers_argument, add_model_arguments
+from shiftlens.cli.common import add_layers_argument, add_model_arguments, add_shard_argument
 from shiftlens.options import parse_layers
 
 
@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="glove:PATH, st:NAME_OR_PATH, ppmi:CORPUS (ppmi:wordnet = WordNet glosses) or none",
     )
     add_layers_argument(parser)
+    add_shard_argument(parser, "layers")
     parser.add_argument("--min-frequency", type=float, help="drop words of lower frequency")
     parser.add_argument("--alphabetic", action="store_true", help="keep only alphabetic words")
     parser.add_argument("--top-n", type=int, help="keep only the N most frequent words")
@@ -32,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `explain_heads` and print where the results are."""
-    from shiftlens.cli.common import model_spec_from
+    from shiftlens.cli.common import model_spec_from, report_partial, run_placement
     from shiftlens.heads.pipeline import explain_heads
     from shiftlens.heads.settings import HeadsSettings
     from shiftlens.storage import read_manifest
@@ -48,7 +49,10 @@ def run(args: argparse.Namespace) -> int:
         z=args.z,
         max_pairs=args.max_pairs,
     )
-    out = explain_heads(model_spec_from(args), args.vocab, args.out, settings)
+    placement = run_placement(args)
+    out = explain_heads(model_spec_from(args), args.vocab, args.out, settings, **placement)
+    if report_partial(out, **placement):
+        return 0
     manifest = read_manifest(out)
     results, cooc = manifest["results"], manifest.get("cooccurrence") or {}
     print(
