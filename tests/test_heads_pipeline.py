@@ -213,3 +213,25 @@ def test_a_heads_reader_refuses_another_kind_of_run(setup, tmp_path):
     explain_ffn(str(root / "model"), vocab, tmp_path / "ffn", FfnSettings(components=2, top_k=2))
     with pytest.raises(WrongRunKind, match=f"^{tmp_path / 'ffn'} is a ffn run, not a heads run$"):
         read_pair_rows(tmp_path / "ffn")
+
+
+def test_a_layer_failing_with_a_clear_error_is_listed_and_the_command_exits_2(setup, tmp_path, monkeypatch, capsys):
+    root, _, _, vocab, _ = setup
+    real = pipeline.explain_layer
+
+    def fail_on_layer_1(words, wq, *args, **kwargs):
+        if fail_on_layer_1.calls:
+            raise HeadsError("layer too strange")
+        fail_on_layer_1.calls += 1
+        return real(words, wq, *args, **kwargs)
+
+    fail_on_layer_1.calls = 0
+    monkeypatch.setattr(pipeline, "explain_layer", fail_on_layer_1)
+    out = tmp_path / "out"
+    argv = ["heads", "--model", str(root / "model"), "--vocab", str(vocab), "--out", str(out), "--cooccurrence", "none"]
+    assert main(argv) == 2
+    assert "1 of 2 layers failed" in capsys.readouterr().err
+    manifest = read_manifest(out)
+    assert manifest["failed"] == {"layer-0001": "layer too strange"} and manifest["results"]["layers_done"] == [0]
+    monkeypatch.setattr(pipeline, "explain_layer", real)
+    assert main(argv) == 0 and read_manifest(out)["results"]["layers_done"] == [0, 1]
