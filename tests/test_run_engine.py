@@ -7,7 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from shiftlens.attribution.records import read_attribution_run
 from shiftlens.errors import ShiftlensError
+from shiftlens.ffn.labels import read_labels
 from shiftlens.ffn.records import read_ffn_run
 from shiftlens.runs import (
     Job,
@@ -111,6 +113,10 @@ def test_a_run_of_another_kind_is_refused_by_writers_and_readers(tmp_path):
         check_kind(tmp_path, "ffn")
     with pytest.raises(WrongRunKind, match=message):
         read_ffn_run(tmp_path)
+    with pytest.raises(WrongRunKind, match=f"^{tmp_path} is a squares run, not a ffn-annotations run$"):
+        read_labels(tmp_path)
+    with pytest.raises(WrongRunKind, match=f"^{tmp_path} is a squares run, not a attribution run$"):
+        read_attribution_run(tmp_path)
 
 
 def _as_format_1(path, **fields) -> None:

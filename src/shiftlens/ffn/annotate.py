@@ -25,13 +25,12 @@ from shiftlens.ffn.endpoint import (
     api_key_from_environment,
     question_sampling,
 )
-from shiftlens.ffn.labels import LABELS_FILE, SUMMARY_FILE, Annotator, Label, write_labels
+from shiftlens.ffn.labels import KIND, LABELS_FILE, SUMMARY_FILE, Annotator, Label, write_labels
 from shiftlens.ffn.llm_annotator import LLMAnnotator
 from shiftlens.ffn.records import FfnRun, read_ffn_run, unit_name
 from shiftlens.runs import Job, Unit, UnitData, execute
 from shiftlens.storage import RunDirectory, atomic_write_json
 
-KIND = "ffn-annotations"
 __all__ = [
     "CACHE_FILE",
     "KIND",

@@ -14,8 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shiftlens.errors import ShiftlensError
+from shiftlens.runs.manifest import check_kind
 from shiftlens.storage import atomic_write_parquet
 
+KIND = "ffn-annotations"  # the run kind of an annotation directory
 LABELS_FILE = "labels.parquet"
 SUMMARY_FILE = "summary.json"
 OK, UNPARSEABLE, SKIPPED = "ok", "unparseable", "skipped"
@@ -85,6 +87,8 @@ def read_labels(path: str | Path) -> list[dict]:
     """Label rows of ``labels.parquet`` (a file or the annotation directory holding it)."""
     path = Path(path)
     if path.is_dir():
+        if (path / "manifest.json").exists():
+            check_kind(path, KIND)
         path = path / LABELS_FILE
     if not path.exists():
         raise ShiftlensError(f"no labels at {path}; run 'shiftlens annotate' first")
