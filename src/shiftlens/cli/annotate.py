@@ -38,9 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the annotator and run `annotate_ffn`; the API key comes only from the environment."""
+    import json
+
     from shiftlens.errors import ShiftlensError
     from shiftlens.ffn import annotate
     from shiftlens.ffn.annotate import Sampling
+    from shiftlens.ffn.annotation_settings import AnnotationSettings
     from shiftlens.ffn.annotators import EndpointSettings, build_annotator
 
     out = Path(args.out) if args.out else annotate.default_out(args.ffn_dir)
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             "--protocol paper fixes the temperatures (concept 1.0, tasks and level 0); drop --temperature"
         )
     temperature = Sampling.temperature if args.temperature is None else args.temperature
-    settings = EndpointSettings(
+    endpoint = EndpointSettings(
         args.endpoint,
         args.model,
         timeout=args.timeout,
@@ -57,21 +60,17 @@ def run(args: argparse.Namespace) -> int:
         backoff=args.backoff,
         sampling=Sampling(temperature, args.top_p, args.max_tokens),
     )
-    setup = build_annotator(args.annotator, out, settings, args.runs, args.cache, args.protocol)
+    setup = build_annotator(args.annotator, out, endpoint, args.runs, args.cache, args.protocol)
     if args.annotator == "lexical":
         print("annotator: lexical (HEURISTIC: WordNet lexicographer files and word lists, not an LLM)")
     try:
-        summary = annotate.annotate_ffn(
-            args.ffn_dir,
-            setup.annotator,
-            out=out,
-            runs=setup.runs,
-            concurrency=args.concurrency,
-            n_words=args.words,
-            components=args.components,
+        settings = AnnotationSettings(
+            args.annotator, args.protocol, setup.runs, args.words, args.components, args.concurrency
         )
+        annotate.annotate_ffn(args.ffn_dir, setup.annotator, settings, out=out)
     finally:
         setup.close()
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     statuses = summary["statuses"]
     print(
         f"{summary['n_labels']} labels in {out / 'labels.parquet'}"

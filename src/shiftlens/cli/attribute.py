@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from shiftlens.attribution.plan import DEFAULT_MEMORY_BUDGET, MODES
-from shiftlens.cli.common import add_model_arguments
+from shiftlens.cli.common import add_model_arguments, add_shard_argument
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,51 +45,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--limit", type=int, help="only the first N examples")
     parser.add_argument("--ratings", type=Path, help="ratings to join by id (AnnotatedDataset.tsv format)")
-    parser.add_argument(
-        "--shard",
-        metavar="I/N",
-        help="compute only part I of N (0-based) of the examples, e.g. a job array's task; "
-        "rerun without --shard afterwards to merge (under torchrun / accelerate launch, ranks shard by themselves)",
-    )
+    add_shard_argument(parser, "examples")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Call `shiftlens.attribution.pipeline.attribute` with the parsed options."""
     from shiftlens.attribution.pipeline import attribute
-    from shiftlens.distributed import launched
-    from shiftlens.storage import Shard
+    from shiftlens.attribution.settings import AttributionSettings
+    from shiftlens.cli.common import model_spec_from, report_partial, run_placement
 
-    shard = None if args.shard is None else Shard.parse(args.shard)
-    launch = launched()
-    out = attribute(
-        args.model,
-        args.data,
-        args.out,
+    settings = AttributionSettings(
         objective=args.objective,
         mode=args.mode,
         chat_template=args.chat_template,
         max_new_tokens=args.max_new_tokens,
-        dtype=args.dtype,
-        device=args.device,
-        gguf_file=args.gguf_file,
-        adapter=args.adapter,
-        trust_remote_code=args.trust_remote_code,
-        responses_from=args.responses_from,
+        responses_from=args.responses_from and str(args.responses_from),
         generate_responses=args.generate,
-        ratings=args.ratings,
+        ratings=args.ratings and str(args.ratings),
         limit=args.limit,
         memory_budget=args.memory_budget,
-        shard=shard,
-        launch=launch,
     )
-    if shard is not None:
-        print(
-            f"shard {shard.index}/{shard.count} stored in {out}; once every shard has finished, run the same "
-            "command without --shard to merge them: it computes nothing already stored and writes summary.csv"
-        )
-    elif launch is not None and launch.shard.index != 0:
-        print(f"rank {launch.shard.index}/{launch.shard.count}: shard stored in {out}; rank 0 merged the run")
-    else:
+    placement = run_placement(args)
+    out = attribute(model_spec_from(args), args.data, args.out, settings, **placement)
+    if not report_partial(out, **placement):
         print(f"wrote {out} ({out / 'summary.csv'})")
     return 0

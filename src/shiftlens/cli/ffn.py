@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from shiftlens.cli.common import add_layers_argument, add_model_arguments, load_model_from
-from shiftlens.models import compute_device
+from shiftlens.cli.common import (
+    add_layers_argument,
+    add_model_arguments,
+    add_shard_argument,
+    model_spec_from,
+    report_partial,
+    run_placement,
+)
 from shiftlens.options import parse_layers
 
 
@@ -23,25 +29,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--top-k", type=int, default=50, help="words stored per component")
     add_layers_argument(parser)
+    add_shard_argument(parser, "layers")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the model and run `explain_ffn`."""
     from shiftlens.ffn.pipeline import explain_ffn
+    from shiftlens.ffn.settings import FfnSettings
     from shiftlens.storage import read_manifest
 
-    layers = parse_layers(args.layers)
-    out = explain_ffn(
-        load_model_from(args),
-        args.vocab,
-        args.out,
-        components=args.components,
-        top_k=args.top_k,
-        layers=layers,
-        vocab_top=args.vocab_top,
-        device=compute_device(args.device),
-    )
+    settings = FfnSettings(args.components, args.top_k, parse_layers(args.layers), args.vocab_top)
+    placement = run_placement(args)
+    out = explain_ffn(model_spec_from(args), args.vocab, args.out, settings, **placement)
+    if report_partial(out, **placement):
+        return 0
     manifest = read_manifest(out)
     print(
         f"R = {manifest['params']['components']} components per layer of hidden size {manifest['hidden']} "

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from shiftlens.cli.common import add_layers_argument, add_model_arguments
-from shiftlens.models import compute_device
+from shiftlens.cli.common import add_layers_argument, add_model_arguments, add_shard_argument
 from shiftlens.options import parse_layers
 
 
@@ -22,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="glove:PATH, st:NAME_OR_PATH, ppmi:CORPUS (ppmi:wordnet = WordNet glosses) or none",
     )
     add_layers_argument(parser)
+    add_shard_argument(parser, "layers")
     parser.add_argument("--min-frequency", type=float, help="drop words of lower frequency")
     parser.add_argument("--alphabetic", action="store_true", help="keep only alphabetic words")
     parser.add_argument("--top-n", type=int, help="keep only the N most frequent words")
@@ -33,12 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run `explain_heads` and print where the results are."""
+    from shiftlens.cli.common import model_spec_from, report_partial, run_placement
     from shiftlens.heads.pipeline import explain_heads
+    from shiftlens.heads.settings import HeadsSettings
+    from shiftlens.storage import read_manifest
 
-    summary = explain_heads(
-        args.model,
-        args.vocab,
-        args.out,
+    settings = HeadsSettings(
         top_k=args.top_k,
         cooccurrence=args.cooccurrence,
         layers=parse_layers(args.layers),
@@ -48,17 +48,17 @@ def run(args: argparse.Namespace) -> int:
         reference_words=args.reference_words,
         z=args.z,
         max_pairs=args.max_pairs,
-        device=compute_device(args.device),
-        gguf_file=args.gguf_file,
-        adapter=args.adapter,
-        trust_remote_code=args.trust_remote_code,
     )
-    cooc = summary["cooccurrence"] or {}
+    placement = run_placement(args)
+    out = explain_heads(model_spec_from(args), args.vocab, args.out, settings, **placement)
+    if report_partial(out, **placement):
+        return 0
+    manifest = read_manifest(out)
+    results, cooc = manifest["results"], manifest.get("cooccurrence") or {}
     print(
-        f"{len(summary['computed_layers'])} layers computed, {len(summary['skipped_layers'])} already done; "
-        f"{summary['n_pairs']} pairs; {summary['n_words']} words "
-        f"({summary['n_words_skipped']} skipped: no token)"
+        f"{len(results['layers_done'])} layers stored; {results['n_pairs']} pairs; {results['n_words']} words "
+        f"({results['n_words_skipped']} skipped: no token)"
         + (f", {cooc['n_without_vector']} without a co-occurrence vector" if "n_without_vector" in cooc else "")
     )
-    print(f"wrote {summary['parquet']} and {summary['tsv']}")
+    print(f"wrote {out / 'heads.parquet'} and {out / 'heads.tsv'}")
     return 0

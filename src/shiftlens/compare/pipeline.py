@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from shiftlens.attribution.pipeline import RunFailures, attribute
+from shiftlens.attribution.settings import AttributionSettings
 from shiftlens.compare.results import assemble_results, null_draws, read_results, write_results
 from shiftlens.compare.settings import CompareSettings, ModelSpec
 from shiftlens.compare.tokenizers import check_tokenizers
 from shiftlens.errors import ShiftlensError
 from shiftlens.examples import Example, load_examples
 from shiftlens.ffn.annotators import build_annotator
-from shiftlens.models import LoadedModel, compute_device, load_model, load_tokenizer
+from shiftlens.models import LoadedModel, load_model, load_tokenizer
 from shiftlens.storage import RunDirectory, atomic_write_text, file_sha256
 
 RUN_KIND = "compare"
@@ -98,48 +99,37 @@ class _Steps:
         """Attribution of the responses: the tuned model's by default, each model's own, or the data's."""
         responses = self.settings.responses
         explains_tuned = role == "base" and responses == "tuned"
-        attribute(
-            lm,
-            self.examples,
-            self.out / "attribution" / role,
+        settings = AttributionSettings(
             chat_template=self.chat_template,
             max_new_tokens=self.settings.max_new_tokens,
-            responses_from=self.out / "attribution" / "tuned" if explains_tuned else None,
+            responses_from=str(self.out / "attribution" / "tuned") if explains_tuned else None,
             generate_responses=responses == "each" or (responses == "tuned" and role == "tuned"),
         )
+        attribute(lm, self.examples, self.out / "attribution" / role, settings)
 
     def heads(self, lm: LoadedModel, role: str) -> None:
         """Word pairs of every attention head."""
         from shiftlens.heads.pipeline import explain_heads
+        from shiftlens.heads.settings import HeadsSettings
 
-        explain_heads(
-            lm,
-            self.vocab,
-            self.out / "heads" / role,
-            top_k=self.settings.heads_top_k,
-            cooccurrence=self.settings.cooccurrence,
-            layers=None if self.settings.layers is None else list(self.settings.layers),
-            device=compute_device(self.settings.device),
+        settings = HeadsSettings(
+            top_k=self.settings.heads_top_k, cooccurrence=self.settings.cooccurrence, layers=self.settings.layers
         )
+        explain_heads(lm, self.vocab, self.out / "heads" / role, settings)
 
     def ffn(self, lm: LoadedModel, role: str) -> None:
         """Principal components of every FFN down-projection as word lists."""
         from shiftlens.ffn.pipeline import explain_ffn
+        from shiftlens.ffn.settings import FfnSettings
 
-        explain_ffn(
-            lm,
-            self.vocab,
-            self.out / "ffn" / role,
-            components=self.settings.components,
-            top_k=self.settings.ffn_top_k,
-            layers=None if self.settings.layers is None else list(self.settings.layers),
-            vocab_top=self.settings.vocab_top,
-            device=compute_device(self.settings.device),
-        )
+        s = self.settings
+        settings = FfnSettings(s.components, s.ffn_top_k, s.layers, s.vocab_top)
+        explain_ffn(lm, self.vocab, self.out / "ffn" / role, settings)
 
     def annotate(self, lm: LoadedModel | None, role: str) -> None:
         """Concept labels of the FFN components (needs no model: an annotator reads the word lists)."""
         from shiftlens.ffn.annotate import annotate_ffn, default_out
+        from shiftlens.ffn.annotation_settings import AnnotationSettings
 
         ffn_dir = self.out / "ffn" / role
         setup = build_annotator(
@@ -150,7 +140,8 @@ class _Steps:
             protocol=self.settings.protocol,
         )
         try:
-            annotate_ffn(ffn_dir, setup.annotator, runs=setup.runs)
+            settings = AnnotationSettings(str(self.settings.annotator), self.settings.protocol, setup.runs)
+            annotate_ffn(ffn_dir, setup.annotator, settings)
         finally:
             setup.close()
 

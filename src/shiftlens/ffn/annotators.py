@@ -10,7 +10,8 @@ from pathlib import Path
 
 from shiftlens.errors import ShiftlensError
 from shiftlens.evidence import DEFAULT_PROTOCOL
-from shiftlens.ffn import annotate
+from shiftlens.ffn.answer_cache import CACHE_FILE, AnswerCache
+from shiftlens.ffn.endpoint import ChatEndpoint, Sampling, api_key_from_environment
 from shiftlens.ffn.labels import Annotator
 
 KINDS = ("lexical", "llm", "openai")  # "openai" = "llm": any OpenAI-compatible chat-completions endpoint
@@ -25,7 +26,7 @@ class EndpointSettings:
     timeout: float = 60.0
     retries: int = 6
     backoff: float = 1.0
-    sampling: annotate.Sampling = annotate.Sampling()
+    sampling: Sampling = Sampling()
 
 
 @dataclass
@@ -34,7 +35,7 @@ class AnnotatorSetup:
 
     annotator: Annotator
     runs: int
-    cache: annotate.AnswerCache | None = None
+    cache: AnswerCache | None = None
 
     def close(self) -> None:
         """Flush and close the answer cache, if any."""
@@ -55,6 +56,7 @@ def build_annotator(
     Under the paper ``protocol`` an LLM annotator samples each question at the authors' temperatures.
     """
     from shiftlens.ffn.lexical import LexicalAnnotator
+    from shiftlens.ffn.llm_annotator import LLMAnnotator
 
     if kind == "lexical":
         return AnnotatorSetup(LexicalAnnotator(), 1)
@@ -62,13 +64,13 @@ def build_annotator(
         raise ShiftlensError(f"unknown annotator {kind!r}; choose one of {', '.join(KINDS)}")
     if not settings.endpoint or not settings.model:
         raise ShiftlensError(f"--annotator {kind} needs --endpoint and --model (or use --annotator lexical)")
-    endpoint = annotate.ChatEndpoint(
+    endpoint = ChatEndpoint(
         settings.endpoint,
         settings.model,
-        api_key=annotate.api_key_from_environment(),
+        api_key=api_key_from_environment(),
         timeout=settings.timeout,
         retries=settings.retries,
         backoff=settings.backoff,
     )
-    answers = annotate.AnswerCache(Path(cache) if cache else Path(out) / annotate.CACHE_FILE)
-    return AnnotatorSetup(annotate.LLMAnnotator(endpoint, answers, settings.sampling, protocol), runs, answers)
+    answers = AnswerCache(Path(cache) if cache else Path(out) / CACHE_FILE)
+    return AnnotatorSetup(LLMAnnotator(endpoint, answers, settings.sampling, protocol), runs, answers)
