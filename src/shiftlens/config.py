@@ -23,10 +23,15 @@ def setting(
     identity: bool = True,
     flag: str | None = None,
     metavar: str | None = None,
+    prefix: str = "",
 ) -> Any:
-    """A dataclass field of a settings object; ``identity=False`` marks fields that never change stored units."""
+    """A dataclass field of a settings object; ``identity=False`` marks fields that never change stored units.
+
+    A field holding a nested settings dataclass has its fields' flags after ``prefix`` (none by default:
+    flattened into the outer group); ``flag`` replaces the generated ``--field-name``.
+    """
     metadata = {"help": help, "choices": tuple(choices) if choices else None, "identity": identity}
-    metadata.update(flag=flag, metavar=metavar)
+    metadata.update(flag=flag, metavar=metavar, prefix=prefix)
     if isinstance(default, (list, dict, set)) or dataclasses.is_dataclass(default):
         return dataclasses.field(default_factory=lambda: default, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
