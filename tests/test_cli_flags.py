@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -76,7 +76,8 @@ def test_defaults_round_trip_and_every_type_parses():
     assert parse([]) == Toy()
     got = parse(["--count", "4", "--ratio", "0.25", "--name", "beta", "--kind", "none", "--limit", "9",
                  "--path", "x.txt", "--fast", "--no-check", "--layers", "0,3-4", "--words", "beta",
-                 "--other-name", "8", "--inner-rate", "0.1", "--inner-label", "a", "--rate", "3", "--label", "b"])  # fmt: skip
+                 "--other-name", "8", "--inner-rate", "0.1", "--inner-label", "a",
+                 "--rate", "3", "--label", "b"])  # fmt: skip
     assert got == Toy(4, 0.25, "beta", None, 9, Path("x.txt"), True, False, (0, 3, 4), ("beta",), 8,
                       Inner(0.1, "a"), Inner(3.0, "b"))  # fmt: skip
 
@@ -85,7 +86,8 @@ def test_namespace_to_settings_round_trips_any_settings():
     settings = Toy(count=5, kind=None, fast=True, check=False, layers=(1, 2), words=("beta",), inner=Inner(label="z"))
     argv = ["--count", "5", "--kind", "none", "--fast", "--no-check", "--layers", "1,2", "--words", "beta"]
     assert parse([*argv, "--inner-label", "z"]) == settings
-    prefixed = ["--x-count", "5", "--x-kind", "none", "--x-fast", "--no-x-check", "--x-layers", "1,2", "--x-words", "beta"]
+    prefixed = ["--x-count", "5", "--x-kind", "none", "--x-fast", "--no-x-check", "--x-layers", "1,2"]
+    prefixed += ["--x-words", "beta"]
     assert parse([*prefixed, "--x-inner-label", "z"], "x") == settings
 
 

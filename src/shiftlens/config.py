@@ -47,9 +47,11 @@ def check_choices(obj: Any) -> None:
     for f in settings_fields(obj):
         allowed = f.metadata["choices"]
         value = getattr(obj, f.name)
-        if allowed is not None and value is not None and value not in allowed:
+        values = value if isinstance(value, (tuple, list)) else (value,)  # a tuple field: each of its items
+        bad = [v for v in values if v is not None and v not in allowed] if allowed is not None else []
+        if bad:
             flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
-            raise ShiftlensError(f"{flag} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+            raise ShiftlensError(f"{flag} must be one of {', '.join(map(str, allowed))}, got {bad[0]!r}")
 
 
 def _json(value: Any) -> Any:

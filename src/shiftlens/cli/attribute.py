@@ -5,52 +5,26 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from shiftlens.attribution.plan import DEFAULT_MEMORY_BUDGET, MODES
-from shiftlens.cli.common import add_model_arguments
+from shiftlens.attribution.settings import AttributionSettings
+from shiftlens.cli.common import add_model_arguments, model_spec
+from shiftlens.cli.flags import add_settings, settings_from
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `attribute` subcommand."""
+    """Add the `attribute` subcommand: the model group, the run's inputs, then `AttributionSettings`' flags."""
     parser = subparsers.add_parser(
         "attribute", help="attribute each response token to the prompt tokens (gradient × input)"
     )
     add_model_arguments(parser)
     parser.add_argument("--data", required=True, type=Path, help="examples: .jsonl, or the paper's .tsv format")
     parser.add_argument("--out", required=True, type=Path, help="run directory (resumed when it exists)")
-    parser.add_argument("--objective", default="prob", choices=("prob", "logprob", "logit"))
-    parser.add_argument(
-        "--mode",
-        default="auto",
-        choices=MODES,
-        help="auto (default): forward mode (one JVP per prompt token) or batched reverse mode (one vmapped "
-        "backward per chunk of response tokens), whichever a cost model finds cheaper; same numbers either way",
-    )
-    parser.add_argument(
-        "--memory-budget",
-        type=float,
-        default=DEFAULT_MEMORY_BUDGET,
-        metavar="X",
-        help="size chunks so the estimated peak memory stays within X × (weights + one forward's activations) "
-        f"(default {DEFAULT_MEMORY_BUDGET})",
-    )
-    parser.add_argument(
-        "--chat-template", default="auto", help="auto (the tokenizer's, if any), none, or a Jinja template file"
-    )
-    parser.add_argument("--max-new-tokens", type=int, default=300, help="generation length limit (default 300)")
-    parser.add_argument("--generate", action="store_true", help="generate responses even where the data has them")
-    parser.add_argument(
-        "--responses-from",
-        type=Path,
-        help="explain the responses stored in this attribution run (e.g. the tuned model's)",
-    )
-    parser.add_argument("--limit", type=int, help="only the first N examples")
-    parser.add_argument("--ratings", type=Path, help="ratings to join by id (AnnotatedDataset.tsv format)")
     parser.add_argument(
         "--shard",
         metavar="I/N",
         help="compute only part I of N (0-based) of the examples, e.g. a job array's task; "
         "rerun without --shard afterwards to merge (under torchrun / accelerate launch, ranks shard by themselves)",
     )
+    add_settings(parser, AttributionSettings, title="attribution")
     parser.set_defaults(func=run)
 
 
@@ -62,27 +36,8 @@ def run(args: argparse.Namespace) -> int:
 
     shard = None if args.shard is None else Shard.parse(args.shard)
     launch = launched()
-    out = attribute(
-        args.model,
-        args.data,
-        args.out,
-        objective=args.objective,
-        mode=args.mode,
-        chat_template=args.chat_template,
-        max_new_tokens=args.max_new_tokens,
-        dtype=args.dtype,
-        device=args.device,
-        gguf_file=args.gguf_file,
-        adapter=args.adapter,
-        trust_remote_code=args.trust_remote_code,
-        responses_from=args.responses_from,
-        generate_responses=args.generate,
-        ratings=args.ratings,
-        limit=args.limit,
-        memory_budget=args.memory_budget,
-        shard=shard,
-        launch=launch,
-    )
+    settings = settings_from(args, AttributionSettings)
+    out = attribute(model_spec(args), args.data, args.out, settings, shard=shard, launch=launch)
     if shard is not None:
         print(
             f"shard {shard.index}/{shard.count} stored in {out}; once every shard has finished, run the same "

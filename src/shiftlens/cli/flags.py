@@ -18,12 +18,14 @@ import types
 import typing
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from shiftlens.errors import ShiftlensError
 from shiftlens.options import parse_layers
 
 NONE = "none"  # an optional field's None on the command line
+METAVARS = {int: "N", float: "X", Path: "PATH"}  # a str field's metavar is its (unprefixed) name
 Parser = argparse.ArgumentParser | argparse._ArgumentGroup
 
 
@@ -54,11 +56,10 @@ def _join(*parts: str) -> str:
 
 
 def _unwrap(hint: Any) -> tuple[Any, bool]:
-    """``X | None`` → (X, True); any other annotation → (itself, False)."""
+    """``X | None`` → (X, True), ``X | Y`` → (X, False) (the command line gives the first); others unchanged."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        if len(args) == 1:
-            return args[0], True
+        args = typing.get_args(hint)
+        return next(a for a in args if a is not type(None)), type(None) in args  # the CLI spells the first
     return hint, False
 
 
@@ -137,7 +138,8 @@ def _scalar(option: Option) -> Callable[[str], Any]:
 def _argument(option: Option, aliases: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
     """The name(s) and keyword arguments of ``add_argument`` for one option."""
     meta = option.field.metadata
-    text = f"{meta['help']} (default: {show(option.default)})".replace("%", "%%")  # argparse formats help
+    text = meta["help"] if "(default" in meta["help"] else f"{meta['help']} (default: {show(option.default)})"
+    text = text.replace("%", "%%")  # argparse formats help
     kwargs: dict[str, Any] = {"dest": option.dest, "default": option.default, "help": text}
     if option.kind is bool:
         if option.default is True:
@@ -154,8 +156,8 @@ def _argument(option: Option, aliases: Sequence[str]) -> tuple[list[str], dict[s
             kwargs["choices"] = (*allowed, None) if option.optional else allowed
             spelt = [*map(str, allowed), *([NONE] if option.optional else [])]
             kwargs["metavar"] = meta["metavar"] or "{" + ",".join(spelt) + "}"
-        elif meta["metavar"]:
-            kwargs["metavar"] = meta["metavar"]
+        else:
+            kwargs["metavar"] = meta["metavar"] or METAVARS.get(option.kind, option.field.name.upper())
     return [option.flag, *aliases], kwargs
 
 
@@ -172,13 +174,19 @@ def add_settings(
 ) -> list[Option]:
     """Add the flags of ``cls`` (in a group ``title``); ``defaults`` (an instance) replaces the shown defaults.
 
+    On a parser, each nested settings field's flags form a group of their own, titled by the field's help.
     ``aliases`` maps a dotted field path to extra spellings of its flag (e.g. ``{"top_k": ["--top-k"]}``).
     """
-    target = parser.add_argument_group(title) if title and isinstance(parser, argparse.ArgumentParser) else parser
     generated = options(cls, prefix, only=only, exclude=exclude, defaults=defaults)
+    groups: dict[str | None, Parser] = {}
     for option in generated:
+        outer = option.path[0] if len(option.path) > 1 else None
+        if outer not in groups:
+            name = title if outer is None else cls.__dataclass_fields__[outer].metadata.get("help", outer)
+            grouped = isinstance(parser, argparse.ArgumentParser) and (name or outer)
+            groups[outer] = parser.add_argument_group(name) if grouped else parser
         names, kwargs = _argument(option, (aliases or {}).get(".".join(option.path), ()))
-        target.add_argument(*names, **kwargs)
+        groups[outer].add_argument(*names, **kwargs)
     return generated
 
 
