@@ -33,9 +33,11 @@ from shiftlens import organism
 from shiftlens.architecture import ffn_down_rows, geometry, spec_for
 from shiftlens.evidence import ALPHA
 from shiftlens.ffn.annotate import annotate_ffn, default_out
+from shiftlens.ffn.annotation_settings import AnnotationSettings
 from shiftlens.ffn.labels import read_labels
 from shiftlens.ffn.lexical import LexicalAnnotator
 from shiftlens.ffn.pipeline import explain_ffn
+from shiftlens.ffn.settings import FfnSettings
 from shiftlens.ffn.statistics import table5
 from shiftlens.loading import LoadedModel, load_model
 from shiftlens.nulls import perturb_like
@@ -47,8 +49,9 @@ TARGET = 0.10
 def labelled_run(loaded: LoadedModel, out: Path, components: int, annotator: LexicalAnnotator) -> list[dict]:
     """The lexical labels of an FFN run of ``loaded`` (computed once, reused from ``out`` afterwards)."""
     if not (default_out(out) / "labels.parquet").exists():
-        explain_ffn(loaded, organism.vocab_path(), out, components=components)
-        annotate_ffn(out, annotator, runs=1)  # deterministic: one run, as `shiftlens annotate` makes it
+        explain_ffn(loaded, organism.vocab_path(), out, FfnSettings(components=components))
+        # deterministic: one run, as `shiftlens annotate` makes it
+        annotate_ffn(out, annotator, AnnotationSettings("lexical", runs=1))
     return read_labels(default_out(out))
 
 

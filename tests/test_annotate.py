@@ -23,6 +23,7 @@ from shiftlens.cli.main import main
 from shiftlens.errors import ShiftlensError
 from shiftlens.ffn import prompts
 from shiftlens.ffn.annotate import AnswerCache, ChatEndpoint, LLMAnnotator, Sampling, annotate_ffn, cache_key
+from shiftlens.ffn.annotation_settings import AnnotationSettings
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "sk-test-do-not-store-9f3a"
@@ -187,7 +188,9 @@ def test_prompts_ask_for_the_documented_things():
 
 def test_labels_chain_and_cache_hit_on_rerun(server, ffn_dir, tmp_path):
     out = tmp_path / "ann"
-    summary = annotate_ffn(ffn_dir, llm(server.url, out / "answers.jsonl"), out=out, runs=3, concurrency=4)
+    summary = annotate_ffn(
+        ffn_dir, llm(server.url, out / "answers.jsonl"), AnnotationSettings(runs=3, concurrency=4), out=out
+    )
     rows = labels_of(out)
     assert len(rows) == 2 * 6 * 3 and summary["requests"] == server.total()
     # every label follows the server's deterministic replies
@@ -209,7 +212,9 @@ def test_labels_chain_and_cache_hit_on_rerun(server, ffn_dir, tmp_path):
     assert unparseable == sum(r["concept_status"] == "unparseable" for r in rows) > 0
     assert max(server.counts.values()) == 1
     before = server.total()
-    again = annotate_ffn(ffn_dir, llm(server.url, out / "answers.jsonl"), out=out, runs=3, concurrency=4)
+    again = annotate_ffn(
+        ffn_dir, llm(server.url, out / "answers.jsonl"), AnnotationSettings(runs=3, concurrency=4), out=out
+    )
     assert server.total() == before and again["requests"] == 0 and again["cache_hits"] == before
     assert labels_of(out) == rows
 
@@ -223,13 +228,14 @@ def read_components(ffn_dir, layer):
 def test_retries_on_429_5xx_timeouts_and_malformed_replies(ffn_dir, tmp_path):
     clean, faulty = ChatServer(), ChatServer(faults=True)
     try:
-        annotate_ffn(ffn_dir, llm(clean.url, tmp_path / "a.jsonl"), out=tmp_path / "a", runs=2, concurrency=4)
+        annotate_ffn(
+            ffn_dir, llm(clean.url, tmp_path / "a.jsonl"), AnnotationSettings(runs=2, concurrency=4), out=tmp_path / "a"
+        )
         annotate_ffn(
             ffn_dir,
             llm(faulty.url, tmp_path / "b.jsonl", timeout=0.3),
+            AnnotationSettings(runs=2, concurrency=4),
             out=tmp_path / "b",
-            runs=2,
-            concurrency=4,
         )
     finally:
         clean.close()

@@ -12,8 +12,10 @@ from conftest import save_tiny_model, tiny_model, tiny_tokenizer
 from shiftlens.attribution import core
 from shiftlens.attribution.pipeline import RunFailures, attribute
 from shiftlens.attribution.records import read_attribution_run, unit_name
+from shiftlens.attribution.settings import AttributionSettings
 from shiftlens.cli.main import main
 from shiftlens.data import Example
+from shiftlens.errors import ShiftlensError
 from shiftlens.loading import LoadedModel
 from shiftlens.prompting import build_sequence, chat_format
 from shiftlens.storage import StorageError
@@ -34,7 +36,7 @@ def loaded(seed: int = 0, context: int = 64) -> LoadedModel:
 
 def test_records_match_the_core_and_the_spans(tmp_path, counted):
     lm = loaded()
-    out = attribute(lm, EXAMPLES, tmp_path / "run", max_new_tokens=4)
+    out = attribute(lm, EXAMPLES, tmp_path / "run", AttributionSettings(max_new_tokens=4))
     manifest, records = read_attribution_run(out)
     assert manifest["params"]["objective"] == "prob" and manifest["model"]["weight_hash"] == "hash-0"
     assert manifest["counts"] == {"examples": 3, "stored": 3, "failed": 0} and manifest["failed"] == {}
@@ -65,21 +67,21 @@ def test_records_match_the_core_and_the_spans(tmp_path, counted):
 
 def test_resume_computes_nothing_twice(tmp_path, counted):
     lm = loaded()
-    attribute(lm, EXAMPLES, tmp_path / "run", max_new_tokens=3)
+    attribute(lm, EXAMPLES, tmp_path / "run", AttributionSettings(max_new_tokens=3))
     assert len(counted) == 3
     first = {r.id: r.attribution for r in read_attribution_run(tmp_path / "run")[1]}
-    attribute(lm, EXAMPLES, tmp_path / "run", max_new_tokens=3)
+    attribute(lm, EXAMPLES, tmp_path / "run", AttributionSettings(max_new_tokens=3))
     assert len(counted) == 3
     (tmp_path / "run" / "units" / f"{unit_name('mtbench_x_3')}.json").unlink()
-    attribute(lm, EXAMPLES, tmp_path / "run", max_new_tokens=3)
+    attribute(lm, EXAMPLES, tmp_path / "run", AttributionSettings(max_new_tokens=3))
     assert len(counted) == 4
     again = {r.id: r.attribution for r in read_attribution_run(tmp_path / "run")[1]}
     for key, value in first.items():
         np.testing.assert_array_equal(again[key], value)
     with pytest.raises(StorageError, match="other parameters \\(objective\\)"):
-        attribute(lm, EXAMPLES, tmp_path / "run", max_new_tokens=3, objective="logit")
+        attribute(lm, EXAMPLES, tmp_path / "run", AttributionSettings(max_new_tokens=3, objective="logit"))
     with pytest.raises(StorageError, match="other parameters \\(model\\)"):
-        attribute(loaded(seed=1), EXAMPLES, tmp_path / "run", max_new_tokens=3)
+        attribute(loaded(seed=1), EXAMPLES, tmp_path / "run", AttributionSettings(max_new_tokens=3))
 
 
 def test_failures_are_recorded_and_finished_work_kept(tmp_path, counted):
@@ -109,13 +111,16 @@ def test_failures_are_recorded_and_finished_work_kept(tmp_path, counted):
 
 
 def test_responses_from_another_run_and_ratings(tmp_path):
-    tuned = attribute(loaded(seed=0), EXAMPLES, tmp_path / "tuned", max_new_tokens=4)
+    tuned = attribute(loaded(seed=0), EXAMPLES, tmp_path / "tuned", AttributionSettings(max_new_tokens=4))
     ratings = tmp_path / "ratings.tsv"
     ratings.write_text(
         "File\tModel\tPrompt\tReference\tInstruct\tResponse\tRating\nmtbench_x_3.pkl\tm\tp\tr\ti\tresp\t2\n"
     )
     base = attribute(
-        loaded(seed=1), EXAMPLES, tmp_path / "base", responses_from=tuned, ratings=ratings, chat_template="none"
+        loaded(seed=1),
+        EXAMPLES,
+        tmp_path / "base",
+        AttributionSettings(responses_from=tuned, ratings=ratings, chat_template="none"),
     )
     tuned_records = {r.id: r for r in read_attribution_run(tuned)[1]}
     for record in read_attribution_run(base)[1]:
@@ -125,21 +130,26 @@ def test_responses_from_another_run_and_ratings(tmp_path):
         assert not np.array_equal(record.attribution, other.attribution)
     assert {r.id: r.rating for r in read_attribution_run(base)[1]}["mtbench_x_3"] == 2.0
     with pytest.raises(RunFailures, match="new: example 'new': no response for it in --responses-from"):
-        attribute(loaded(seed=1), [Example("new", "Hi there.", None)], tmp_path / "b2", responses_from=tuned)
+        attribute(
+            loaded(seed=1),
+            [Example("new", "Hi there.", None)],
+            tmp_path / "b2",
+            AttributionSettings(responses_from=tuned),
+        )
 
 
 def test_bad_options_fail_before_any_work(tmp_path):
     lm = loaded()
-    with pytest.raises(Exception, match="unknown objective 'grad'"):
-        attribute(lm, EXAMPLES, tmp_path / "a", objective="grad")
+    with pytest.raises(ShiftlensError, match="--objective must be one of prob, logprob, logit, got 'grad'"):
+        attribute(lm, EXAMPLES, tmp_path / "a", AttributionSettings(objective="grad"))
     with pytest.raises(Exception, match="--chat-template takes auto, none or a Jinja file"):
-        attribute(lm, EXAMPLES, tmp_path / "b", chat_template="chatml")
+        attribute(lm, EXAMPLES, tmp_path / "b", AttributionSettings(chat_template="chatml"))
     with pytest.raises(Exception, match="duplicate example ids"):
         attribute(lm, [EXAMPLES[0], EXAMPLES[0]], tmp_path / "c")
     with pytest.raises(Exception, match="--limit must be at least 1"):
-        attribute(lm, EXAMPLES, tmp_path / "d", limit=0)
+        attribute(lm, EXAMPLES, tmp_path / "d", AttributionSettings(limit=0))
     with pytest.raises(Exception, match="not a shiftlens run directory"):
-        attribute(lm, EXAMPLES, tmp_path / "e", responses_from=tmp_path / "nowhere")
+        attribute(lm, EXAMPLES, tmp_path / "e", AttributionSettings(responses_from=tmp_path / "nowhere"))
     assert not any((tmp_path / name).exists() for name in "abcde")
 
 

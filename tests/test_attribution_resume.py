@@ -13,6 +13,7 @@ from conftest import save_tiny_model, tiny_model, tiny_tokenizer
 
 from shiftlens.attribution.pipeline import attribute
 from shiftlens.attribution.records import read_attribution_run, unit_name
+from shiftlens.attribution.settings import AttributionSettings
 from shiftlens.cli.main import main
 from shiftlens.data import Example
 from shiftlens.loading import LoadedModel
@@ -34,24 +35,25 @@ def _loaded() -> LoadedModel:
 
 def test_resume_with_another_mode_reuses_the_stored_units(tmp_path, counted):
     lm, out = _loaded(), tmp_path / "run"
-    attribute(lm, EXAMPLES[:2], out, mode="batched", memory_budget=1.2)
+    attribute(lm, EXAMPLES[:2], out, AttributionSettings(mode="batched", memory_budget=1.2))
     assert len(counted) == 2
     params = read_manifest(out)["params"]
     first = {r.id: r for r in read_attribution_run(out)[1]}
     assert {r.extra["speed"]["mode"] for r in first.values()} == {"batched"}
     assert all(r.extra["speed"]["memory_budget"] == 1.2 and r.extra["speed"]["threads"] >= 1 for r in first.values())
-    attribute(lm, EXAMPLES, out, mode="forward", memory_budget=3.0)  # resumes: only "c" is computed
+    # resumes: only "c" is computed
+    attribute(lm, EXAMPLES, out, AttributionSettings(mode="forward", memory_budget=3.0))
     assert len(counted) == 3
     manifest, records = read_attribution_run(out)
     assert manifest["params"] == params and not {"mode", "memory_budget", "chunk_size", "threads"} & set(params)
-    assert manifest["speed"]["mode"] == "batched"  # the creating process's settings
+    assert manifest["summary"]["mode"] == "batched"  # the creating process's settings: recorded, never checked
     by_id = {r.id: r for r in records}
     for key in ("a", "b"):
         np.testing.assert_array_equal(by_id[key].attribution, first[key].attribution)
         assert by_id[key].extra["speed"] == first[key].extra["speed"]
     assert by_id["c"].extra["speed"]["mode"] == "forward" and by_id["c"].extra["speed"]["memory_budget"] == 3.0
     (out / "units" / f"{unit_name('a')}.json").unlink()
-    attribute(lm, EXAMPLES, out, mode="auto")
+    attribute(lm, EXAMPLES, out, AttributionSettings(mode="auto"))
     again = {r.id: r for r in read_attribution_run(out)[1]}
     assert len(counted) == 4 and again["a"].extra["speed"]["mode"] in ("batched", "forward")
     rel = np.abs(again["a"].attribution - first["a"].attribution).max() / np.abs(first["a"].attribution).max()
@@ -66,11 +68,11 @@ def test_cli_mode_and_memory_budget_flags(tmp_path, capsys):
     assert main([*argv, "--mode", "forward", "--memory-budget", "2.5"]) == 0
     record = read_attribution_run(tmp_path / "run")[1][0]
     assert record.extra["speed"]["mode"] == "forward" and record.extra["speed"]["memory_budget"] == 2.5
-    speed = read_manifest(tmp_path / "run")["speed"]
+    speed = read_manifest(tmp_path / "run")["summary"]
     assert speed["memory_budget"] == 2.5 and speed["omp_wait_policy"] == os.environ.get("OMP_WAIT_POLICY")
     capsys.readouterr()
     assert main([*argv, "--memory-budget", "0"]) == 2
-    assert "memory_budget must be positive, got 0.0" in capsys.readouterr().err
+    assert "--memory-budget must be positive, got 0.0" in capsys.readouterr().err
 
 
 def test_the_cli_sets_the_openmp_wait_policy_before_torch_loads():

@@ -16,6 +16,7 @@ from shiftlens.ffn import pipeline
 from shiftlens.ffn.core import principal_components
 from shiftlens.ffn.pipeline import explain_ffn
 from shiftlens.ffn.records import read_ffn_run
+from shiftlens.ffn.settings import FfnSettings
 from shiftlens.ffn.sizing import default_components
 from shiftlens.loading import LoadedModel, load_model
 
@@ -51,7 +52,7 @@ def literal_scores(component: np.ndarray, unembed: torch.Tensor, token_ids: list
 def test_explain_ffn_stores_pca_words_and_tables(tiny_dir, vocab, tmp_path):
     loaded = load_model(str(tiny_dir))
     assert loaded.weights_dir is not None  # streams from safetensors
-    out = explain_ffn(loaded, vocab, tmp_path / "run", components=10, top_k=5)
+    out = explain_ffn(loaded, vocab, tmp_path / "run", FfnSettings(components=10, top_k=5))
     run = read_ffn_run(out)
     assert sorted(run.layers) == [0, 1]
     unembed = loaded.model.lm_head.weight.detach()
@@ -82,17 +83,17 @@ def test_explain_ffn_stores_pca_words_and_tables(tiny_dir, vocab, tmp_path):
 
 def test_resume_recomputes_only_missing_layers(tiny_dir, vocab, tmp_path, monkeypatch):
     loaded = load_model(str(tiny_dir))
-    out = explain_ffn(loaded, vocab, tmp_path / "run", components=6, top_k=4)
+    out = explain_ffn(loaded, vocab, tmp_path / "run", FfnSettings(components=6, top_k=4))
     before = read_ffn_run(out)
     (out / "units" / "layer-0001.json").unlink()  # as if killed before layer 1 was recorded
     calls = []
     original = pipeline.explain_layer
     monkeypatch.setattr(pipeline, "explain_layer", lambda *a, **k: calls.append(1) or original(*a, **k))
-    explain_ffn(loaded, vocab, tmp_path / "run", components=6, top_k=4)
+    explain_ffn(loaded, vocab, tmp_path / "run", FfnSettings(components=6, top_k=4))
     assert len(calls) == 1
     after = read_ffn_run(out)
     np.testing.assert_array_equal(after.layers[1].components, before.layers[1].components)
-    explain_ffn(loaded, vocab, tmp_path / "run", components=6, top_k=4)
+    explain_ffn(loaded, vocab, tmp_path / "run", FfnSettings(components=6, top_k=4))
     assert len(calls) == 1
 
 
@@ -101,7 +102,7 @@ def test_conv1d_family_through_the_architecture_map(vocab, tmp_path):
     tokenizer = tiny_tokenizer()
     model = tiny_model("gpt2", seed=1, vocab_size=len(tokenizer))
     loaded = LoadedModel(model, tokenizer, "tiny-gpt2", "h", "float32", "cpu")
-    out = explain_ffn(loaded, vocab, tmp_path / "gpt2", components=5, top_k=3, layers=[1])
+    out = explain_ffn(loaded, vocab, tmp_path / "gpt2", FfnSettings(components=5, top_k=3, layers=[1]))
     rows = model.transformer.h[1].mlp.c_proj.weight.detach()  # (intermediate, hidden) already
     reference = principal_components(rows, 5).components.numpy()
     stored = read_ffn_run(out).layers[1].components
@@ -145,12 +146,12 @@ def test_default_r_is_the_papers_fraction_of_the_hidden_size(hidden, expected):
 
 def test_r_is_sized_to_the_model_recorded_and_never_capped(tiny_dir, vocab, tmp_path, capsys):
     loaded = load_model(str(tiny_dir))  # hidden 32
-    run = read_ffn_run(explain_ffn(loaded, vocab, tmp_path / "default", top_k=3))
+    run = read_ffn_run(explain_ffn(loaded, vocab, tmp_path / "default", FfnSettings(top_k=3)))
     assert {record.components.shape for record in run.layers.values()} == {(2, 32)}
     assert run.manifest["params"]["components"] == 2 and run.manifest["hidden"] == 32
     assert run.manifest["components_rule"].startswith("R = round(300 / 4096 x hidden)")
     with pytest.raises(ShiftlensError, match="--components 300 exceeds the hidden size 32.*at most 15 for a rotation"):
-        explain_ffn(loaded, vocab, tmp_path / "big", components=300)
+        explain_ffn(loaded, vocab, tmp_path / "big", FfnSettings(components=300))
     assert not (tmp_path / "big").exists()
     assert main(["ffn", "--model", str(tiny_dir), "--vocab", str(vocab), "--out", str(tmp_path / "cli")]) == 0
     assert "R = 2 components per layer of hidden size 32" in capsys.readouterr().out
@@ -164,7 +165,9 @@ def test_r_is_sized_to_the_model_recorded_and_never_capped(tiny_dir, vocab, tmp_
 @pytest.mark.slow
 def test_smollm2_components_agree_with_full_svd(smollm2, paper_data, tmp_path):
     vocab = paper_data / "datasets" / "SingleShareGPT_Vocab.tsv"
-    out = explain_ffn(smollm2, vocab, tmp_path / "smol", components=300, top_k=50, layers=[0, 29], vocab_top=3000)
+    out = explain_ffn(
+        smollm2, vocab, tmp_path / "smol", FfnSettings(components=300, top_k=50, layers=[0, 29], vocab_top=3000)
+    )
     run = read_ffn_run(out)
     for layer in (0, 29):
         rows = smollm2.model.model.layers[layer].mlp.down_proj.weight.detach().T.double()

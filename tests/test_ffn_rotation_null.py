@@ -17,6 +17,7 @@ from shiftlens.ffn.analysis import analyze_ffn
 from shiftlens.ffn.core import principal_components
 from shiftlens.ffn.pipeline import explain_ffn
 from shiftlens.ffn.rotation import empirical_p, null_angles, principal_angles_deg, rotation_finding
+from shiftlens.ffn.settings import FfnSettings
 from shiftlens.loading import LoadedModel
 from shiftlens.nulls import perturb_like, seeded_generators
 from shiftlens.weights import ModuleWeights
@@ -56,7 +57,7 @@ def tuned_from(base, rows_of_layer) -> torch.nn.Module:
 def analyzed(base, tuned, tmp_path, vocab, draws=39):
     pair = loaded(base, "base"), loaded(tuned, "tuned")
     for model in pair:
-        explain_ffn(model, vocab, tmp_path / model.name, components=R, top_k=3)
+        explain_ffn(model, vocab, tmp_path / model.name, FfnSettings(components=R, top_k=3))
     return analyze_ffn(tmp_path / "base", tmp_path / "tuned", null_models=pair, null_draws=draws)
 
 
@@ -130,7 +131,7 @@ def test_monte_carlo_p_and_too_few_draws():
 def test_the_null_refuses_other_weights_than_the_runs_explained(tmp_path, vocab):
     base = base_model()
     for name in ("base", "tuned"):
-        explain_ffn(loaded(base, name), vocab, tmp_path / name, components=R, top_k=3)
+        explain_ffn(loaded(base, name), vocab, tmp_path / name, FfnSettings(components=R, top_k=3))
     impostor = loaded(base, "other")
     with pytest.raises(ShiftlensError, match="the tuned model other .* is not the one"):
         analyze_ffn(tmp_path / "base", tmp_path / "tuned", null_models=(loaded(base, "base"), impostor), null_draws=2)

@@ -18,6 +18,7 @@ from shiftlens.heads import explain_heads
 from shiftlens.heads.analysis import HeadsSettings, analyze_heads
 from shiftlens.heads.knowledge import HeadsAnalysisError
 from shiftlens.heads.null import NullSettings, overlap_null
+from shiftlens.heads.settings import HeadsSettings as RunSettings  # the analysis' is HeadsSettings here
 from shiftlens.vocabulary import load_vocabulary
 
 WORDS = sorted({w for line in TOKENIZER_TEXT for w in re.findall(r"[A-Za-z]+", line)})
@@ -55,7 +56,7 @@ def runs(tmp_path_factory):
     for kind in ("random", "structured"):
         updated_copy(root, kind, kind, tokenizer, vocab)
     for name in ("base", "same", "random", "structured"):
-        explain_heads(str(root / name), vocab, root / f"run-{name}", **OPTIONS)
+        explain_heads(str(root / name), vocab, root / f"run-{name}", RunSettings(**OPTIONS))
     return root, vocab
 
 
@@ -95,7 +96,7 @@ def test_draws_are_reproducible_from_the_seed(runs):
 
 def test_null_errors_are_one_line(runs, tmp_path):
     root, vocab = runs
-    explain_heads(str(root / "random"), vocab, tmp_path / "other", **{**OPTIONS, "top_k": 5})
+    explain_heads(str(root / "random"), vocab, tmp_path / "other", RunSettings(**{**OPTIONS, "top_k": 5}))
     with pytest.raises(HeadsAnalysisError, match="the runs differ in top_k"):
         overlap_null(root / "run-base", tmp_path / "other", NullSettings(2))
     with pytest.raises(HeadsAnalysisError, match="are not those .*run-base was computed from"):

@@ -16,6 +16,7 @@ from shiftlens.cli.main import main
 from shiftlens.heads.cooccurrence import word_vectors
 from shiftlens.heads.pipeline import HeadsError, explain_heads
 from shiftlens.heads.reference import reference_explain_layer
+from shiftlens.heads.settings import HeadsSettings
 from shiftlens.options import LayerError
 from shiftlens.storage import StorageError
 from shiftlens.vocabulary import load_vocabulary
@@ -42,7 +43,7 @@ def setup(tmp_path_factory):
 def run(setup, out, **kwargs):
     root, _, _, vocab, glove = setup
     kwargs.setdefault("cooccurrence", f"glove:{glove}")
-    return explain_heads(str(root / "model"), vocab, out, top_k=6, reference_words=10, z=0.5, **kwargs)
+    return explain_heads(str(root / "model"), vocab, out, HeadsSettings(top_k=6, reference_words=10, z=0.5, **kwargs))
 
 
 def test_output_matches_the_reference_for_every_head(setup, tmp_path, monkeypatch):
@@ -140,7 +141,9 @@ def test_gpt2_conv1d_checkpoint_streams(tmp_path):
     model, tokenizer = save_tiny_model(tmp_path / "gpt2", "gpt2", seed=1)
     vocab = tmp_path / "words.txt"
     vocab.write_text("\n".join(WORDS))
-    summary = explain_heads(str(tmp_path / "gpt2"), vocab, tmp_path / "out", top_k=5, cooccurrence="none", layers=[1])
+    summary = explain_heads(
+        str(tmp_path / "gpt2"), vocab, tmp_path / "out", HeadsSettings(top_k=5, cooccurrence="none", layers=[1])
+    )
     vocabulary = load_vocabulary(vocab, tokenizer)
     wq, wk = attention_qk(ModuleWeights(model), model.config, 1)
     reference = reference_explain_layer(vocabulary.vectors(model.get_input_embeddings().weight), wq, wk, 5)
@@ -163,7 +166,10 @@ def test_cli_runs_and_reports_errors_on_one_line(setup, tmp_path, capsys):
 def test_smollm2_layer_matches_the_reference(smollm2, paper_data, tmp_path):
     vocab = paper_data / "datasets" / "SingleShareGPT_Vocab.tsv"
     summary = explain_heads(
-        smollm2, vocab, tmp_path / "out", top_k=20, cooccurrence="none", layers=[29], top_n=2000, max_pairs=10
+        smollm2,
+        vocab,
+        tmp_path / "out",
+        HeadsSettings(top_k=20, cooccurrence="none", layers=[29], top_n=2000, max_pairs=10),
     )
     assert summary["computed_layers"] == [29] and 0 < summary["n_pairs"] <= 9 * 64 * 10
     vocabulary = load_vocabulary(vocab, smollm2.tokenizer, top_n=2000)

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from shiftlens.storage import RunDirectory, read_manifest, read_units
+from shiftlens.runs.manifest import check_kind
+from shiftlens.storage import RunDirectory, read_units
 
 RUN_KIND = "attribution"
 
@@ -72,15 +73,17 @@ def unit_name(example_id: str) -> str:
     return safe
 
 
+def example_unit(record: ExampleAttribution) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The meta and arrays one example's record is stored as (the matrix in float32)."""
+    return record.meta(), {"attribution": np.asarray(record.attribution, dtype=np.float32)}
+
+
 def write_example(run: RunDirectory, record: ExampleAttribution) -> None:
     """Store one example's record as a unit of an open attribution run."""
-    matrix = np.asarray(record.attribution, dtype=np.float32)
-    run.write_unit(unit_name(record.id), record.meta(), {"attribution": matrix})
+    run.write_unit(unit_name(record.id), *example_unit(record))
 
 
 def read_attribution_run(path: str | Path) -> tuple[dict[str, Any], list[ExampleAttribution]]:
     """The manifest and every example record of a finished (or partial) attribution run."""
-    manifest = read_manifest(path)
-    if manifest.get("kind") != RUN_KIND:
-        raise ValueError(f"{path} is a {manifest.get('kind')!r} run, not an attribution run")
+    manifest = check_kind(path, RUN_KIND)
     return manifest, [ExampleAttribution.from_unit(meta, arrays) for _, meta, arrays in read_units(path)]

@@ -20,7 +20,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shiftlens.config import setting
 from shiftlens.errors import ShiftlensError
@@ -39,6 +39,9 @@ from shiftlens.ffn.labels import (
 from shiftlens.ffn.records import read_ffn_run
 from shiftlens.progress import progress
 from shiftlens.storage import RunDirectory, atomic_write_json
+
+if TYPE_CHECKING:
+    from shiftlens.ffn.annotation_settings import AnnotationSettings
 
 API_KEY_VARIABLES = ("SHIFTLENS_API_KEY", "OPENAI_API_KEY")
 KIND = "ffn-annotations"
@@ -327,20 +330,20 @@ def default_out(ffn_dir: str | Path) -> Path:
 def annotate_ffn(
     ffn_dir: str | Path,
     annotator: Annotator,
+    settings: AnnotationSettings | None = None,
     *,
     out: str | Path | None = None,
-    runs: int = 5,
-    concurrency: int = 8,
-    n_words: int = 15,
-    components: int | None = None,
 ) -> dict[str, Any]:
     """Label the first ``components`` components of every layer of an FFN run, ``runs`` times each.
 
     Writes ``labels.parquet`` and ``summary.json`` into ``out`` (default ``FFN_DIR/annotations``) and
     returns the summary. For an `LLMAnnotator`, answers already in its cache are not requested again.
+    ``settings.annotator`` and ``settings.protocol`` chose ``annotator`` (`build_annotator`).
     """
-    if runs < 1 or concurrency < 1 or n_words < 1:
-        raise ShiftlensError("--runs, --concurrency and --words must be at least 1")
+    from shiftlens.ffn.annotation_settings import AnnotationSettings
+
+    settings = settings or AnnotationSettings()
+    runs, concurrency, n_words, components = settings.runs, settings.concurrency, settings.n_words, settings.components
     ffn = read_ffn_run(ffn_dir)
     out = Path(out) if out is not None else default_out(ffn_dir)
     params = {

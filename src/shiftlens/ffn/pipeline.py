@@ -14,10 +14,12 @@ from shiftlens.errors import ShiftlensError
 from shiftlens.ffn.core import explain_layer
 from shiftlens.ffn.records import KIND, VOCABULARY_FILE, read_ffn_run, unit_name, write_tables
 from shiftlens.ffn.rotation import null_angles
+from shiftlens.ffn.settings import FfnSettings
 from shiftlens.ffn.sizing import RULE, resolve_components
 from shiftlens.loading import LoadedModel
+from shiftlens.models import ModelSpec
 from shiftlens.nulls import seeded_generators
-from shiftlens.options import check_layers
+from shiftlens.options import check_layers, compute_device
 from shiftlens.progress import progress
 from shiftlens.storage import RunDirectory, atomic_write_json, file_sha256
 from shiftlens.vocabulary import load_vocabulary
@@ -33,25 +35,24 @@ def weight_source(loaded: LoadedModel) -> ModuleWeights | SafetensorsWeights:
 
 
 def explain_ffn(
-    loaded: LoadedModel,
+    model: ModelSpec | str | LoadedModel,
     vocab: str | Path,
     out: str | Path,
-    *,
-    components: int | None = None,
-    top_k: int = 50,
-    layers: list[int] | None = None,
-    vocab_top: int | None = None,
-    device: str = "cpu",
+    settings: FfnSettings | None = None,
 ) -> Path:
     """Explain every (or each given) layer's FFN: PCA components, variance ratios, top vocabulary words.
 
-    ``components`` is R, the components kept per layer: None sizes it to the hidden size
+    ``settings.components`` is R, the components kept per layer: None sizes it to the hidden size
     (`shiftlens.ffn.sizing`); more than the hidden size is refused. Resumable: finished layers are kept
     and skipped on a rerun with the same parameters. Writes ``concepts.parquet`` and ``concepts.tsv``
-    once all layers are done; returns the run directory.
+    once all layers are done; returns the run directory. The PCA runs on the model's device.
     """
-    if top_k < 1:
-        raise ShiftlensError("--top-k must be at least 1")
+    s = settings or FfnSettings()
+    spec = ModelSpec(model) if isinstance(model, str) else model
+    loaded = spec if isinstance(spec, LoadedModel) else spec.load()
+    device = compute_device(loaded.device)
+    components, top_k, vocab_top = s.components, s.top_k, s.vocab_top
+    layers = None if s.layers is None else list(s.layers)
     config = loaded.model.config
     shape = geometry(config)
     rule = RULE if components is None else "given (--components)"

@@ -22,6 +22,7 @@ from shiftlens.heads.core import explain_layer
 from shiftlens.heads.knowledge import HeadsAnalysisError, head_overlap, head_pairs
 from shiftlens.heads.pipeline import method_inputs, open_weights
 from shiftlens.heads.records import read_pair_rows, unit_rows
+from shiftlens.models import ModelSpec
 from shiftlens.nulls import perturb_like
 from shiftlens.progress import progress
 from shiftlens.storage import file_sha256, read_manifest
@@ -70,7 +71,7 @@ def _open(model: str | None, manifest: dict[str, Any], run: Path) -> tuple[Any, 
     if not name:
         raise HeadsAnalysisError(f"{run} records no model name: give the model for the null baseline")
     recorded = {} if model else {"gguf_file": info.get("gguf_file"), "adapter": info.get("adapter")}
-    source, config, tokenizer, identity = open_weights(name, **recorded)
+    source, config, tokenizer, identity = open_weights(ModelSpec(name, **recorded))
     if identity["weight_hash"] != manifest["params"]["weight_hash"]:
         raise HeadsAnalysisError(
             f"the weights of {name} (hash {identity['weight_hash']}) are not those {run} was computed from "

@@ -12,10 +12,10 @@ from typing import Any
 import torch
 
 from shiftlens.architecture import attention_qk, geometry, input_embeddings, spec_for
-from shiftlens.errors import ShiftlensError
-from shiftlens.heads.cooccurrence import parse_spec, word_vectors
+from shiftlens.heads.cooccurrence import word_vectors
 from shiftlens.heads.core import PairFilter, explain_layer, word_thresholds
 from shiftlens.heads.records import layer_table, unit_name, write_outputs
+from shiftlens.heads.settings import HeadsError, HeadsSettings
 from shiftlens.loading import (
     LoadedModel,
     file_fingerprint,
@@ -25,36 +25,31 @@ from shiftlens.loading import (
     load_tokenizer,
     resolve,
 )
-from shiftlens.options import check_layers
+from shiftlens.models import ModelSpec
+from shiftlens.options import check_layers, compute_device
 from shiftlens.progress import progress
 from shiftlens.storage import RunDirectory, atomic_write_json, file_sha256
 from shiftlens.vocabulary import Vocabulary, load_vocabulary
 from shiftlens.weights import ModuleWeights, SafetensorsWeights
 
 METHOD_VERSION = 1
+__all__ = ["HeadsError", "HeadsSettings", "explain_heads", "method_inputs", "open_weights"]
 
 
-class HeadsError(ShiftlensError, ValueError):
-    """Bad settings for a head explanation (layers out of range, bad top-k, ...)."""
-
-
-def open_weights(
-    model: str | LoadedModel,
-    *,
-    gguf_file: str | None = None,
-    adapter: str | None = None,
-    trust_remote_code: bool = False,
-) -> tuple[Any, Any, Any, dict[str, Any]]:
+def open_weights(model: ModelSpec | str | LoadedModel) -> tuple[Any, Any, Any, dict[str, Any]]:
     """(weight source, config, tokenizer, identity) of a model, streaming from safetensors when possible.
 
     A name or path that resolves to a local safetensors directory is opened without building the
     model; hub ids, ``.bin`` checkpoints and adapters go through `load_model`.
     """
+    if isinstance(model, str):
+        model = ModelSpec(model)
     if isinstance(model, LoadedModel):
         weights_dir = None if model.extra.get("adapter") else model.weights_dir
         source = SafetensorsWeights(weights_dir, model.model.config) if weights_dir else ModuleWeights(model.model)
         return source, model.model.config, model.tokenizer, model.manifest()
-    path, gguf = resolve(model, gguf_file)
+    name, gguf_file, adapter, trust_remote_code = model.name, model.gguf_file, model.adapter, model.trust_remote_code
+    path, gguf = resolve(name, gguf_file)
     if gguf is not None:
         path = str(gguf_to_safetensors(Path(path), gguf))
     directory = Path(path)
@@ -63,12 +58,12 @@ def open_weights(
         tokenizer = load_tokenizer(str(directory), trust_remote_code=trust_remote_code)
         spec_for(config)  # unsupported families fail here, before any work
         identity = {
-            "name": model,
+            "name": name,
             "weight_hash": file_fingerprint(sorted(directory.glob("*.safetensors"))),
             "model_type": config.model_type,
         }
         return SafetensorsWeights(directory, config), config, tokenizer, identity
-    loaded = load_model(model, gguf_file=gguf_file, adapter=adapter, trust_remote_code=trust_remote_code)
+    loaded = load_model(name, gguf_file=gguf_file, adapter=adapter, trust_remote_code=trust_remote_code)
     return ModuleWeights(loaded.model), loaded.model.config, loaded.tokenizer, loaded.manifest()
 
 
@@ -90,48 +85,34 @@ def method_inputs(
 
 
 def explain_heads(
-    model: str | LoadedModel,
+    model: ModelSpec | str | LoadedModel,
     vocab: str | Path,
     out: str | Path,
-    *,
-    top_k: int = 100,
-    cooccurrence: str = "ppmi:wordnet",
-    layers: list[int] | None = None,
-    min_frequency: float | None = None,
-    alphabetic: bool = False,
-    top_n: int | None = None,
-    reference_words: int = 3000,
-    z: float = 1.96,
-    max_pairs: int | None = None,
-    device: str = "cpu",
-    gguf_file: str | None = None,
-    adapter: str | None = None,
-    trust_remote_code: bool = False,
+    settings: HeadsSettings | None = None,
 ) -> dict[str, Any]:
-    """Explain every attention head of ``layers`` (default all) with word pairs; resumable per layer.
+    """Explain every attention head of ``settings.layers`` (default all) with word pairs; resumable per layer.
 
-    Writes units, ``heads.parquet`` and ``heads.tsv`` under ``out`` and returns a summary with the
-    layers computed in this call and those found finished.
+    The matrix work runs on the model's device (``auto``: the GPU if there is one). Writes units,
+    ``heads.parquet`` and ``heads.tsv`` under ``out`` and returns a summary with the layers computed in
+    this call and those found finished.
     """
-    if top_k < 1 or (max_pairs is not None and max_pairs < 1) or reference_words < 1:
-        raise HeadsError("--top-k, --max-pairs and --reference-words must be at least 1")
-    parse_spec(cooccurrence)
-    source, config, tokenizer, identity = open_weights(
-        model, gguf_file=gguf_file, adapter=adapter, trust_remote_code=trust_remote_code
-    )
+    s = settings or HeadsSettings()
+    device = compute_device(model.device if not isinstance(model, str) else "cpu")
+    source, config, tokenizer, identity = open_weights(model)
+    min_frequency, alphabetic, top_n = s.min_frequency, s.alphabetic, s.top_n
     vocabulary = load_vocabulary(vocab, tokenizer, min_frequency=min_frequency, alphabetic=alphabetic, top_n=top_n)
-    layers = check_layers(layers, geometry(config).n_layers)
+    layers = check_layers(None if s.layers is None else list(s.layers), geometry(config).n_layers)
     params = {
         "method_version": METHOD_VERSION,
         "model": identity["name"],
         "weight_hash": identity["weight_hash"],
         "vocab_sha256": file_sha256(vocab),
         "filters": {"min_frequency": min_frequency, "alphabetic": alphabetic, "top_n": top_n},
-        "top_k": top_k,
-        "cooccurrence": cooccurrence,
-        "reference_words": reference_words,
-        "z": z,
-        "max_pairs": max_pairs,
+        "top_k": s.top_k,
+        "cooccurrence": s.cooccurrence,
+        "reference_words": s.reference_words,
+        "z": s.z,
+        "max_pairs": s.max_pairs,
     }
     info = {"model_info": identity, "vocabulary": {"path": str(vocab), **vocabulary.manifest()}}
     with RunDirectory(out, "heads", params, info) as run:
@@ -142,7 +123,7 @@ def explain_heads(
             run.update_manifest(cooccurrence=cooc_manifest)
             for layer in progress(todo, total=len(todo), desc="heads", unit="layer"):
                 wq, wk = attention_qk(source, config, layer)
-                result = explain_layer(words, wq, wk, top_k, pair_filter, max_pairs)
+                result = explain_layer(words, wq, wk, s.top_k, pair_filter, s.max_pairs)
                 run.write_unit(unit_name(layer), {"layer": layer, "n_pairs": len(result.pair_dim)}, result.arrays())
         units = [run.read_unit(name) for name in run.unit_names()]
         units.sort(key=lambda unit: unit[0]["layer"])

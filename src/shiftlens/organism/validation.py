@@ -88,9 +88,10 @@ def ffn_check(base: Any, tuned: Any, vocab: Path, workdir: Path, components: int
     """(c) FFN principal components of both models and their rotation (mean principal angle over layers)."""
     from shiftlens.ffn.analysis import analyze_ffn
     from shiftlens.ffn.pipeline import explain_ffn
+    from shiftlens.ffn.settings import FfnSettings
 
     for name, loaded in (("base", base), ("tuned", tuned)):
-        explain_ffn(loaded, vocab, workdir / f"ffn-{name}", components=components)
+        explain_ffn(loaded, vocab, workdir / f"ffn-{name}", FfnSettings(components=components))
     rotation = analyze_ffn(workdir / "ffn-base", workdir / "ffn-tuned")["rotation_by_layer"]
     angles = [layer["mean_principal_angle_deg"] for layer in rotation]
     return {

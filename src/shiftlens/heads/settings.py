@@ -1,0 +1,40 @@
+"""`HeadsSettings`: every option of a heads run, each default declared once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shiftlens.config import check_choices, setting
+from shiftlens.errors import ShiftlensError
+from shiftlens.heads.cooccurrence import parse_spec
+
+
+class HeadsError(ShiftlensError, ValueError):
+    """Bad settings for a head explanation (layers out of range, bad top-k, ...)."""
+
+
+@dataclass(frozen=True)
+class HeadsSettings:
+    """How `shiftlens.heads.pipeline.explain_heads` reads heads as word pairs; ``layers`` only picks units."""
+
+    top_k: int = setting(100, "candidate words per dimension and side")
+    cooccurrence: str = setting(
+        "ppmi:wordnet", "glove:PATH, st:NAME_OR_PATH, ppmi:CORPUS (ppmi:wordnet = WordNet glosses) or none"
+    )
+    layers: tuple[int, ...] | None = setting(
+        None, "layers to explain, e.g. 0,3,10-12 (default: all); more layers extend a run", identity=False
+    )
+    min_frequency: float | None = setting(None, "drop words of lower frequency")
+    alphabetic: bool = setting(False, "keep only alphabetic words")
+    top_n: int | None = setting(None, "keep only the N most frequent words", metavar="N")
+    reference_words: int = setting(3000, "most frequent words for thresholds")
+    z: float = setting(1.96, "threshold = mean + z*std of reference similarity")
+    max_pairs: int | None = setting(None, "keep at most N pairs per dimension (default: all)", metavar="N")
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if self.top_k < 1 or (self.max_pairs is not None and self.max_pairs < 1) or self.reference_words < 1:
+            raise HeadsError("--top-k, --max-pairs and --reference-words must be at least 1")
+        parse_spec(self.cooccurrence)
+        if self.layers is not None:
+            object.__setattr__(self, "layers", tuple(self.layers))
