@@ -10,6 +10,7 @@ from shiftlens.attribution.settings import AttributionSettings
 from shiftlens.cli.compare import compare_settings, model_specs
 from shiftlens.cli.main import build_parser
 from shiftlens.compare.settings import CompareSettings
+from shiftlens.errors import ShiftlensError
 from shiftlens.evidence import PROTOCOLS
 from shiftlens.ffn.annotate import Sampling
 from shiftlens.ffn.annotation_settings import AnnotationSettings
@@ -100,3 +101,15 @@ def test_every_command_has_the_model_group(command):
     args = parse([command, "--model", "m", *inputs, "--out", "o", "--adapter", "a", "--trust-remote-code"])
     assert (args.model, args.adapter, args.trust_remote_code, args.device) == ("m", "a", True, "cpu")
     assert hasattr(args, "dtype") == (command != "heads")  # the heads read the weights as stored
+
+
+def test_compare_settings_share_their_options_and_refuse_what_compare_sets():
+    settings = CompareSettings(layers=(1,), annotator="lexical", protocol="paper")
+    assert settings.heads.layers == settings.ffn.layers == (1,)
+    assert (settings.annotation.annotator, settings.annotation.protocol) == ("lexical", "paper")
+    with pytest.raises(ShiftlensError, match="compare sets the attribution's chat_template itself"):
+        CompareSettings(attribution=AttributionSettings(chat_template="none"))
+    with pytest.raises(ShiftlensError, match="--methods must be one of attribution, heads, ffn, got 'bogus'"):
+        CompareSettings(methods=("heads", "bogus"))
+    with pytest.raises(ShiftlensError, match="--methods must be among"):
+        CompareSettings(methods=())

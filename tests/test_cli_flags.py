@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shiftlens.cli.flags import add_settings, options, settings_from
-from shiftlens.config import setting
+from shiftlens.config import check_choices, setting
 from shiftlens.errors import ShiftlensError
 
 KINDS = ("alpha", "beta")
@@ -112,3 +112,9 @@ def test_only_exclude_defaults_overrides_and_aliases():
     parser = parser_of(aliases={"count": ["--n"]})
     assert settings_from(parser.parse_args(["--n", "2"]), Toy) == Toy(count=2)
     assert settings_from(parser.parse_args([]), Toy, count=11, fast=True) == Toy(count=11, fast=True)
+
+
+def test_check_choices_checks_each_item_of_a_tuple_field():
+    check_choices(Toy(words=("beta", "alpha")))
+    with pytest.raises(ShiftlensError, match="--words must be one of alpha, beta, got 'gamma'"):
+        check_choices(Toy(words=("alpha", "gamma")))
