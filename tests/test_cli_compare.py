@@ -113,3 +113,12 @@ def test_compare_settings_share_their_options_and_refuse_what_compare_sets():
         CompareSettings(methods=("heads", "bogus"))
     with pytest.raises(ShiftlensError, match="--methods must be among"):
         CompareSettings(methods=())
+
+
+def test_no_spelling_compare_had_is_lost():
+    before = "--allow-different-tokenizers --annotation-runs --annotator --base-gguf-file --components --cooccurrence"
+    before += " --data --device --dtype --endpoint --instruction-verbs --layers --limit --max-new-tokens --methods"
+    before += " --model --null-draws --out --protocol --ratings --responses --top-k --trust-remote-code"
+    before += " --tuned-adapter --tuned-gguf-file --vocab --vocab-top"  # `compare --help` at 814b8ef
+    parser = build_parser()._subparsers._group_actions[0].choices["compare"]
+    assert set(before.split()) <= {s for a in parser._actions for s in a.option_strings}
