@@ -188,9 +188,9 @@ def test_prompts_ask_for_the_documented_things():
 
 def test_labels_chain_and_cache_hit_on_rerun(server, ffn_dir, tmp_path):
     out = tmp_path / "ann"
-    summary = annotate_ffn(
-        ffn_dir, llm(server.url, out / "answers.jsonl"), AnnotationSettings(runs=3, concurrency=4), out=out
-    )
+    settings = AnnotationSettings(runs=3, concurrency=4)
+    assert annotate_ffn(ffn_dir, llm(server.url, out / "answers.jsonl"), settings, out=out) == out
+    summary = json.loads((out / "summary.json").read_text())
     rows = labels_of(out)
     assert len(rows) == 2 * 6 * 3 and summary["requests"] == server.total()
     # every label follows the server's deterministic replies
@@ -212,11 +212,14 @@ def test_labels_chain_and_cache_hit_on_rerun(server, ffn_dir, tmp_path):
     assert unparseable == sum(r["concept_status"] == "unparseable" for r in rows) > 0
     assert max(server.counts.values()) == 1
     before = server.total()
-    again = annotate_ffn(
-        ffn_dir, llm(server.url, out / "answers.jsonl"), AnnotationSettings(runs=3, concurrency=4), out=out
-    )
-    assert server.total() == before and again["requests"] == 0 and again["cache_hits"] == before
+    (out / "units" / "layer-0001.json").unlink()  # as if killed before layer 1 was recorded
+    annotate_ffn(ffn_dir, llm(server.url, out / "answers.jsonl"), settings, out=out)
+    again = json.loads((out / "summary.json").read_text())
+    asked_for_layer_1 = sum(1 for key in server.counts if key)  # every answer is in the cache
+    assert server.total() == before and again["requests"] == 0 and 0 < again["cache_hits"] < asked_for_layer_1
     assert labels_of(out) == rows
+    annotate_ffn(ffn_dir, llm(server.url, out / "answers.jsonl"), settings, out=out)  # all stored: nothing asked
+    assert json.loads((out / "summary.json").read_text())["cache_hits"] == 0 and labels_of(out) == rows
 
 
 def read_components(ffn_dir, layer):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from conftest import save_tiny_model, tiny_model, tiny_tokenizer
 
 from shiftlens.attribution.pipeline import attribute
@@ -16,8 +17,9 @@ from shiftlens.attribution.records import read_attribution_run, unit_name
 from shiftlens.attribution.settings import AttributionSettings
 from shiftlens.cli.main import main
 from shiftlens.data import Example
+from shiftlens.density import DensityParams
 from shiftlens.loading import LoadedModel
-from shiftlens.storage import read_manifest
+from shiftlens.storage import StorageError, read_manifest
 
 EXAMPLES = [
     Example("a", "Summarize the following text in one sentence.", "The cat sleeps on the mat all day long."),
@@ -58,6 +60,22 @@ def test_resume_with_another_mode_reuses_the_stored_units(tmp_path, counted):
     assert len(counted) == 4 and again["a"].extra["speed"]["mode"] in ("batched", "forward")
     rel = np.abs(again["a"].attribution - first["a"].attribution).max() / np.abs(first["a"].attribution).max()
     assert rel <= 1e-5  # another plan, the same matrix
+
+
+def test_summary_settings_resume_and_identity_settings_are_refused_by_name(tmp_path, counted):
+    lm, out = _loaded(), tmp_path / "run"
+    examples = [Example("i", "Define the word river, then use it.", "A river is a stream.", ["Define the word"])]
+    attribute(lm, examples, out, AttributionSettings(density=DensityParams(threshold=7)))
+    params, first = read_manifest(out)["params"], (out / "summary.csv").read_text()
+    assert "density" not in params and "mode" not in params and "objective" in params
+    # density, mode, budget, chunk size, limit: recorded only; the stored matrix is reused
+    other = AttributionSettings(density=DensityParams(threshold=0), mode="forward", memory_budget=4.0, chunk_size=2)
+    attribute(lm, examples, out, other)
+    assert len(counted) == 1 and read_manifest(out)["params"] == params
+    assert (out / "summary.csv").read_text() != first  # the summary's score follows the new threshold
+    with pytest.raises(StorageError, match=r"other parameters \(objective\)"):
+        attribute(lm, examples, out, AttributionSettings(objective="logprob"))
+    assert len(counted) == 1
 
 
 def test_cli_mode_and_memory_budget_flags(tmp_path, capsys):

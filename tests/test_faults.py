@@ -25,7 +25,7 @@ import pytest
 import torch
 from conftest import TOKENIZER_TEXT, tiny_model, tiny_tokenizer
 
-from shiftlens import storage
+from shiftlens import atomic, storage
 from shiftlens.cli.main import main
 from shiftlens.storage import RunDirectory, read_units
 
@@ -159,13 +159,13 @@ KILL_CASES = [
     KillCase("attribute-before-unit-2", attribute_argv, kill_at_unit(2), 1, ("summary.csv",)),
     KillCase("heads-halfway-unit-2", heads_argv, kill_at_unit(2, "halfway"), 1, ("heads.parquet", "heads.tsv")),
     KillCase("ffn-halfway-unit-3", ffn_argv, kill_at_unit(3, "halfway"), 2, ("concepts.parquet", "concepts.tsv")),
-    # The lexical annotator keeps no units: it labels everything in memory and writes at the end, so a
-    # kill loses the (seconds of) labelling done so far; the rerun redoes it.
+    # Annotation keeps one unit per layer (the FFN run's 3): killed before the tables, the rerun only
+    # writes them.
     KillCase(
         "annotate-lexical-before-labels",
         annotate_argv,
         {"SHIFTLENS_TEST_KILL_AT_CALL": "shiftlens.ffn.labels:write_labels:1"},
-        0,
+        3,
         ("labels.parquet", "summary.json"),
     ),
     # 26 units: per model (tuned, then base) 3 examples, 3 + 3 layers and 4 finished steps. Unit 19 is
@@ -345,21 +345,21 @@ def test_full_disk_is_a_clear_error_and_a_rerun_with_space_resumes(inputs, tmp_p
 def test_simulated_full_disk_names_the_path_and_keeps_finished_units(inputs, tmp_path, monkeypatch, capsys):
     """ENOSPC when creating the second example's array file (works where mounts are not allowed)."""
     out = tmp_path / "run"
-    real = storage.tempfile.mkstemp
+    real = atomic.tempfile.mkstemp
 
     def full_for_b(*args, **kwargs):
         if kwargs.get("prefix", "").startswith(".b.safetensors"):
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(storage.tempfile, "mkstemp", full_for_b)
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", full_for_b)
     assert main(attribute_argv(inputs, out)) == 2
     line = error_line(capsys)
     assert f"no space left on the device holding {out / 'units' / 'b.safetensors'}" in line
     assert "rerun to resume" in line
     kept = unit_files(out)
     assert sorted(kept) == ["units/a.json", "units/a.safetensors"]
-    monkeypatch.setattr(storage.tempfile, "mkstemp", real)
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", real)
     assert main(attribute_argv(inputs, out)) == 0
     assert {name: unit_files(out)[name] for name in kept} == kept
     assert len(unit_files(out)) == 2 * len(EXAMPLES)

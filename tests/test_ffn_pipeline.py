@@ -19,6 +19,7 @@ from shiftlens.ffn.records import read_ffn_run
 from shiftlens.ffn.settings import FfnSettings
 from shiftlens.ffn.sizing import default_components
 from shiftlens.loading import LoadedModel, load_model
+from shiftlens.storage import Shard
 
 WORDS = ["the", "sea", "cat", "poem", "text", "word", "river", "happy", "French", "sentence", "mat", "short"]
 
@@ -114,8 +115,10 @@ def test_cli_runs_and_refuses_bad_inputs(tiny_dir, vocab, tmp_path, capsys):
     args = ["ffn", "--model", str(tiny_dir), "--vocab", str(vocab), "--out", str(out), "--components", "4"]
     assert main([*args, "--layers", "1"]) == 0
     assert (out / "concepts.parquet").exists()
-    assert main([*args, "--layers", "0"]) == 2  # other parameters than the existing run
-    assert "other parameters (layers)" in capsys.readouterr().err
+    assert main([*args, "--layers", "0"]) == 0  # more layers extend the run, as in a heads run
+    assert sorted(read_ffn_run(out).layers) == [0, 1]
+    assert main([*args, "--layers", "0", "--top-k", "3"]) == 2  # other parameters than the existing run
+    assert "other parameters (top_k)" in capsys.readouterr().err
     assert main([*args[:-2], "--out", str(tmp_path / "x"), "--layers", "5"]) == 2
     assert "layers [5] out of range: the model has layers 0..1" in capsys.readouterr().err
     assert main([*args[:-2], "--out", str(tmp_path / "y"), "--layers", "1-a"]) == 2
@@ -175,3 +178,21 @@ def test_smollm2_components_agree_with_full_svd(smollm2, paper_data, tmp_path):
         cos = np.abs((run.layers[layer].components * vh[:300].numpy()).sum(axis=1))
         assert cos.min() >= 0.9999
         assert run.layers[layer].top_indices.shape == (300, 50)
+
+
+def test_two_shards_then_merge_equal_one_whole_run(tiny_dir, vocab, tmp_path):
+    loaded, settings = load_model(str(tiny_dir)), FfnSettings(components=4, top_k=3)
+    explain_ffn(loaded, vocab, tmp_path / "whole", settings)
+    for index in (0, 1):
+        explain_ffn(loaded, vocab, tmp_path / "sharded", settings, shard=Shard(index, 2))  # a layer each
+        assert not (tmp_path / "sharded" / "concepts.parquet").exists()  # shards write no tables
+    explain_ffn(loaded, vocab, tmp_path / "sharded", settings)  # the merge: computes nothing
+    whole, sharded = read_ffn_run(tmp_path / "whole"), read_ffn_run(tmp_path / "sharded")
+    for key in ("params", "counts", "failed", "model", "vocabulary", "hidden"):
+        assert whole.manifest[key] == sharded.manifest[key], key
+    assert whole.words == sharded.words and sorted(whole.layers) == sorted(sharded.layers) == [0, 1]
+    for layer, record in whole.layers.items():
+        np.testing.assert_array_equal(record.components, sharded.layers[layer].components)
+        np.testing.assert_array_equal(record.top_indices, sharded.layers[layer].top_indices)
+    for name in ("concepts.parquet", "concepts.tsv"):
+        assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "sharded" / name).read_bytes()

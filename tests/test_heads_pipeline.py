@@ -13,12 +13,16 @@ from conftest import TOKENIZER_TEXT, save_tiny_model
 import shiftlens.heads.pipeline as pipeline
 from shiftlens.architecture import attention_qk
 from shiftlens.cli.main import main
+from shiftlens.ffn.pipeline import explain_ffn
+from shiftlens.ffn.settings import FfnSettings
 from shiftlens.heads.cooccurrence import word_vectors
 from shiftlens.heads.pipeline import HeadsError, explain_heads
+from shiftlens.heads.records import read_pair_rows
 from shiftlens.heads.reference import reference_explain_layer
 from shiftlens.heads.settings import HeadsSettings
 from shiftlens.options import LayerError
-from shiftlens.storage import StorageError
+from shiftlens.runs import WrongRunKind
+from shiftlens.storage import Shard, StorageError, read_manifest
 from shiftlens.vocabulary import load_vocabulary
 from shiftlens.weights import ModuleWeights
 
@@ -43,14 +47,17 @@ def setup(tmp_path_factory):
 def run(setup, out, **kwargs):
     root, _, _, vocab, glove = setup
     kwargs.setdefault("cooccurrence", f"glove:{glove}")
-    return explain_heads(str(root / "model"), vocab, out, HeadsSettings(top_k=6, reference_words=10, z=0.5, **kwargs))
+    path = explain_heads(str(root / "model"), vocab, out, HeadsSettings(top_k=6, reference_words=10, z=0.5, **kwargs))
+    assert path == out
+    manifest = read_manifest(out)
+    return {**manifest["results"], "cooccurrence": manifest["cooccurrence"]}
 
 
 def test_output_matches_the_reference_for_every_head(setup, tmp_path, monkeypatch):
     root, model, tokenizer, vocab, glove = setup
     monkeypatch.setattr(pipeline, "load_model", lambda *a, **k: pytest.fail("a directory must stream, not load"))
     summary = run(setup, tmp_path / "out")
-    assert summary["computed_layers"] == [0, 1] and summary["n_pairs"] > 20
+    assert summary["layers_done"] == [0, 1] and summary["n_pairs"] > 20
     assert summary["cooccurrence"]["n_without_vector"] == 3
 
     vocabulary = load_vocabulary(vocab, tokenizer)
@@ -91,13 +98,13 @@ def test_rerun_recomputes_no_layer_and_extends_to_new_layers(setup, tmp_path, mo
     real = pipeline.explain_layer
     monkeypatch.setattr(pipeline, "explain_layer", lambda *a, **k: calls.append(1) or real(*a, **k))
     first = run(setup, tmp_path / "out", layers=[1])
-    assert first["computed_layers"] == [1] and len(calls) == 1
+    assert first["layers_done"] == [1] and len(calls) == 1
     before = (tmp_path / "out" / "units" / "layer-0001.safetensors").stat().st_mtime_ns
     again = run(setup, tmp_path / "out", layers=[1])
-    assert again["computed_layers"] == [] and again["skipped_layers"] == [1] and len(calls) == 1
+    assert again["layers_done"] == [1] and len(calls) == 1
     assert (tmp_path / "out" / "units" / "layer-0001.safetensors").stat().st_mtime_ns == before
     more = run(setup, tmp_path / "out")
-    assert more["computed_layers"] == [0] and more["layers_done"] == [0, 1] and len(calls) == 2
+    assert more["layers_done"] == [0, 1] and len(calls) == 2  # a run with more layers extends the run
 
 
 def test_a_failing_layer_keeps_the_finished_ones(setup, tmp_path, monkeypatch):
@@ -113,8 +120,9 @@ def test_a_failing_layer_keeps_the_finished_ones(setup, tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "explain_layer", fail_on_second)
     with pytest.raises(RuntimeError):
         run(setup, tmp_path / "out")
-    monkeypatch.setattr(pipeline, "explain_layer", real)
-    assert run(setup, tmp_path / "out")["computed_layers"] == [1]
+    monkeypatch.setattr(pipeline, "explain_layer", lambda *a, **k: fail_on_second.calls.append(1) or real(*a, **k))
+    fail_on_second.calls = []
+    assert run(setup, tmp_path / "out")["layers_done"] == [0, 1] and len(fail_on_second.calls) == 1
 
 
 def test_changed_parameters_and_bad_settings_are_refused(setup, tmp_path):
@@ -141,9 +149,10 @@ def test_gpt2_conv1d_checkpoint_streams(tmp_path):
     model, tokenizer = save_tiny_model(tmp_path / "gpt2", "gpt2", seed=1)
     vocab = tmp_path / "words.txt"
     vocab.write_text("\n".join(WORDS))
-    summary = explain_heads(
+    out = explain_heads(
         str(tmp_path / "gpt2"), vocab, tmp_path / "out", HeadsSettings(top_k=5, cooccurrence="none", layers=[1])
     )
+    summary = read_manifest(out)["results"]
     vocabulary = load_vocabulary(vocab, tokenizer)
     wq, wk = attention_qk(ModuleWeights(model), model.config, 1)
     reference = reference_explain_layer(vocabulary.vectors(model.get_input_embeddings().weight), wq, wk, 5)
@@ -154,7 +163,7 @@ def test_cli_runs_and_reports_errors_on_one_line(setup, tmp_path, capsys):
     root, _, _, vocab, glove = setup
     args = ["heads", "--model", str(root / "model"), "--vocab", str(vocab), "--top-k", "4"]
     assert main([*args, "--out", str(tmp_path / "out"), "--cooccurrence", f"glove:{glove}", "--layers", "0-1"]) == 0
-    assert "2 layers computed" in capsys.readouterr().out
+    assert "2 layers stored" in capsys.readouterr().out
     assert main([*args, "--out", str(tmp_path / "bad"), "--cooccurrence", "glov:x"]) == 2
     assert capsys.readouterr().err.startswith("shiftlens: error: unknown co-occurrence backend 'glov:x'")
     assert not (tmp_path / "bad").exists()  # refused before any output
@@ -165,13 +174,9 @@ def test_cli_runs_and_reports_errors_on_one_line(setup, tmp_path, capsys):
 @pytest.mark.slow
 def test_smollm2_layer_matches_the_reference(smollm2, paper_data, tmp_path):
     vocab = paper_data / "datasets" / "SingleShareGPT_Vocab.tsv"
-    summary = explain_heads(
-        smollm2,
-        vocab,
-        tmp_path / "out",
-        HeadsSettings(top_k=20, cooccurrence="none", layers=[29], top_n=2000, max_pairs=10),
-    )
-    assert summary["computed_layers"] == [29] and 0 < summary["n_pairs"] <= 9 * 64 * 10
+    settings = HeadsSettings(top_k=20, cooccurrence="none", layers=[29], top_n=2000, max_pairs=10)
+    summary = read_manifest(explain_heads(smollm2, vocab, tmp_path / "out", settings))["results"]
+    assert summary["layers_done"] == [29] and 0 < summary["n_pairs"] <= 9 * 64 * 10
     vocabulary = load_vocabulary(vocab, smollm2.tokenizer, top_n=2000)
     words = vocabulary.vectors(smollm2.model.get_input_embeddings().weight)
     wq, wk = attention_qk(ModuleWeights(smollm2.model), smollm2.model.config, 29)
@@ -184,3 +189,49 @@ def test_smollm2_layer_matches_the_reference(smollm2, paper_data, tmp_path):
             (vocabulary.words[q], vocabulary.words[k])
             for q, k in zip(reference.pair_query[mask], reference.pair_key[mask])
         ]
+
+
+def test_two_shards_then_merge_equal_one_whole_run(setup, tmp_path):
+    root, _, _, vocab, glove = setup
+    settings = HeadsSettings(top_k=6, reference_words=10, z=0.5, cooccurrence=f"glove:{glove}")
+    model = str(root / "model")
+    explain_heads(model, vocab, tmp_path / "whole", settings)
+    for index in (1, 0):
+        explain_heads(model, vocab, tmp_path / "sharded", settings, shard=Shard(index, 2))  # a layer each
+        assert not (tmp_path / "sharded" / "heads.parquet").exists()  # shards write no tables
+    explain_heads(model, vocab, tmp_path / "sharded", settings)  # the merge: computes nothing
+    whole, sharded = read_manifest(tmp_path / "whole"), read_manifest(tmp_path / "sharded")
+    for key in ("params", "counts", "failed", "results", "cooccurrence", "model", "vocabulary"):
+        assert whole[key] == sharded[key], key
+    tables = [pq.read_table(tmp_path / name / "heads.parquet") for name in ("whole", "sharded")]
+    assert tables[0].equals(tables[1]) and tables[0].num_rows > 0
+    assert (tmp_path / "whole" / "heads.tsv").read_text() == (tmp_path / "sharded" / "heads.tsv").read_text()
+
+
+def test_a_heads_reader_refuses_another_kind_of_run(setup, tmp_path):
+    root, _, _, vocab, _ = setup
+    explain_ffn(str(root / "model"), vocab, tmp_path / "ffn", FfnSettings(components=2, top_k=2))
+    with pytest.raises(WrongRunKind, match=f"^{tmp_path / 'ffn'} is a ffn run, not a heads run$"):
+        read_pair_rows(tmp_path / "ffn")
+
+
+def test_a_layer_failing_with_a_clear_error_is_listed_and_the_command_exits_2(setup, tmp_path, monkeypatch, capsys):
+    root, _, _, vocab, _ = setup
+    real = pipeline.explain_layer
+
+    def fail_on_layer_1(words, wq, *args, **kwargs):
+        if fail_on_layer_1.calls:
+            raise HeadsError("layer too strange")
+        fail_on_layer_1.calls += 1
+        return real(words, wq, *args, **kwargs)
+
+    fail_on_layer_1.calls = 0
+    monkeypatch.setattr(pipeline, "explain_layer", fail_on_layer_1)
+    out = tmp_path / "out"
+    argv = ["heads", "--model", str(root / "model"), "--vocab", str(vocab), "--out", str(out), "--cooccurrence", "none"]
+    assert main(argv) == 2
+    assert "1 of 2 layers failed" in capsys.readouterr().err
+    manifest = read_manifest(out)
+    assert manifest["failed"] == {"layer-0001": "layer too strange"} and manifest["results"]["layers_done"] == [0]
+    monkeypatch.setattr(pipeline, "explain_layer", real)
+    assert main(argv) == 0 and read_manifest(out)["results"]["layers_done"] == [0, 1]

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from shiftlens.runs import WrongRunKind
 from shiftlens.storage import RunDirectory, StorageError, read_units
 
 
@@ -39,7 +40,7 @@ def test_other_parameters_or_kind_are_refused(tmp_path) -> None:
     RunDirectory(tmp_path, "demo", {"k": 1}).close()
     with pytest.raises(StorageError, match="other parameters \\(k\\)"):
         RunDirectory(tmp_path, "demo", {"k": 2})
-    with pytest.raises(StorageError, match="holds a 'demo' run"):
+    with pytest.raises(WrongRunKind, match=f"^{tmp_path} is a demo run, not a other run$"):
         RunDirectory(tmp_path, "other", {"k": 1})
 
 

@@ -4,100 +4,55 @@ Every long command (attribute, heads, ffn, annotate, compare) writes its results
 example, one layer, ...). A unit is complete only once its JSON record, which holds the sha256 of
 its array file, has been renamed into place; a killed run therefore never leaves a half-written unit,
 and a corrupted array file (or record) is detected: recomputed on the next run, refused by readers.
+The run loop over units (resume, failures, shards) is `shiftlens.runs`; the atomic writers are
+`shiftlens.atomic` (re-exported here).
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import fcntl
 import hashlib
 import json
 import os
-import platform
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
 from safetensors.numpy import load_file, save
 
+from shiftlens.atomic import (
+    StorageError,
+    _translate_os_errors,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_parquet,
+    atomic_write_text,
+    file_sha256,
+    package_versions,
+)
 from shiftlens.errors import ShiftlensError
 
+__all__ = [
+    "FORMAT_VERSION",
+    "RunDirectory",
+    "Shard",
+    "StorageError",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_parquet",
+    "atomic_write_text",
+    "file_sha256",
+    "package_versions",
+    "read_manifest",
+    "read_units",
+]
 T = TypeVar("T")
 
 FORMAT = "shiftlens-run"
-FORMAT_VERSION = 1
-
-
-class StorageError(ShiftlensError, RuntimeError):
-    """The output directory cannot be used (not writable, full, locked or holding another run)."""
-
-
-def _storage_error(path: Path, exc: OSError) -> StorageError:
-    if exc.errno == errno.ENOSPC:
-        return StorageError(f"no space left on the device holding {path}; free space and rerun to resume")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return StorageError(f"cannot write to {path}: {exc.strerror}; choose a writable --out")
-    return StorageError(f"cannot write {path}: {exc}")
-
-
-@contextlib.contextmanager
-def _translate_os_errors(path: Path) -> Iterator[None]:
-    try:
-        yield
-    except OSError as exc:
-        raise _storage_error(path, exc) from exc
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write a file so that readers see either the old content or the whole new one."""
-    path = Path(path)
-    with _translate_os_errors(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Atomic UTF-8 text write."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    """Atomic JSON write (sorted keys, UTF-8, indented for reading)."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-
-
-def package_versions(names: tuple[str, ...] = ("shiftlens", "torch", "transformers", "numpy")) -> dict:
-    """Installed versions of the packages a result depends on, for manifests."""
-    versions = {"python": platform.python_version()}
-    for name in names:
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[name] = metadata.version(name)
-    return versions
-
-
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a file, read in blocks (run parameters record the inputs' hashes)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+FORMAT_VERSION = 2  # 2: one schema for every kind (shiftlens.runs.manifest); 1: shiftlens 0.1
 
 
 def _create_exclusive(path: Path, obj: Any) -> bool:
@@ -170,6 +125,22 @@ def _checked_unit(units: Path, name: str) -> tuple[dict[str, Any], dict[str, np.
     return record["meta"], load_file(str(data)) if record.get("sha256") else {}
 
 
+def _refusal(path: Path, manifest: dict[str, Any], kind: str) -> ShiftlensError | None:
+    """Why an existing run directory cannot be resumed as a ``kind`` run (another kind or format), if it cannot."""
+    from shiftlens.runs.errors import OldRunFormat, WrongRunKind
+
+    if manifest.get("format") != FORMAT or manifest.get("kind") != kind:
+        return WrongRunKind(path, manifest.get("kind"), kind)
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        return OldRunFormat(
+            f"{path} holds a run of format version {version} (shiftlens {'0.1' if version == 1 else 'unknown'}); "
+            f"this shiftlens resumes format {FORMAT_VERSION} only: rerun into a new directory "
+            "(analyses still read the old one)"
+        )
+    return None
+
+
 class RunDirectory:
     """A locked, resumable output directory of one kind of run with fixed parameters.
 
@@ -213,11 +184,10 @@ class RunDirectory:
         manifest_path = self.path / "manifest.json"
         if manifest_path.exists():
             manifest = json.loads(manifest_path.read_text())
-            if manifest.get("format") != FORMAT or manifest.get("kind") != self.kind:
+            problem = _refusal(self.path, manifest, self.kind)
+            if problem is not None:
                 self.close()
-                raise StorageError(
-                    f"{self.path} holds a {manifest.get('kind')!r} run, not {self.kind!r}; choose another --out"
-                )
+                raise problem
             if manifest.get("params") != self.params:
                 changed = sorted(
                     k

@@ -41,15 +41,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _load_run_model(run_dir: str, override: str | None, device: str) -> Any:
     """The model an FFN run explained (as its manifest names it), or ``override``."""
     from shiftlens.loading import load_model
+    from shiftlens.runs import model_record
     from shiftlens.storage import read_manifest
 
-    manifest = read_manifest(run_dir)
-    params, info = manifest["params"], manifest.get("model_info") or {}
+    info = model_record(read_manifest(run_dir))
     return load_model(
-        override or params["model"],
+        override or info["name"],
         gguf_file=None if override else info.get("gguf_file"),
-        adapter=None if override else params.get("adapter"),
-        dtype=params.get("dtype", "float32"),
+        adapter=None if override else info.get("adapter"),
+        dtype=info.get("dtype", "float32"),
         device=device,
     )
 

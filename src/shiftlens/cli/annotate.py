@@ -24,9 +24,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Build the annotator and run `annotate_ffn`; the API key comes only from the environment."""
+    import json
+
     from shiftlens.errors import ShiftlensError
     from shiftlens.ffn import annotate
     from shiftlens.ffn.annotators import build_annotator
+    from shiftlens.ffn.endpoint import Sampling
 
     out = Path(args.out) if args.out else annotate.default_out(args.ffn_dir)
     if args.protocol == "paper" and args.temperature is not None:
@@ -34,16 +37,17 @@ def run(args: argparse.Namespace) -> int:
             "--protocol paper fixes the temperatures (concept 1.0, tasks and level 0); drop --temperature"
         )
     if args.temperature is None:
-        args.temperature = annotate.Sampling.temperature
+        args.temperature = Sampling.temperature
     settings = settings_from(args, AnnotationSettings)
     endpoint = settings_from(args, EndpointSettings)
     setup = build_annotator(settings.annotator, out, endpoint, settings.runs, args.cache, settings.protocol)
     if settings.annotator == "lexical":
         print("annotator: lexical (HEURISTIC: WordNet lexicographer files and word lists, not an LLM)")
     try:
-        summary = annotate.annotate_ffn(args.ffn_dir, setup.annotator, replace(settings, runs=setup.runs), out=out)
+        annotate.annotate_ffn(args.ffn_dir, setup.annotator, replace(settings, runs=setup.runs), out=out)
     finally:
         setup.close()
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     statuses = summary["statuses"]
     print(
         f"{summary['n_labels']} labels in {out / 'labels.parquet'}"

@@ -1,9 +1,11 @@
-"""The model option group every subcommand shares: ``--model`` and the loading options of `ModelSpec`."""
+"""What several subcommands share: the model option group (``--model`` and `ModelSpec`'s loading options), --shard."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Collection
+from pathlib import Path
+from typing import Any
 
 from shiftlens.cli.flags import Parser, add_settings, settings_from
 from shiftlens.models import ModelSpec
@@ -21,3 +23,35 @@ def add_model_arguments(parser: Parser, *, exclude: Collection[str] = ()) -> Non
 def model_spec(args: argparse.Namespace, *, exclude: Collection[str] = ()) -> ModelSpec:
     """The `ModelSpec` the parsed `add_model_arguments` options name."""
     return settings_from(args, ModelSpec, exclude=exclude, name=args.model)
+
+
+def add_shard_argument(parser: argparse.ArgumentParser, units: str) -> None:
+    """--shard I/N: one part of a data-parallel run (torchrun / accelerate launch ranks shard by themselves)."""
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help=f"compute only part I of N (0-based) of the {units}, e.g. a job array's task; rerun without --shard "
+        "afterwards to merge (under torchrun / accelerate launch, ranks shard by themselves)",
+    )
+
+
+def run_placement(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``shard`` and ``launch`` keywords of a run entry point, from --shard and the launcher's environment."""
+    from shiftlens.distributed import launched
+    from shiftlens.storage import Shard
+
+    return {"shard": None if args.shard is None else Shard.parse(args.shard), "launch": launched()}
+
+
+def report_partial(out: Path, shard: Any, launch: Any) -> bool:
+    """Print what a shard or a non-zero rank stored (its run is merged elsewhere); False for a whole run."""
+    if shard is not None:
+        print(
+            f"shard {shard.index}/{shard.count} stored in {out}; once every shard has finished, run the same "
+            "command without --shard to merge them: it computes nothing already stored and writes the tables"
+        )
+    elif launch is not None and launch.shard.index != 0:
+        print(f"rank {launch.shard.index}/{launch.shard.count}: shard stored in {out}; rank 0 merged the run")
+    else:
+        return False
+    return True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from shiftlens.cli.common import add_model_arguments, model_spec
+from shiftlens.cli.common import add_model_arguments, add_shard_argument, model_spec, report_partial, run_placement
 from shiftlens.cli.flags import add_settings, settings_from
 from shiftlens.ffn.settings import FfnSettings
 
@@ -15,6 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_arguments(parser)
     parser.add_argument("--vocab", required=True, help="word list: word<TAB>frequency lines or one word a line")
     parser.add_argument("--out", required=True, help="run directory (resumed when it exists)")
+    add_shard_argument(parser, "layers")
     add_settings(parser, FfnSettings, title="ffn")
     parser.set_defaults(func=run)
 
@@ -24,7 +25,10 @@ def run(args: argparse.Namespace) -> int:
     from shiftlens.ffn.pipeline import explain_ffn
     from shiftlens.storage import read_manifest
 
-    out = explain_ffn(model_spec(args), args.vocab, args.out, settings_from(args, FfnSettings))
+    placement = run_placement(args)
+    out = explain_ffn(model_spec(args), args.vocab, args.out, settings_from(args, FfnSettings), **placement)
+    if report_partial(out, **placement):
+        return 0
     manifest = read_manifest(out)
     print(
         f"R = {manifest['params']['components']} components per layer of hidden size {manifest['hidden']} "

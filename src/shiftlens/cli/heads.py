@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from shiftlens.cli.common import add_model_arguments, model_spec
+from shiftlens.cli.common import add_model_arguments, add_shard_argument, model_spec, report_partial, run_placement
 from shiftlens.cli.flags import add_settings, settings_from
 from shiftlens.heads.settings import HeadsSettings
 
@@ -17,6 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_model_arguments(parser, exclude=NO_DTYPE)
     parser.add_argument("--vocab", required=True, help="word list: word<TAB>frequency lines or one word a line")
     parser.add_argument("--out", required=True, help="run directory (resumed when it exists)")
+    add_shard_argument(parser, "layers")
     add_settings(parser, HeadsSettings, title="heads")
     parser.set_defaults(func=run)
 
@@ -24,15 +25,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run `explain_heads` and print where the results are."""
     from shiftlens.heads.pipeline import explain_heads
+    from shiftlens.storage import read_manifest
 
-    settings = settings_from(args, HeadsSettings)
-    summary = explain_heads(model_spec(args, exclude=NO_DTYPE), args.vocab, args.out, settings)
-    cooc = summary["cooccurrence"] or {}
+    placement = run_placement(args)
+    spec = model_spec(args, exclude=NO_DTYPE)
+    out = explain_heads(spec, args.vocab, args.out, settings_from(args, HeadsSettings), **placement)
+    if report_partial(out, **placement):
+        return 0
+    manifest = read_manifest(out)
+    results, cooc = manifest["results"], manifest.get("cooccurrence") or {}
     print(
-        f"{len(summary['computed_layers'])} layers computed, {len(summary['skipped_layers'])} already done; "
-        f"{summary['n_pairs']} pairs; {summary['n_words']} words "
-        f"({summary['n_words_skipped']} skipped: no token)"
+        f"{len(results['layers_done'])} layers stored; {results['n_pairs']} pairs; {results['n_words']} words "
+        f"({results['n_words_skipped']} skipped: no token)"
         + (f", {cooc['n_without_vector']} without a co-occurrence vector" if "n_without_vector" in cooc else "")
     )
-    print(f"wrote {summary['parquet']} and {summary['tsv']}")
+    print(f"wrote {out / 'heads.parquet'} and {out / 'heads.tsv'}")
     return 0

@@ -122,8 +122,7 @@ def assemble_results(
         for method in ("attribution", "heads", "ffn"):
             run = out / method / role
             if _finished(run):
-                manifest = read_manifest(run)
-                identity = manifest.get("model_info") or manifest.get("model") or {}
+                identity = read_manifest(run)["model"]
                 model.update({k: identity[k] for k in ("weight_hash", "dtype", "model_type") if k in identity})
         models.append(model)
     results = {

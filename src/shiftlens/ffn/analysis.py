@@ -18,6 +18,7 @@ from shiftlens.ffn.records import FfnRun, read_ffn_run
 from shiftlens.ffn.rotation import null_band, rotation, rotation_finding
 from shiftlens.ffn.statistics import PERMUTATIONS, RESAMPLES, per_layer_group, table5
 from shiftlens.loading import LoadedModel
+from shiftlens.runs.manifest import model_record
 from shiftlens.storage import read_manifest
 
 
@@ -36,7 +37,7 @@ def run_components(run: FfnRun) -> tuple[int, int]:
 
 def _check_model(run: FfnRun, loaded: LoadedModel, role: str) -> None:
     """Refuse a null computed from other weights than the FFN run explained."""
-    recorded = run.manifest["params"].get("weight_hash")
+    recorded = model_record(run.manifest).get("weight_hash")
     if recorded is not None and recorded != loaded.weight_hash:
         raise ShiftlensError(
             f"the {role} model {loaded.name} (weights {loaded.weight_hash[:12]}) is not the one {run.path} explained "

@@ -11,7 +11,8 @@ from pathlib import Path
 from shiftlens.config import setting
 from shiftlens.errors import ShiftlensError
 from shiftlens.evidence import DEFAULT_PROTOCOL
-from shiftlens.ffn import annotate
+from shiftlens.ffn.answer_cache import CACHE_FILE, AnswerCache
+from shiftlens.ffn.endpoint import ChatEndpoint, Sampling, api_key_from_environment
 from shiftlens.ffn.labels import Annotator
 
 KINDS = ("lexical", "llm", "openai")  # "openai" = "llm": any OpenAI-compatible chat-completions endpoint
@@ -28,7 +29,7 @@ class EndpointSettings:
     timeout: float = setting(60.0, "seconds per request", identity=False)
     retries: int = setting(6, "retries on 429, 5xx, timeouts", identity=False)
     backoff: float = setting(1.0, "first retry delay in seconds (doubles)", identity=False)
-    sampling: annotate.Sampling = setting(annotate.Sampling(), "sampling parameters of every request")
+    sampling: Sampling = setting(Sampling(), "sampling parameters of every request")
 
 
 @dataclass
@@ -37,7 +38,7 @@ class AnnotatorSetup:
 
     annotator: Annotator
     runs: int
-    cache: annotate.AnswerCache | None = None
+    cache: AnswerCache | None = None
 
     def close(self) -> None:
         """Flush and close the answer cache, if any."""
@@ -58,6 +59,7 @@ def build_annotator(
     Under the paper ``protocol`` an LLM annotator samples each question at the authors' temperatures.
     """
     from shiftlens.ffn.lexical import LexicalAnnotator
+    from shiftlens.ffn.llm_annotator import LLMAnnotator
 
     if kind == "lexical":
         return AnnotatorSetup(LexicalAnnotator(), 1)
@@ -65,13 +67,13 @@ def build_annotator(
         raise ShiftlensError(f"unknown annotator {kind!r}; choose one of {', '.join(KINDS)}")
     if not settings.endpoint or not settings.model:
         raise ShiftlensError(f"--annotator {kind} needs --endpoint and --model (or use --annotator lexical)")
-    endpoint = annotate.ChatEndpoint(
+    endpoint = ChatEndpoint(
         settings.endpoint,
         settings.model,
-        api_key=annotate.api_key_from_environment(),
+        api_key=api_key_from_environment(),
         timeout=settings.timeout,
         retries=settings.retries,
         backoff=settings.backoff,
     )
-    answers = annotate.AnswerCache(Path(cache) if cache else Path(out) / annotate.CACHE_FILE)
-    return AnnotatorSetup(annotate.LLMAnnotator(endpoint, answers, settings.sampling, protocol), runs, answers)
+    answers = AnswerCache(Path(cache) if cache else Path(out) / CACHE_FILE)
+    return AnnotatorSetup(LLMAnnotator(endpoint, answers, settings.sampling, protocol), runs, answers)

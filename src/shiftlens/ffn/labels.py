@@ -14,7 +14,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from shiftlens.errors import ShiftlensError
+from shiftlens.runs.manifest import check_kind
+from shiftlens.storage import atomic_write_parquet
 
+KIND = "ffn-annotations"  # the run kind of an annotation directory
 LABELS_FILE = "labels.parquet"
 SUMMARY_FILE = "summary.json"
 OK, UNPARSEABLE, SKIPPED = "ok", "unparseable", "skipped"
@@ -77,15 +80,15 @@ def write_labels(path: Path, labels: dict[tuple[int, int, int], Label], heuristi
         for question in ("concept", "tasks", "level"):
             rows[f"{question}_status"].append(label.status[question])
         rows["heuristic"].append(heuristic)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(pa.table(rows, schema=SCHEMA), tmp)
-    tmp.replace(path)
+    atomic_write_parquet(path, pa.table(rows, schema=SCHEMA))
 
 
 def read_labels(path: str | Path) -> list[dict]:
     """Label rows of ``labels.parquet`` (a file or the annotation directory holding it)."""
     path = Path(path)
     if path.is_dir():
+        if (path / "manifest.json").exists():
+            check_kind(path, KIND)
         path = path / LABELS_FILE
     if not path.exists():
         raise ShiftlensError(f"no labels at {path}; run 'shiftlens annotate' first")

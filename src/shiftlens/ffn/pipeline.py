@@ -1,8 +1,8 @@
-"""Streaming FFN runner: one layer's down-projection in memory at a time, one resumable unit per layer."""
+"""Streaming FFN runner: one layer's down-projection in memory at a time, one unit of the run engine per layer."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +10,11 @@ import numpy as np
 import torch
 
 from shiftlens.architecture import ffn_down_rows, geometry, output_embeddings
+from shiftlens.config import identity, summary
+from shiftlens.distributed import Launch
 from shiftlens.errors import ShiftlensError
 from shiftlens.ffn.core import explain_layer
-from shiftlens.ffn.records import KIND, VOCABULARY_FILE, read_ffn_run, unit_name, write_tables
+from shiftlens.ffn.records import KIND, read_ffn_run, unit_name, write_tables
 from shiftlens.ffn.rotation import null_angles
 from shiftlens.ffn.settings import FfnSettings
 from shiftlens.ffn.sizing import RULE, resolve_components
@@ -21,7 +23,8 @@ from shiftlens.models import ModelSpec
 from shiftlens.nulls import seeded_generators
 from shiftlens.options import check_layers, compute_device
 from shiftlens.progress import progress
-from shiftlens.storage import RunDirectory, atomic_write_json, file_sha256
+from shiftlens.runs import VOCABULARY_FILE, Job, Unit, UnitData, execute, model_key, placed, store_vocabulary
+from shiftlens.storage import RunDirectory, Shard, file_sha256
 from shiftlens.vocabulary import load_vocabulary
 from shiftlens.weights import ModuleWeights, SafetensorsWeights
 
@@ -34,83 +37,99 @@ def weight_source(loaded: LoadedModel) -> ModuleWeights | SafetensorsWeights:
     return ModuleWeights(loaded.model)
 
 
+class FfnJob(Job):
+    """The FFN run of one loaded model: one unit per layer, ``concepts.parquet`` and ``concepts.tsv`` at the end."""
+
+    kind, noun = KIND, "layer"
+
+    def __init__(self, loaded: LoadedModel, vocab: str | Path, settings: FfnSettings):
+        self.config, self.vocab = loaded.model.config, vocab
+        self.device = compute_device(loaded.device)
+        shape = geometry(self.config)
+        self.components = resolve_components(settings.components, shape.hidden)
+        self.top_k = settings.top_k
+        self.layers = check_layers(None if settings.layers is None else list(settings.layers), shape.n_layers)
+        self.vocabulary = load_vocabulary(vocab, loaded.tokenizer, top_n=settings.vocab_top)
+        self.source = weight_source(loaded)
+        self.params: dict[str, Any] = {
+            **identity(settings),
+            "components": self.components,
+            "vocab_sha256": file_sha256(vocab),
+            "model": model_key(loaded.manifest()),
+        }
+        self.info = {
+            "model": loaded.manifest(),
+            "vocabulary": {"file": VOCABULARY_FILE, "path": str(vocab), **self.vocabulary.manifest()},
+            "summary": summary(settings),
+            "model_layers": shape.n_layers,
+            "hidden": shape.hidden,
+            "components_rule": RULE if settings.components is None else "given (--components)",
+            "sign_rule": "each component's largest-|score| vocabulary word has a positive score",
+            "scores": "unit component · L2-normalised mean unembedding row of each word",
+        }
+
+    def open(self, out: Path, shard: Shard | None = None) -> RunDirectory:
+        """The run directory, its words stored (the same words on a resume)."""
+        run = super().open(out, shard)
+        store_vocabulary(run, self.vocabulary.words, self.vocab)
+        return run
+
+    def units(self) -> list[Unit]:
+        """One unit per chosen layer."""
+        return [Unit(unit_name(layer), unit_name(layer)) for layer in self.layers]
+
+    def prepare(self, todo: Sequence[Unit]) -> None:
+        """The vocabulary's unembedding vectors, shared by every layer."""
+        unembed = output_embeddings(self.source, self.config).to(self.device)
+        self.word_vectors = self.vocabulary.vectors(unembed)
+
+    def compute(self, unit: Unit) -> UnitData:
+        """One layer's principal components and their top words."""
+        layer = int(unit.name.rpartition("-")[2])
+        rows = ffn_down_rows(self.source, self.config, layer).to(self.device)
+        result = explain_layer(rows, self.word_vectors, self.components, self.top_k)
+        arrays = {
+            "components": result.pca.components.float().cpu().numpy(),
+            "explained_variance_ratio": result.pca.explained_variance_ratio.cpu().numpy(),
+            "explained_variance": result.pca.explained_variance.cpu().numpy(),
+            "top_indices": result.top_indices.cpu().numpy().astype(np.int64),
+            "top_scores": result.top_scores.float().cpu().numpy(),
+        }
+        meta = {"layer": layer, "n_neurons": rows.shape[0], "hidden": rows.shape[1]}
+        del rows, result
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+        return meta, arrays
+
+    def finish(self, run: RunDirectory, failed: dict[str, str]) -> None:
+        """The tables over every stored layer (a run extended by more layers lists them all)."""
+        write_tables(read_ffn_run(run.path))
+
+
 def explain_ffn(
     model: ModelSpec | str | LoadedModel,
     vocab: str | Path,
     out: str | Path,
     settings: FfnSettings | None = None,
+    *,
+    shard: Shard | None = None,
+    launch: Launch | None = None,
 ) -> Path:
     """Explain every (or each given) layer's FFN: PCA components, variance ratios, top vocabulary words.
 
     ``settings.components`` is R, the components kept per layer: None sizes it to the hidden size
-    (`shiftlens.ffn.sizing`); more than the hidden size is refused. Resumable: finished layers are kept
-    and skipped on a rerun with the same parameters. Writes ``concepts.parquet`` and ``concepts.tsv``
-    once all layers are done; returns the run directory. The PCA runs on the model's device.
+    (`shiftlens.ffn.sizing`); more than the hidden size is refused. ``layers`` is not part of a run's
+    identity: a rerun with more layers extends the run and the tables list every stored layer. Writes
+    ``concepts.parquet`` and ``concepts.tsv``; returns ``out``. The PCA runs on the model's device;
+    ``shard`` and ``launch`` split the layers across processes (`shiftlens.runs`).
     """
-    s = settings or FfnSettings()
-    spec = ModelSpec(model) if isinstance(model, str) else model
-    loaded = spec if isinstance(spec, LoadedModel) else spec.load()
-    device = compute_device(loaded.device)
-    components, top_k, vocab_top = s.components, s.top_k, s.vocab_top
-    layers = None if s.layers is None else list(s.layers)
-    config = loaded.model.config
-    shape = geometry(config)
-    rule = RULE if components is None else "given (--components)"
-    components = resolve_components(components, shape.hidden)
-    chosen = check_layers(layers, shape.n_layers)
-    vocabulary = load_vocabulary(vocab, loaded.tokenizer, top_n=vocab_top)
-    params: dict[str, Any] = {
-        "model": loaded.name,
-        "weight_hash": loaded.weight_hash,
-        "adapter": loaded.extra.get("adapter"),
-        "dtype": loaded.dtype,
-        "vocab_sha256": file_sha256(vocab),
-        "vocab_top": vocab_top,
-        "components": components,
-        "top_k": top_k,
-        "layers": chosen,
-    }
-    info = {
-        "model_info": loaded.manifest(),
-        "vocabulary": {"path": str(vocab), **vocabulary.manifest()},
-        "model_layers": shape.n_layers,
-        "hidden": shape.hidden,
-        "components_rule": rule,
-        "sign_rule": "each component's largest-|score| vocabulary word has a positive score",
-        "scores": "unit component · L2-normalised mean unembedding row of each word",
-    }
-    source = weight_source(loaded)
-    with RunDirectory(out, KIND, params, info) as run:
-        words_path = run.path / VOCABULARY_FILE
-        if not words_path.exists():
-            atomic_write_json(words_path, vocabulary.words)
-        elif json.loads(words_path.read_text(encoding="utf-8")) != vocabulary.words:
-            raise ShiftlensError(f"{words_path} lists other words than {vocab} gives now; use a new --out")
-        todo = [layer for layer in chosen if not run.has_unit(unit_name(layer))]
-        if todo:
-            unembed = output_embeddings(source, config).to(device)
-            word_vectors = vocabulary.vectors(unembed)
-            del unembed
-            for layer in progress(todo, desc="ffn PCA", unit="layer"):
-                rows = ffn_down_rows(source, config, layer).to(device)
-                result = explain_layer(rows, word_vectors, components, top_k)
-                run.write_unit(
-                    unit_name(layer),
-                    {"layer": layer, "n_neurons": rows.shape[0], "hidden": rows.shape[1]},
-                    {
-                        "components": result.pca.components.float().cpu().numpy(),
-                        "explained_variance_ratio": result.pca.explained_variance_ratio.cpu().numpy(),
-                        "explained_variance": result.pca.explained_variance.cpu().numpy(),
-                        "top_indices": result.top_indices.cpu().numpy().astype(np.int64),
-                        "top_scores": result.top_scores.float().cpu().numpy(),
-                    },
-                )
-                del rows, result
-                if device.startswith("cuda"):
-                    torch.cuda.empty_cache()
-        write_tables(read_ffn_run(run.path))
-        run.update_manifest(complete=True, layers_done=len(chosen))
-    return Path(out)
+    settings = settings or FfnSettings()
+    spec = placed(ModelSpec(model) if isinstance(model, str) else model, shard, launch)
+
+    def setup() -> FfnJob:
+        return FfnJob(spec if isinstance(spec, LoadedModel) else spec.load(), vocab, settings)
+
+    return execute(setup, out, shard=shard, launch=launch, device=compute_device(spec.device))
 
 
 def rotation_null(

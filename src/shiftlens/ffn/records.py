@@ -8,19 +8,18 @@ A run directory holds ``vocabulary.json`` (the words, in score-index order), one
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from shiftlens.errors import ShiftlensError
-from shiftlens.storage import atomic_write_text, read_manifest, read_units
+from shiftlens.runs.manifest import VOCABULARY_FILE, check_kind, read_vocabulary
+from shiftlens.storage import atomic_write_parquet, atomic_write_text, read_units
 
 KIND = "ffn"
-VOCABULARY_FILE = "vocabulary.json"
+__all__ = ["KIND", "VOCABULARY_FILE", "FfnRun", "LayerRecord", "read_ffn_run", "unit_name", "write_tables"]
 PARQUET_FILE = "concepts.parquet"
 TSV_FILE = "concepts.tsv"
 
@@ -68,10 +67,8 @@ class FfnRun:
 def read_ffn_run(path: str | Path) -> FfnRun:
     """Read an FFN run directory (refusing other kinds of runs with a clear error)."""
     path = Path(path)
-    manifest = read_manifest(path)
-    if manifest.get("kind") != KIND:
-        raise FfnRunError(f"{path} holds a {manifest.get('kind')!r} run, not an FFN run ('shiftlens ffn')")
-    words = json.loads((path / VOCABULARY_FILE).read_text(encoding="utf-8"))
+    manifest = check_kind(path, KIND)
+    words = read_vocabulary(path)
     layers = {}
     for _, meta, arrays in read_units(path):
         layers[meta["layer"]] = LayerRecord(
@@ -115,8 +112,5 @@ def write_tables(run: FfnRun) -> None:
             ("scores", pa.list_(pa.float32())),
         ]
     )
-    table = pa.table(rows, schema=schema)
-    tmp = run.path / f".{PARQUET_FILE}.tmp"
-    pq.write_table(table, tmp)
-    tmp.replace(run.path / PARQUET_FILE)
+    atomic_write_parquet(run.path / PARQUET_FILE, pa.table(rows, schema=schema))
     atomic_write_text(run.path / TSV_FILE, "\n".join(lines) + "\n")

@@ -22,9 +22,11 @@ from shiftlens.heads.core import explain_layer
 from shiftlens.heads.knowledge import HeadsAnalysisError, head_overlap, head_pairs
 from shiftlens.heads.pipeline import method_inputs, open_weights
 from shiftlens.heads.records import read_pair_rows, unit_rows
+from shiftlens.heads.settings import HeadsSettings
 from shiftlens.models import ModelSpec
 from shiftlens.nulls import perturb_like
 from shiftlens.progress import progress
+from shiftlens.runs import model_record
 from shiftlens.storage import file_sha256, read_manifest
 from shiftlens.vocabulary import load_vocabulary
 
@@ -32,7 +34,8 @@ PERTURBED = (
     "W_q and W_k rows (norm gain folded in; shared key heads once) and word vectors, each with Gaussian "
     "noise of the norm of its base-to-tuned change"
 )
-_SAME_SETTINGS = ("method_version", "vocab_sha256", "filters", "top_k", "cooccurrence", "reference_words", "z")
+_SAME_SETTINGS = ("method_version", "vocab_sha256", "filters", "min_frequency", "alphabetic", "top_n")
+_SAME_SETTINGS += ("top_k", "cooccurrence", "reference_words", "z")
 
 
 @dataclass(frozen=True)
@@ -66,16 +69,16 @@ def _runs_settings(base_dir: Path, tuned_dir: Path) -> tuple[dict[str, Any], dic
 
 def _open(model: str | None, manifest: dict[str, Any], run: Path) -> tuple[Any, Any, Any]:
     """Weights, config and tokenizer of the model a run was computed from (checked by weight hash)."""
-    info = manifest.get("model_info") or {}
+    info = model_record(manifest)
     name = model or info.get("name")
     if not name:
         raise HeadsAnalysisError(f"{run} records no model name: give the model for the null baseline")
     recorded = {} if model else {"gguf_file": info.get("gguf_file"), "adapter": info.get("adapter")}
     source, config, tokenizer, identity = open_weights(ModelSpec(name, **recorded))
-    if identity["weight_hash"] != manifest["params"]["weight_hash"]:
+    if identity["weight_hash"] != info.get("weight_hash"):
         raise HeadsAnalysisError(
             f"the weights of {name} (hash {identity['weight_hash']}) are not those {run} was computed from "
-            f"(hash {manifest['params']['weight_hash']})"
+            f"(hash {info.get('weight_hash')})"
         )
     return source, config, tokenizer
 
@@ -111,10 +114,12 @@ def overlap_null(base_dir: str | Path, tuned_dir: str | Path, settings: NullSett
         )
     base_source, config, tokenizer = _open(settings.base_model, base_manifest, base_dir)
     tuned_source, tuned_config, tuned_tokenizer = _open(settings.tuned_model, tuned_manifest, tuned_dir)
-    vocabulary = load_vocabulary(vocab, tokenizer, **params["filters"])
-    if load_vocabulary(vocab, tuned_tokenizer, **params["filters"]).token_ids != vocabulary.token_ids:
+    run_settings = HeadsSettings.from_params(params)
+    filters = {k: getattr(run_settings, k) for k in ("min_frequency", "alphabetic", "top_n")}
+    vocabulary = load_vocabulary(vocab, tokenizer, **filters)
+    if load_vocabulary(vocab, tuned_tokenizer, **filters).token_ids != vocabulary.token_ids:
         raise HeadsAnalysisError("the two models tokenise the word list differently: no per-word null is defined")
-    words, pair_filter, _ = method_inputs(vocabulary, base_source, config, params, settings.device)
+    words, pair_filter, _ = method_inputs(vocabulary, base_source, config, run_settings, settings.device)
     tuned_words = vocabulary.vectors(input_embeddings(tuned_source, tuned_config)).double().to(settings.device)
     base_rows = read_pair_rows(base_dir)
     tuned_layers = set(read_pair_rows(tuned_dir)["heads"][:, 0].tolist())

@@ -1,4 +1,4 @@
-"""Model-level head explanation: stream layers one at a time and store each as a resumable unit.
+"""Model-level head explanation: stream layers one at a time and store each as a unit of the run engine.
 
 A model given as safetensors files (a local directory, a GGUF converted once, or a `LoadedModel` with
 ``weights_dir``) is read per tensor, so memory stays near the embeddings plus one layer's W_q and W_k.
@@ -6,12 +6,15 @@ A model given as safetensors files (a local directory, a GGUF converted once, or
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from shiftlens.architecture import attention_qk, geometry, input_embeddings, spec_for
+from shiftlens.config import identity, summary
+from shiftlens.distributed import Launch
 from shiftlens.heads.cooccurrence import word_vectors
 from shiftlens.heads.core import PairFilter, explain_layer, word_thresholds
 from shiftlens.heads.records import layer_table, unit_name, write_outputs
@@ -27,13 +30,13 @@ from shiftlens.loading import (
 )
 from shiftlens.models import ModelSpec
 from shiftlens.options import check_layers, compute_device
-from shiftlens.progress import progress
-from shiftlens.storage import RunDirectory, atomic_write_json, file_sha256
+from shiftlens.runs import VOCABULARY_FILE, Job, Unit, UnitData, execute, model_key, placed, store_vocabulary
+from shiftlens.storage import RunDirectory, Shard, file_sha256
 from shiftlens.vocabulary import Vocabulary, load_vocabulary
 from shiftlens.weights import ModuleWeights, SafetensorsWeights
 
 METHOD_VERSION = 1
-__all__ = ["HeadsError", "HeadsSettings", "explain_heads", "method_inputs", "open_weights"]
+__all__ = ["HeadsError", "HeadsJob", "HeadsSettings", "explain_heads", "method_inputs", "open_weights"]
 
 
 def open_weights(model: ModelSpec | str | LoadedModel) -> tuple[Any, Any, Any, dict[str, Any]]:
@@ -68,20 +71,86 @@ def open_weights(model: ModelSpec | str | LoadedModel) -> tuple[Any, Any, Any, d
 
 
 def method_inputs(
-    vocabulary: Vocabulary, source: Any, config: Any, params: dict[str, Any], device: str = "cpu"
+    vocabulary: Vocabulary, source: Any, config: Any, settings: HeadsSettings, device: str = "cpu"
 ) -> tuple[torch.Tensor, PairFilter | None, dict[str, Any]]:
     """Word vectors (float64, on ``device``), the co-occurrence pair filter and its manifest entry.
 
-    ``params`` are a run's recorded parameters (``cooccurrence``, ``reference_words``, ``z``), so a
-    recomputation (the null baseline) rebuilds exactly what the run used.
+    ``settings`` are a run's (`HeadsSettings.from_params`), so a recomputation (the null baseline)
+    rebuilds exactly what the run used.
     """
     words = vocabulary.vectors(input_embeddings(source, config)).double().to(device)
-    vectors = word_vectors(params["cooccurrence"], vocabulary.words)
+    vectors = word_vectors(settings.cooccurrence, vocabulary.words)
     if vectors is None:
-        return words, None, {"backend": "none", "spec": params["cooccurrence"]}
-    reference = torch.arange(min(params["reference_words"], len(vocabulary)))
-    thresholds = word_thresholds(vectors.vectors, vectors.present, reference, params["z"])
+        return words, None, {"backend": "none", "spec": settings.cooccurrence}
+    reference = torch.arange(min(settings.reference_words, len(vocabulary)))
+    thresholds = word_thresholds(vectors.vectors, vectors.present, reference, settings.z)
     return words, PairFilter(vectors.vectors.to(device), thresholds.to(device)), vectors.manifest()
+
+
+class HeadsJob(Job):
+    """The heads run of one model: one unit per layer, ``heads.parquet`` and ``heads.tsv`` at the end."""
+
+    kind, noun = "heads", "layer"
+
+    def __init__(self, model: ModelSpec | LoadedModel, vocab: str | Path, settings: HeadsSettings, device: str):
+        self.source, self.config, tokenizer, record = open_weights(model)
+        self.vocab, self.settings, self.device = vocab, settings, device
+        s = settings
+        self.vocabulary = load_vocabulary(
+            vocab, tokenizer, min_frequency=s.min_frequency, alphabetic=s.alphabetic, top_n=s.top_n
+        )
+        self.layers = check_layers(None if s.layers is None else list(s.layers), geometry(self.config).n_layers)
+        self.params = {"method_version": METHOD_VERSION, "vocab_sha256": file_sha256(vocab), **identity(s)}
+        self.params["model"] = model_key(record)
+        self.info = {
+            "model": record,
+            "vocabulary": {"file": VOCABULARY_FILE, "path": str(vocab), **self.vocabulary.manifest()},
+            "summary": summary(s),
+        }
+        self.cooccurrence: dict[str, Any] | None = None
+
+    def open(self, out: Path, shard: Shard | None = None) -> RunDirectory:
+        """The run directory, its words stored (the same words on a resume)."""
+        run = super().open(out, shard)
+        store_vocabulary(run, self.vocabulary.words, self.vocab)
+        return run
+
+    def units(self) -> list[Unit]:
+        """One unit per chosen layer."""
+        return [Unit(unit_name(layer), unit_name(layer)) for layer in self.layers]
+
+    def prepare(self, todo: Sequence[Unit]) -> None:
+        """Word vectors and the pair filter, shared by every layer."""
+        self.words, self.pair_filter, self.cooccurrence = method_inputs(
+            self.vocabulary, self.source, self.config, self.settings, self.device
+        )
+
+    def compute(self, unit: Unit) -> UnitData:
+        """One layer's head pairs."""
+        layer = int(unit.name.rpartition("-")[2])
+        wq, wk = attention_qk(self.source, self.config, layer)
+        result = explain_layer(self.words, wq, wk, self.settings.top_k, self.pair_filter, self.settings.max_pairs)
+        return {"layer": layer, "n_pairs": len(result.pair_dim)}, result.arrays()
+
+    def finish(self, run: RunDirectory, failed: dict[str, str]) -> None:
+        """The tables over every stored layer (a run extended by more layers lists them all)."""
+        units = sorted((run.read_unit(name) for name in run.unit_names()), key=lambda unit: unit[0]["layer"])
+        name = run.manifest["model"].get("name")
+        write_outputs(
+            run.path, [layer_table(name, meta["layer"], arrays, self.vocabulary.words) for meta, arrays in units]
+        )
+        if self.cooccurrence is None:  # a merge computed nothing: the backend's record, from its cache
+            vectors = word_vectors(self.settings.cooccurrence, self.vocabulary.words)
+            self.cooccurrence = (
+                vectors.manifest() if vectors else {"backend": "none", "spec": self.settings.cooccurrence}
+            )
+        results = {
+            "layers_done": [meta["layer"] for meta, _ in units],
+            "n_pairs": sum(meta["n_pairs"] for meta, _ in units),
+            "n_words": len(self.vocabulary),
+            "n_words_skipped": len(self.vocabulary.skipped),
+        }
+        run.update_manifest(cooccurrence=self.cooccurrence, results=results)
 
 
 def explain_heads(
@@ -89,54 +158,18 @@ def explain_heads(
     vocab: str | Path,
     out: str | Path,
     settings: HeadsSettings | None = None,
-) -> dict[str, Any]:
-    """Explain every attention head of ``settings.layers`` (default all) with word pairs; resumable per layer.
+    *,
+    shard: Shard | None = None,
+    launch: Launch | None = None,
+) -> Path:
+    """Explain every attention head of ``settings.layers`` (default all) with word pairs; one unit per layer.
 
-    The matrix work runs on the model's device (``auto``: the GPU if there is one). Writes units,
-    ``heads.parquet`` and ``heads.tsv`` under ``out`` and returns a summary with the layers computed in
-    this call and those found finished.
+    ``layers`` is not part of a run's identity: a rerun with more layers extends the run (the finished
+    ones are kept) and the tables list every stored layer. The matrix work runs on the model's device
+    (``auto``: the GPU if there is one). Writes ``heads.parquet`` and ``heads.tsv``; returns ``out``.
+    ``shard`` and ``launch`` split the layers across processes (`shiftlens.runs`).
     """
-    s = settings or HeadsSettings()
-    device = compute_device(model.device if not isinstance(model, str) else "cpu")
-    source, config, tokenizer, identity = open_weights(model)
-    min_frequency, alphabetic, top_n = s.min_frequency, s.alphabetic, s.top_n
-    vocabulary = load_vocabulary(vocab, tokenizer, min_frequency=min_frequency, alphabetic=alphabetic, top_n=top_n)
-    layers = check_layers(None if s.layers is None else list(s.layers), geometry(config).n_layers)
-    params = {
-        "method_version": METHOD_VERSION,
-        "model": identity["name"],
-        "weight_hash": identity["weight_hash"],
-        "vocab_sha256": file_sha256(vocab),
-        "filters": {"min_frequency": min_frequency, "alphabetic": alphabetic, "top_n": top_n},
-        "top_k": s.top_k,
-        "cooccurrence": s.cooccurrence,
-        "reference_words": s.reference_words,
-        "z": s.z,
-        "max_pairs": s.max_pairs,
-    }
-    info = {"model_info": identity, "vocabulary": {"path": str(vocab), **vocabulary.manifest()}}
-    with RunDirectory(out, "heads", params, info) as run:
-        atomic_write_json(run.path / "words.json", vocabulary.words)
-        todo = [layer for layer in layers if not run.has_unit(unit_name(layer))]
-        if todo:
-            words, pair_filter, cooc_manifest = method_inputs(vocabulary, source, config, params, device)
-            run.update_manifest(cooccurrence=cooc_manifest)
-            for layer in progress(todo, total=len(todo), desc="heads", unit="layer"):
-                wq, wk = attention_qk(source, config, layer)
-                result = explain_layer(words, wq, wk, s.top_k, pair_filter, s.max_pairs)
-                run.write_unit(unit_name(layer), {"layer": layer, "n_pairs": len(result.pair_dim)}, result.arrays())
-        units = [run.read_unit(name) for name in run.unit_names()]
-        units.sort(key=lambda unit: unit[0]["layer"])
-        tables = [layer_table(identity["name"], meta["layer"], arrays, vocabulary.words) for meta, arrays in units]
-        parquet, tsv = write_outputs(run.path, tables)
-        summary = {
-            "layers_done": [meta["layer"] for meta, _ in units],
-            "computed_layers": todo,
-            "skipped_layers": [layer for layer in layers if layer not in todo],
-            "n_pairs": sum(meta["n_pairs"] for meta, _ in units),
-            "n_words": len(vocabulary),
-            "n_words_skipped": len(vocabulary.skipped),
-            "cooccurrence": run.manifest.get("cooccurrence"),
-        }
-        run.update_manifest(summary=summary)
-    return {**summary, "parquet": str(parquet), "tsv": str(tsv)}
+    settings = settings or HeadsSettings()
+    spec = placed(ModelSpec(model) if isinstance(model, str) else model, shard, launch)
+    device = compute_device(spec.device)
+    return execute(lambda: HeadsJob(spec, vocab, settings, device), out, shard=shard, launch=launch, device=device)

@@ -7,7 +7,6 @@ TSV: ``layer head rank dim energy pairs`` with pairs written ``key=query`` (the 
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +15,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from shiftlens.errors import ShiftlensError
-from shiftlens.storage import atomic_write_bytes, atomic_write_text
+from shiftlens.runs.manifest import check_kind
+from shiftlens.storage import atomic_write_parquet, atomic_write_text
 
 PARQUET = "heads.parquet"
 TSV = "heads.tsv"
@@ -71,9 +71,7 @@ def layer_table(model: str, layer: int, arrays: dict[str, np.ndarray], words: li
 def write_outputs(directory: Path, tables: list[pa.Table]) -> tuple[Path, Path]:
     """Write the Parquet and TSV files of a run (atomically) and return their paths."""
     table = pa.concat_tables(tables)
-    sink = io.BytesIO()
-    pq.write_table(table, sink)
-    atomic_write_bytes(directory / PARQUET, sink.getvalue())
+    atomic_write_parquet(directory / PARQUET, table)
     pairs = table["pairs"].combine_chunks()
     flat = pairs.flatten()
     texts = pc.binary_join_element_wise(flat.field("key"), flat.field("query"), "=").to_numpy(zero_copy_only=False)
@@ -93,6 +91,8 @@ def read_pair_rows(directory: str | Path) -> dict[str, np.ndarray]:
     ``heads`` lists every (layer, head) of the run, pairs or not, as an (n, 2) array.
     """
     path = Path(directory) / PARQUET
+    if (Path(directory) / "manifest.json").exists():
+        check_kind(directory, "heads")
     if not path.exists():
         raise HeadsRunError(f"{path} not found: is {directory} a finished `shiftlens heads` output directory?")
     try:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from shiftlens.config import check_choices, setting
+from shiftlens.config import check_choices, setting, settings_fields
 from shiftlens.errors import ShiftlensError
 from shiftlens.heads.cooccurrence import parse_spec
 
@@ -30,6 +31,13 @@ class HeadsSettings:
     reference_words: int = setting(3000, "most frequent words for thresholds")
     z: float = setting(1.96, "threshold = mean + z*std of reference similarity")
     max_pairs: int | None = setting(None, "keep at most N pairs per dimension (default: all)", metavar="N")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> HeadsSettings:
+        """The settings a run's recorded identity holds (format 1 nested the word filters under ``filters``)."""
+        known = {f.name for f in settings_fields(cls)}
+        flat = {**params, **params.get("filters", {})}
+        return cls(**{k: v for k, v in flat.items() if k in known})
 
     def __post_init__(self) -> None:
         check_choices(self)

@@ -75,15 +75,20 @@ class Job:
         return RunDirectory(out, self.kind, self.params, self.info, shard=shard)
 
 
-def placed(model: M, shard: Shard | None, launch: Launch | None) -> M:
-    """The model as this process uses it: a rank's `ModelSpec` gets its own GPU; --shard under a launcher is refused."""
-    if launch is None:
-        return model
-    if shard is not None:
+def _check_placement(shard: Shard | None, launch: Launch | None) -> None:
+    """Refuse --shard under a launcher (each rank already takes its own shard)."""
+    if launch is not None and shard is not None:
         raise ShiftlensError(
             f"--shard {shard.index}/{shard.count} cannot be combined with torchrun or accelerate launch "
             f"(WORLD_SIZE={launch.shard.count}): each rank already takes its own shard"
         )
+
+
+def placed(model: M, shard: Shard | None, launch: Launch | None) -> M:
+    """The model as this process uses it: a rank's `ModelSpec` gets its own GPU; --shard under a launcher is refused."""
+    _check_placement(shard, launch)
+    if launch is None:
+        return model
     device = getattr(model, "device", None)
     if isinstance(device, str) and hasattr(model, "load"):  # a ModelSpec, not a loaded model
         return replace(model, device=rank_device(device, launch))
@@ -172,7 +177,7 @@ def execute(
     meets the others. Raises `RunFailures` once every unit was tried if any failed (finished ones stay stored).
     """
     out = Path(out)
-    placed(None, shard, launch)
+    _check_placement(shard, launch)
     jobs: list[Job] = []
     if launch is None:
         jobs.append(setup())
