@@ -123,4 +123,3 @@ def annotate_ffn(
         return execute(lambda: AnnotationJob(ffn, annotator, settings), out)
     except EndpointError as error:
         raise ShiftlensError(f"{error}; the answers received so far are kept in {out}, rerun to resume") from error
-
