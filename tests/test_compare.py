@@ -11,6 +11,7 @@ from conftest import save_tiny_model
 
 from shiftlens import organism
 from shiftlens.attribution.records import read_attribution_run
+from shiftlens.attribution.settings import AttributionSettings
 from shiftlens.cli.main import main
 from shiftlens.compare import CompareIncomplete, CompareSettings, TokenizerMismatch, compare, read_results
 from shiftlens.compare import pipeline as compare_pipeline
@@ -97,7 +98,7 @@ def test_rerun_resumes_without_loading_a_model_or_recomputing(demo_dir, monkeypa
     def refuse(*args, **kwargs):
         raise AssertionError("a finished comparison loaded a model")
 
-    monkeypatch.setattr(compare_pipeline, "load_model", refuse)
+    monkeypatch.setattr("shiftlens.models.spec.load_model", refuse)  # what ModelSpec.load calls
     assert main(["demo", "--out", str(demo_dir), "--limit", "6"]) == 0
     assert not re.search(r"^\[\d+/8\]", capsys.readouterr().err, re.M)  # no step ran
     assert {p: p.stat().st_mtime_ns for p in demo_dir.glob("*/*/units/*")} == units
@@ -111,7 +112,9 @@ def test_an_unfinished_step_is_the_only_one_rerun(demo_dir, tmp_path):
     (out / "units" / "heads-base.json").unlink()
     shutil.rmtree(out / "heads" / "base")
     messages: list[str] = []
-    settings = CompareSettings(limit=6, instruction_verbs=tuple(_verbs()), max_new_tokens=60)
+    settings = CompareSettings(
+        instruction_verbs=tuple(_verbs()), attribution=AttributionSettings(limit=6, max_new_tokens=60)
+    )
     compare(
         "organism-base",
         "organism-tuned",
@@ -192,7 +195,9 @@ def test_different_tokenizers_run_when_allowed_and_the_report_says_so(tmp_path, 
 
 @pytest.mark.parametrize(("responses", "base_source"), [("data", "data"), ("each", "generated")])
 def test_response_modes(tmp_path, short_data, responses, base_source):
-    settings = CompareSettings(responses=responses, methods=("attribution",), max_new_tokens=8)
+    settings = CompareSettings(
+        responses=responses, methods=("attribution",), attribution=AttributionSettings(max_new_tokens=8)
+    )
     compare("organism-base", "organism-tuned", short_data, organism.vocab_path(), tmp_path / "out", settings)
     base = _records(tmp_path / "out" / "attribution" / "base")
     tuned = _records(tmp_path / "out" / "attribution" / "tuned")

@@ -23,10 +23,15 @@ def setting(
     identity: bool = True,
     flag: str | None = None,
     metavar: str | None = None,
+    prefix: str = "",
 ) -> Any:
-    """A dataclass field of a settings object; ``identity=False`` marks fields that never change stored units."""
+    """A dataclass field of a settings object; ``identity=False`` marks fields that never change stored units.
+
+    A field holding a nested settings dataclass has its fields' flags after ``prefix`` (none by default:
+    flattened into the outer group); ``flag`` replaces the generated ``--field-name``.
+    """
     metadata = {"help": help, "choices": tuple(choices) if choices else None, "identity": identity}
-    metadata.update(flag=flag, metavar=metavar)
+    metadata.update(flag=flag, metavar=metavar, prefix=prefix)
     if isinstance(default, (list, dict, set)) or dataclasses.is_dataclass(default):
         return dataclasses.field(default_factory=lambda: default, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -42,9 +47,11 @@ def check_choices(obj: Any) -> None:
     for f in settings_fields(obj):
         allowed = f.metadata["choices"]
         value = getattr(obj, f.name)
-        if allowed is not None and value is not None and value not in allowed:
+        values = value if isinstance(value, (tuple, list)) else (value,)  # a tuple field: each of its items
+        bad = [v for v in values if v is not None and v not in allowed] if allowed is not None else []
+        if bad:
             flag = f.metadata["flag"] or "--" + f.name.replace("_", "-")
-            raise ShiftlensError(f"{flag} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+            raise ShiftlensError(f"{flag} must be one of {', '.join(map(str, allowed))}, got {bad[0]!r}")
 
 
 def _json(value: Any) -> Any:

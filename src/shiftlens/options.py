@@ -5,8 +5,8 @@ from __future__ import annotations
 from shiftlens.errors import ShiftlensError
 
 
-def parse_layers(text: str | None) -> list[int] | None:
-    """Parse ``0,3,10-12`` into layer indices (None: all layers)."""
+def parse_layers(text: str | None, flag: str = "--layers") -> list[int] | None:
+    """Parse ``0,3,10-12`` into layer indices (None: all layers); errors name ``flag``."""
     if text is None:
         return None
     layers: list[int] = []
@@ -15,7 +15,7 @@ def parse_layers(text: str | None) -> list[int] | None:
             start, _, end = part.strip().partition("-")
             layers.extend(range(int(start), int(end or start) + 1))
     except ValueError as exc:
-        raise ShiftlensError(f"--layers takes indices and ranges like 0,3,10-12, got {text!r}") from exc
+        raise ShiftlensError(f"{flag} takes indices and ranges like 0,3,10-12, got {text!r}") from exc
     return layers
 
 

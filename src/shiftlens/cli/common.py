@@ -1,26 +1,28 @@
-"""Arguments several subcommands share (which model, how to load it, which layers), defined once."""
+"""What several subcommands share: the model option group (``--model`` and `ModelSpec`'s loading options), --shard."""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Collection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from shiftlens.models import DTYPES
+from shiftlens.cli.flags import Parser, add_settings, settings_from
+from shiftlens.models import ModelSpec
 
-if TYPE_CHECKING:
-    from shiftlens.models import LoadedModel, ModelSpec
+MODEL_HELP = "hub id, local directory, .gguf file or built-in name"
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, *, dtype: bool = True, device: str = "cpu") -> None:
-    """--model, --gguf-file, --adapter, --dtype (optional), --device and --trust-remote-code."""
-    parser.add_argument("--model", required=True, help="hub id, local directory, .gguf file or built-in name")
-    parser.add_argument("--gguf-file", help="GGUF file name inside --model's directory")
-    parser.add_argument("--adapter", help="PEFT/LoRA adapter merged into --model")
-    if dtype:
-        parser.add_argument("--dtype", default="float32", choices=tuple(DTYPES))
-    parser.add_argument("--device", default=device, help="cpu, cuda[:N] or auto (accelerate device map)")
-    parser.add_argument("--trust-remote-code", action="store_true", help="run code from the model's repository")
+def add_model_arguments(parser: Parser, *, exclude: Collection[str] = ()) -> None:
+    """--model, then --gguf-file, --adapter, --dtype, --device, --trust-remote-code generated from `ModelSpec`."""
+    group = parser.add_argument_group("model") if isinstance(parser, argparse.ArgumentParser) else parser
+    group.add_argument("--model", required=True, help=MODEL_HELP)
+    add_settings(group, ModelSpec, exclude=exclude)
+
+
+def model_spec(args: argparse.Namespace, *, exclude: Collection[str] = ()) -> ModelSpec:
+    """The `ModelSpec` the parsed `add_model_arguments` options name."""
+    return settings_from(args, ModelSpec, exclude=exclude, name=args.model)
 
 
 def add_shard_argument(parser: argparse.ArgumentParser, units: str) -> None:
@@ -53,27 +55,3 @@ def report_partial(out: Path, shard: Any, launch: Any) -> bool:
     else:
         return False
     return True
-
-
-def add_layers_argument(parser: argparse.ArgumentParser) -> None:
-    """--layers 0,3,10-12 (parsed by `shiftlens.options.parse_layers`)."""
-    parser.add_argument("--layers", help="layers to explain, e.g. 0,3,10-12 (default: all)")
-
-
-def model_spec_from(args: argparse.Namespace) -> ModelSpec:
-    """The model the parsed `add_model_arguments` options name."""
-    from shiftlens.models import ModelSpec
-
-    return ModelSpec(
-        args.model,
-        gguf_file=args.gguf_file,
-        adapter=args.adapter,
-        dtype=getattr(args, "dtype", "float32"),
-        device=args.device,
-        trust_remote_code=args.trust_remote_code,
-    )
-
-
-def load_model_from(args: argparse.Namespace) -> LoadedModel:
-    """Load the model the parsed `add_model_arguments` options name."""
-    return model_spec_from(args).load()

@@ -6,16 +6,21 @@ import argparse
 import sys
 from pathlib import Path
 
-from shiftlens.cli.compare import add_method_arguments, report_summary, settings_from
+from shiftlens.attribution.settings import AttributionSettings
+from shiftlens.cli.compare import add_compare_settings, compare_settings, report_summary
+from shiftlens.compare.settings import CompareSettings
+
+DEFAULTS = CompareSettings(attribution=AttributionSettings(max_new_tokens=60))  # the organism's answers are short
+OUT = Path("out/demo")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `demo` subcommand."""
+    """Add the `demo` subcommand (the `compare` settings' flags, with the demo's defaults)."""
     parser = subparsers.add_parser(
         "demo", help="compare the built-in organism-base and organism-tuned on their prompts (offline)"
     )
-    add_method_arguments(parser, default_out=Path("out/demo"))
-    parser.add_argument("--limit", type=int, help="only the first N of the 513 prompts")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"comparison directory (default: {OUT})")
+    add_compare_settings(parser, DEFAULTS)
     parser.set_defaults(func=run)
 
 
@@ -25,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from shiftlens.compare import compare
     from shiftlens.organism.validation import instruction_verbs
 
-    settings = settings_from(args, limit=args.limit, instruction_verbs=tuple(instruction_verbs()), max_new_tokens=60)
+    verbs = {} if args.instruction_verbs else {"instruction_verbs": tuple(instruction_verbs())}  # the organism's
+    settings = compare_settings(args, DEFAULTS, **verbs)
     summary = compare(
         "organism-base",
         "organism-tuned",

@@ -16,19 +16,18 @@ from __future__ import annotations
 import gc
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from shiftlens.attribution.pipeline import RunFailures, attribute
-from shiftlens.attribution.settings import AttributionSettings
 from shiftlens.compare.results import assemble_results, null_draws, read_results, write_results
 from shiftlens.compare.settings import CompareSettings, ModelSpec
 from shiftlens.compare.tokenizers import check_tokenizers
 from shiftlens.errors import ShiftlensError
 from shiftlens.examples import Example, load_examples
 from shiftlens.ffn.annotators import build_annotator
-from shiftlens.models import LoadedModel, load_model, load_tokenizer
+from shiftlens.models import LoadedModel, load_tokenizer
 from shiftlens.storage import RunDirectory, atomic_write_text, file_sha256
 
 RUN_KIND = "compare"
@@ -99,63 +98,46 @@ class _Steps:
         """Attribution of the responses: the tuned model's by default, each model's own, or the data's."""
         responses = self.settings.responses
         explains_tuned = role == "base" and responses == "tuned"
-        settings = AttributionSettings(
+        settings = replace(
+            self.settings.attribution,
             chat_template=self.chat_template,
-            max_new_tokens=self.settings.max_new_tokens,
             responses_from=str(self.out / "attribution" / "tuned") if explains_tuned else None,
             generate_responses=responses == "each" or (responses == "tuned" and role == "tuned"),
+            ratings=None,  # the examples are read, limited and rated once, by `compare`
+            limit=None,
         )
         attribute(lm, self.examples, self.out / "attribution" / role, settings)
 
     def heads(self, lm: LoadedModel, role: str) -> None:
         """Word pairs of every attention head."""
         from shiftlens.heads.pipeline import explain_heads
-        from shiftlens.heads.settings import HeadsSettings
 
-        settings = HeadsSettings(
-            top_k=self.settings.heads_top_k, cooccurrence=self.settings.cooccurrence, layers=self.settings.layers
-        )
-        explain_heads(lm, self.vocab, self.out / "heads" / role, settings)
+        explain_heads(lm, self.vocab, self.out / "heads" / role, self.settings.heads)
 
     def ffn(self, lm: LoadedModel, role: str) -> None:
         """Principal components of every FFN down-projection as word lists."""
         from shiftlens.ffn.pipeline import explain_ffn
-        from shiftlens.ffn.settings import FfnSettings
 
-        s = self.settings
-        settings = FfnSettings(s.components, s.ffn_top_k, s.layers, s.vocab_top)
-        explain_ffn(lm, self.vocab, self.out / "ffn" / role, settings)
+        explain_ffn(lm, self.vocab, self.out / "ffn" / role, self.settings.ffn)
 
     def annotate(self, lm: LoadedModel | None, role: str) -> None:
         """Concept labels of the FFN components (needs no model: an annotator reads the word lists)."""
         from shiftlens.ffn.annotate import annotate_ffn, default_out
-        from shiftlens.ffn.annotation_settings import AnnotationSettings
 
         ffn_dir = self.out / "ffn" / role
+        settings = self.settings.annotation
         setup = build_annotator(
-            str(self.settings.annotator),
-            default_out(ffn_dir),
-            self.settings.endpoint,
-            self.settings.annotation_runs,
-            protocol=self.settings.protocol,
+            settings.annotator, default_out(ffn_dir), self.settings.endpoint, settings.runs, protocol=settings.protocol
         )
         try:
-            settings = AnnotationSettings(str(self.settings.annotator), self.settings.protocol, setup.runs)
-            annotate_ffn(ffn_dir, setup.annotator, settings)
+            annotate_ffn(ffn_dir, setup.annotator, replace(settings, runs=setup.runs))
         finally:
             setup.close()
 
 
-def load_spec(spec: ModelSpec, settings: CompareSettings) -> LoadedModel:
-    """The model a spec names, loaded with the comparison's dtype, device and trust setting."""
-    return load_model(
-        spec.name,
-        gguf_file=spec.gguf_file,
-        adapter=spec.adapter,
-        dtype=settings.dtype,
-        device=settings.device,
-        trust_remote_code=settings.trust_remote_code,
-    )
+def as_spec(model: ModelSpec | str) -> ModelSpec:
+    """A model name as a `ModelSpec` with the default loading options; a spec as it is."""
+    return model if isinstance(model, ModelSpec) else ModelSpec(model)
 
 
 def compare(
@@ -173,22 +155,19 @@ def compare(
     `CompareIncomplete` at the end when examples failed (the rest is stored and the report written).
     """
     settings = settings or CompareSettings()
-    specs = {
-        "base": base if isinstance(base, ModelSpec) else ModelSpec(base),
-        "tuned": tuned if isinstance(tuned, ModelSpec) else ModelSpec(tuned),
-    }
+    specs = {"base": as_spec(base), "tuned": as_spec(tuned)}
     out, vocab = Path(out), Path(vocab)
     if not vocab.is_file():
         raise ShiftlensError(f"vocabulary file {vocab} does not exist")
-    examples = load_examples(data, settings.ratings, settings.limit)
+    examples = load_examples(data, settings.attribution.ratings, settings.attribution.limit)
     tokenizers = {
-        role: load_tokenizer(s.name, gguf_file=s.gguf_file, trust_remote_code=settings.trust_remote_code)
+        role: load_tokenizer(s.name, gguf_file=s.gguf_file, trust_remote_code=s.trust_remote_code)
         for role, s in specs.items()
     }
     texts = [e.prompt for e in examples] + [e.response for e in examples if e.response]
     difference = check_tokenizers(tokenizers["base"], tokenizers["tuned"], texts, settings.allow_different_tokenizers)
     params = {
-        "models": {role: vars(s) for role, s in specs.items()},
+        "models": {role: s.record() for role, s in specs.items()},
         "data_sha256": file_sha256(Path(data)) if isinstance(data, (str, Path)) else None,
         "example_ids": [e.id for e in examples],
         "vocab_sha256": file_sha256(vocab),
@@ -203,7 +182,7 @@ def compare(
         for role in ROLES:
             todo = [s for s in steps if not run.has_unit(step_name(s, role))]
             ran = ran or bool(todo)
-            lm = load_spec(specs[role], settings) if any(s != "annotate" for s in todo) else None
+            lm = specs[role].load() if any(s != "annotate" for s in todo) else None
             for step in todo:
                 number = ROLES.index(role) * len(steps) + steps.index(step) + 1
                 log(f"[{number}/{2 * len(steps)}] {step} of the {role} model ({specs[role].name})")

@@ -47,7 +47,6 @@ def instructions_section(out: Path, protocol: str) -> tuple[dict[str, Any] | Non
 def null_draws(out: Path, specs: dict[str, ModelSpec], settings: CompareSettings) -> dict[str, Any]:
     """The seeded null draws behind the heads-overlap and FFN-rotation bands (``compare`` stores them once)."""
     from shiftlens.analysis.ffn import run_components
-    from shiftlens.compare.pipeline import load_spec
     from shiftlens.ffn.pipeline import rotation_null
     from shiftlens.ffn.records import read_ffn_run
     from shiftlens.heads.null import NullSettings, overlap_null
@@ -55,14 +54,18 @@ def null_draws(out: Path, specs: dict[str, ModelSpec], settings: CompareSettings
     nulls: dict[str, Any] = {}
     heads = out / "heads" / "base", out / "heads" / "tuned"
     if "heads" in settings.methods and all(_finished(p) for p in heads):
-        nulls["heads"] = overlap_null(*heads, NullSettings(settings.null_draws, device=settings.device))
+        nulls["heads"] = overlap_null(*heads, NullSettings(settings.null_draws, device=specs["base"].device))
     ffn = out / "ffn" / "base", out / "ffn" / "tuned"
     if "ffn" in settings.methods and all(_finished(p) for p in ffn):
         base_run, tuned_run = read_ffn_run(ffn[0]), read_ffn_run(ffn[1])
         layers = sorted(set(base_run.layers) & set(tuned_run.layers))
-        models = load_spec(specs["base"], settings), load_spec(specs["tuned"], settings)
+        models = specs["base"].load(), specs["tuned"].load()
         angles = rotation_null(
-            *models, layers, run_components(base_run)[0], settings.null_draws, device=compute_device(settings.device)
+            *models,
+            layers,
+            run_components(base_run)[0],
+            settings.null_draws,
+            device=compute_device(specs["base"].device),
         )
         nulls["ffn"] = {str(layer): values for layer, values in angles.items()}
     return nulls

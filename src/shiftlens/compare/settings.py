@@ -1,19 +1,31 @@
-"""What a comparison runs with: the two models and every method's settings (recorded, checked on resume)."""
+"""What a comparison runs with: its own options and every method's settings (recorded, checked on resume).
+
+`CompareSettings` composes `AttributionSettings`, `HeadsSettings`, `FfnSettings`, `AnnotationSettings`
+and the annotator's `EndpointSettings`; the CLI prefixes their flags (``--heads-top-k``). Options that
+several steps share are declared here once and override the methods' own: ``layers`` (heads and FFN),
+``annotator`` and ``protocol`` (the annotation). The models (and how to load them) are `ModelSpec`s.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from shiftlens.attribution.settings import AttributionSettings
+from shiftlens.config import check_choices, setting
 from shiftlens.errors import ShiftlensError
-from shiftlens.evidence import DEFAULT_PROTOCOL, check_protocol
+from shiftlens.evidence import DEFAULT_PROTOCOL, PROTOCOLS
+from shiftlens.ffn.annotation_settings import AnnotationSettings
 from shiftlens.ffn.annotators import KINDS as ANNOTATORS
 from shiftlens.ffn.annotators import EndpointSettings
+from shiftlens.ffn.settings import FfnSettings
+from shiftlens.heads.settings import HeadsSettings
 from shiftlens.models import ModelSpec
 
 RESPONSES = ("tuned", "each", "data")
 METHODS = ("attribution", "heads", "ffn")
+COMPARE_SETS = ("chat_template", "responses_from", "generate_responses")  # attribution's, chosen per model
 __all__ = ["CompareSettings", "ModelSpec"]
 
 
@@ -21,43 +33,57 @@ __all__ = ["CompareSettings", "ModelSpec"]
 class CompareSettings:
     """Settings of every step of `compare`; the defaults are those of the single commands (paper's)."""
 
-    responses: str = "tuned"
-    methods: tuple[str, ...] = METHODS
-    dtype: str = "float32"
-    device: str = "cpu"
-    trust_remote_code: bool = False
-    max_new_tokens: int = 300
-    limit: int | None = None
-    ratings: str | None = None
-    cooccurrence: str = "ppmi:wordnet"
-    heads_top_k: int = 100
-    layers: tuple[int, ...] | None = None
-    components: int | None = None  # FFN R: None = sized to the hidden size (shiftlens.ffn.sizing)
-    ffn_top_k: int = 50
-    vocab_top: int | None = None
-    annotator: str | None = "lexical"
-    annotation_runs: int = 5
-    endpoint: EndpointSettings = field(default_factory=EndpointSettings)
-    instruction_verbs: tuple[str, ...] | None = None
-    allow_different_tokenizers: bool = False
-    protocol: str = DEFAULT_PROTOCOL  # analysis protocol: "sound" (default) or "paper" (shiftlens.evidence.PROTOCOLS)
-    null_draws: int = 20  # seeded base + tuning-sized-noise draws behind the heads and FFN null bands; 0 = none
+    responses: str = setting(
+        "tuned",
+        "tuned: both models explain the tuned model's generation; each: every model its own; data: the data's",
+        choices=RESPONSES,
+    )
+    methods: tuple[str, ...] = setting(METHODS, "methods to run", choices=METHODS)
+    layers: tuple[int, ...] | None = setting(None, "layers for heads and FFN, e.g. 0,3,10-12 (none: all)")
+    annotator: str | None = setting(
+        "lexical", "FFN concept labels: offline lexical heuristic, an OpenAI-compatible endpoint, or none",
+        choices=ANNOTATORS,
+    )  # fmt: skip
+    protocol: str = setting(
+        DEFAULT_PROTOCOL,
+        "analysis protocol: " + "; ".join(f"{name}: {meaning}" for name, meaning in PROTOCOLS.items()),
+        choices=tuple(PROTOCOLS),
+    )
+    null_draws: int = setting(
+        20, "seeded draws of base + noise of the tuning's size behind the heads and FFN null bands (0: none)"
+    )
+    allow_different_tokenizers: bool = setting(
+        False, "compare models whose tokenizers differ (per-token views are then not comparable)"
+    )
+    instruction_verbs: tuple[str, ...] | None = setting(None, "instruction verbs for Table 3 (none: the built-in)")
+    attribution: AttributionSettings = setting(AttributionSettings(), "attribution", prefix="attribution")
+    heads: HeadsSettings = setting(HeadsSettings(), "attention heads", prefix="heads")
+    ffn: FfnSettings = setting(FfnSettings(), "FFN components", prefix="ffn")
+    annotation: AnnotationSettings = setting(AnnotationSettings(), "FFN concept labels", prefix="annotation")
+    endpoint: EndpointSettings = setting(EndpointSettings(), "the LLM annotator's endpoint", prefix="annotation")
 
     def __post_init__(self) -> None:
-        check_protocol(self.protocol)
+        check_choices(self)
         if self.null_draws < 0:
             raise ShiftlensError(f"--null-draws must be 0 (no null band) or more, got {self.null_draws}")
-        if self.responses not in RESPONSES:
-            raise ShiftlensError(f"--responses must be one of {', '.join(RESPONSES)}, got {self.responses!r}")
-        unknown = [m for m in self.methods if m not in METHODS]
-        if unknown or not self.methods:
-            raise ShiftlensError(f"methods must be among {', '.join(METHODS)}, got {', '.join(self.methods)}")
-        if self.annotator is not None and self.annotator not in ANNOTATORS:
-            raise ShiftlensError(f"--annotator must be one of {', '.join(ANNOTATORS)} or none")
+        if not self.methods:
+            raise ShiftlensError(f"--methods must be among {', '.join(METHODS)}, got none")
         if self.annotator in ("llm", "openai") and not (self.endpoint.endpoint and self.endpoint.model):
             raise ShiftlensError(f"--annotator {self.annotator} needs --endpoint and --model (or --annotator lexical)")
-        if self.ratings is not None and not Path(self.ratings).is_file():
-            raise ShiftlensError(f"ratings file {self.ratings} does not exist")
+        ratings = self.attribution.ratings
+        if isinstance(ratings, str) and not Path(ratings).is_file():
+            raise ShiftlensError(f"ratings file {ratings} does not exist")
+        default = AttributionSettings()
+        given = [name for name in COMPARE_SETS if getattr(self.attribution, name) != getattr(default, name)]
+        if given:
+            raise ShiftlensError(
+                f"compare sets the attribution's {', '.join(given)} itself (--responses picks whose responses)"
+            )
+        annotator = self.annotator or self.annotation.annotator
+        object.__setattr__(self, "annotation", replace(self.annotation, annotator=annotator, protocol=self.protocol))
+        if self.layers is not None:  # shared by heads and FFN: overrides their own
+            object.__setattr__(self, "heads", replace(self.heads, layers=self.layers))
+            object.__setattr__(self, "ffn", replace(self.ffn, layers=self.layers))
 
     def record(self) -> dict[str, Any]:
         """The JSON-safe settings for the manifest; the endpoint's URL and model only (never a key)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from shiftlens.config import setting
 from shiftlens.errors import ShiftlensError
 from shiftlens.evidence import DEFAULT_PROTOCOL
 from shiftlens.ffn.answer_cache import CACHE_FILE, AnswerCache
@@ -21,12 +22,14 @@ KINDS = ("lexical", "llm", "openai")  # "openai" = "llm": any OpenAI-compatible 
 class EndpointSettings:
     """How to reach an LLM annotator and sample from it (the API key comes from the environment only)."""
 
-    endpoint: str | None = None
-    model: str | None = None
-    timeout: float = 60.0
-    retries: int = 6
-    backoff: float = 1.0
-    sampling: Sampling = Sampling()
+    endpoint: str | None = setting(
+        None, "OpenAI-compatible base URL (.../v1) or full .../chat/completions URL; key from SHIFTLENS_API_KEY"
+    )
+    model: str | None = setting(None, "model name the endpoint serves", metavar="NAME")
+    timeout: float = setting(60.0, "seconds per request", identity=False)
+    retries: int = setting(6, "retries on 429, 5xx, timeouts", identity=False)
+    backoff: float = setting(1.0, "first retry delay in seconds (doubles)", identity=False)
+    sampling: Sampling = setting(Sampling(), "sampling parameters of every request")
 
 
 @dataclass

@@ -16,6 +16,7 @@ import urllib.request
 from dataclasses import dataclass, replace
 from typing import Any
 
+from shiftlens.config import setting
 from shiftlens.errors import ShiftlensError
 from shiftlens.evidence import DEFAULT_PROTOCOL, check_protocol
 from shiftlens.ffn import prompts
@@ -44,9 +45,9 @@ def api_key_from_environment() -> str | None:
 class Sampling:
     """Sampling parameters sent with every request (recorded in the manifest); ``seed`` is the run index."""
 
-    temperature: float = 0.7
-    top_p: float = 1.0
-    max_tokens: int = 48
+    temperature: float = setting(0.7, "sampling temperature of every question (protocol paper: the authors')")
+    top_p: float = setting(1.0, "nucleus sampling: the top-p of every request")
+    max_tokens: int = setting(48, "answer length limit in tokens")
 
     def body(self, run: int) -> dict[str, Any]:
         """The request fields for run ``run``."""
