@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 from shiftlens.cli.flags import add_settings, settings_from
@@ -23,12 +22,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Build the annotator and run `annotate_ffn`; the API key comes only from the environment."""
+    """Run `shiftlens.ffn.annotate.annotate` with the parsed options and print what it labelled."""
     import json
 
     from shiftlens.errors import ShiftlensError
     from shiftlens.ffn import annotate
-    from shiftlens.ffn.annotators import build_annotator
     from shiftlens.ffn.endpoint import Sampling
 
     out = Path(args.out) if args.out else annotate.default_out(args.ffn_dir)
@@ -39,14 +37,9 @@ def run(args: argparse.Namespace) -> int:
     if args.temperature is None:
         args.temperature = Sampling.temperature
     settings = settings_from(args, AnnotationSettings)
-    endpoint = settings_from(args, EndpointSettings)
-    setup = build_annotator(settings.annotator, out, endpoint, settings.runs, args.cache, settings.protocol)
     if settings.annotator == "lexical":
         print("annotator: lexical (HEURISTIC: WordNet lexicographer files and word lists, not an LLM)")
-    try:
-        annotate.annotate_ffn(args.ffn_dir, setup.annotator, replace(settings, runs=setup.runs), out=out)
-    finally:
-        setup.close()
+    annotate.annotate(args.ffn_dir, settings, settings_from(args, EndpointSettings), out=out, cache=args.cache)
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     statuses = summary["statuses"]
     print(

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from shiftlens.attribution.settings import AttributionSettings
-from shiftlens.cli.common import add_model_arguments, add_shard_argument, model_spec, report_partial, run_placement
-from shiftlens.cli.flags import add_settings, settings_from
+from shiftlens.cli.common import add_run_command, model_spec, report_partial, run_placement
+from shiftlens.cli.flags import settings_from
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `attribute` subcommand: the model group, the run's inputs, then `AttributionSettings`' flags."""
-    parser = subparsers.add_parser(
-        "attribute", help="attribute each response token to the prompt tokens (gradient × input)"
+    help = "attribute each response token to the prompt tokens (gradient × input)"
+    inputs = ("--data", "examples: .jsonl, or the paper's .tsv format")
+    parser = add_run_command(
+        subparsers, "attribute", help, AttributionSettings, inputs, "examples", title="attribution"
     )
-    add_model_arguments(parser)
-    parser.add_argument("--data", required=True, type=Path, help="examples: .jsonl, or the paper's .tsv format")
-    parser.add_argument("--out", required=True, type=Path, help="run directory (resumed when it exists)")
-    add_shard_argument(parser, "examples")
-    add_settings(parser, AttributionSettings, title="attribution")
     parser.set_defaults(func=run)
 
 

@@ -25,6 +25,30 @@ def model_spec(args: argparse.Namespace, *, exclude: Collection[str] = ()) -> Mo
     return settings_from(args, ModelSpec, exclude=exclude, name=args.model)
 
 
+VOCAB_HELP = "word list: word<TAB>frequency lines or one word a line"
+
+
+def add_run_command(
+    subparsers: argparse._SubParsersAction,
+    name: str,
+    help: str,
+    settings: type,
+    inputs: tuple[str, str],
+    units: str,
+    *,
+    title: str,
+    exclude: Collection[str] = (),
+) -> argparse.ArgumentParser:
+    """A method command: the model group, its input (``inputs``: flag, help), --out, --shard, the settings' flags."""
+    parser = subparsers.add_parser(name, help=help)
+    add_model_arguments(parser, exclude=exclude)
+    parser.add_argument(inputs[0], required=True, type=Path, help=inputs[1])
+    parser.add_argument("--out", required=True, type=Path, help="run directory (resumed when it exists)")
+    add_shard_argument(parser, units)
+    add_settings(parser, settings, title=title)
+    return parser
+
+
 def add_shard_argument(parser: argparse.ArgumentParser, units: str) -> None:
     """--shard I/N: one part of a data-parallel run (torchrun / accelerate launch ranks shard by themselves)."""
     parser.add_argument(

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from shiftlens.cli.common import add_model_arguments, add_shard_argument, model_spec, report_partial, run_placement
-from shiftlens.cli.flags import add_settings, settings_from
+from shiftlens.cli.common import VOCAB_HELP, add_run_command, model_spec, report_partial, run_placement
+from shiftlens.cli.flags import settings_from
 from shiftlens.ffn.settings import FfnSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `ffn` subcommand: the model group, vocabulary and output, then `FfnSettings`' flags."""
-    parser = subparsers.add_parser("ffn", help="principal components of FFN down-projections as word lists")
-    add_model_arguments(parser)
-    parser.add_argument("--vocab", required=True, help="word list: word<TAB>frequency lines or one word a line")
-    parser.add_argument("--out", required=True, help="run directory (resumed when it exists)")
-    add_shard_argument(parser, "layers")
-    add_settings(parser, FfnSettings, title="ffn")
+    help = "principal components of FFN down-projections as word lists"
+    parser = add_run_command(subparsers, "ffn", help, FfnSettings, ("--vocab", VOCAB_HELP), "layers", title="ffn")
     parser.set_defaults(func=run)
 
 

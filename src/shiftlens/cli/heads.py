@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from shiftlens.cli.common import add_model_arguments, add_shard_argument, model_spec, report_partial, run_placement
-from shiftlens.cli.flags import add_settings, settings_from
+from shiftlens.cli.common import VOCAB_HELP, add_run_command, model_spec, report_partial, run_placement
+from shiftlens.cli.flags import settings_from
 from shiftlens.heads.settings import HeadsSettings
 
 NO_DTYPE = ("dtype",)  # the heads read weights as stored, streaming one layer at a time
@@ -13,12 +13,11 @@ NO_DTYPE = ("dtype",)  # the heads read weights as stored, streaming one layer a
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `heads` subcommand: the model group (no --dtype), vocabulary and output, `HeadsSettings`' flags."""
-    parser = subparsers.add_parser("heads", help="explain attention heads as (query, key) word pairs")
-    add_model_arguments(parser, exclude=NO_DTYPE)
-    parser.add_argument("--vocab", required=True, help="word list: word<TAB>frequency lines or one word a line")
-    parser.add_argument("--out", required=True, help="run directory (resumed when it exists)")
-    add_shard_argument(parser, "layers")
-    add_settings(parser, HeadsSettings, title="heads")
+    help = "explain attention heads as (query, key) word pairs"
+    inputs = ("--vocab", VOCAB_HELP)
+    parser = add_run_command(
+        subparsers, "heads", help, HeadsSettings, inputs, "layers", title="heads", exclude=NO_DTYPE
+    )
     parser.set_defaults(func=run)
 
 

@@ -9,13 +9,14 @@ layer would fail alike): the finished layers and the answers received so far are
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from shiftlens.config import identity, summary
 from shiftlens.errors import ShiftlensError
 from shiftlens.ffn.annotation_settings import AnnotationSettings
 from shiftlens.ffn.annotation_summary import label_summary
+from shiftlens.ffn.annotators import EndpointSettings, build_annotator
 from shiftlens.ffn.answer_cache import CACHE_FILE, AnswerCache, cache_key
 from shiftlens.ffn.endpoint import (
     ChatEndpoint,
@@ -27,11 +28,13 @@ from shiftlens.ffn.endpoint import (
 )
 from shiftlens.ffn.labels import KIND, LABELS_FILE, SUMMARY_FILE, Annotator, Label, write_labels
 from shiftlens.ffn.llm_annotator import LLMAnnotator
-from shiftlens.ffn.records import FfnRun, read_ffn_run, unit_name
+from shiftlens.ffn.records import FfnRun, read_ffn_run
 from shiftlens.runs import Job, Unit, UnitData, execute
+from shiftlens.runs.layers import layer_units
 from shiftlens.storage import RunDirectory, atomic_write_json
 
 __all__ = [
+    "annotate",
     "CACHE_FILE",
     "KIND",
     "AnswerCache",
@@ -72,7 +75,7 @@ class AnnotationJob(Job):
 
     def units(self) -> list[Unit]:
         """One unit per layer of the FFN run."""
-        return [Unit(unit_name(layer), unit_name(layer)) for layer in self.ffn.layers]
+        return layer_units(self.ffn.layers)
 
     def compute(self, unit: Unit) -> UnitData:
         """Every (component, run) label of one layer, asked ``concurrency`` at a time."""
@@ -123,3 +126,26 @@ def annotate_ffn(
         return execute(lambda: AnnotationJob(ffn, annotator, settings), out)
     except EndpointError as error:
         raise ShiftlensError(f"{error}; the answers received so far are kept in {out}, rerun to resume") from error
+
+
+def annotate(
+    ffn_dir: str | Path,
+    settings: AnnotationSettings | None = None,
+    endpoint: EndpointSettings | None = None,
+    *,
+    out: str | Path | None = None,
+    cache: str | Path | None = None,
+) -> Path:
+    """Build the annotator ``settings`` name (LLM endpoint or lexical heuristic) and label an FFN run with it.
+
+    The library's one call for `shiftlens annotate`; the API key comes only from the environment.
+    """
+    settings = settings or AnnotationSettings()
+    out = Path(out) if out is not None else default_out(ffn_dir)
+    setup = build_annotator(
+        settings.annotator, out, endpoint or EndpointSettings(), settings.runs, cache, settings.protocol
+    )
+    try:
+        return annotate_ffn(ffn_dir, setup.annotator, replace(settings, runs=setup.runs), out=out)
+    finally:
+        setup.close()

@@ -14,7 +14,7 @@ from shiftlens.config import identity, summary
 from shiftlens.distributed import Launch
 from shiftlens.errors import ShiftlensError
 from shiftlens.ffn.core import explain_layer
-from shiftlens.ffn.records import KIND, read_ffn_run, unit_name, write_tables
+from shiftlens.ffn.records import KIND, read_ffn_run, write_tables
 from shiftlens.ffn.rotation import null_angles
 from shiftlens.ffn.settings import FfnSettings
 from shiftlens.ffn.sizing import RULE, resolve_components
@@ -22,12 +22,13 @@ from shiftlens.models import LoadedModel, ModelSpec, compute_device, weight_sour
 from shiftlens.nulls import seeded_generators
 from shiftlens.options import check_layers
 from shiftlens.progress import progress
-from shiftlens.runs import VOCABULARY_FILE, Job, Unit, UnitData, execute, model_key, placed, store_vocabulary
+from shiftlens.runs import VOCABULARY_FILE, Unit, UnitData, execute, model_key, placed
+from shiftlens.runs.layers import VocabularyLayerJob
 from shiftlens.storage import RunDirectory, Shard, file_sha256
 from shiftlens.vocabulary import load_vocabulary
 
 
-class FfnJob(Job):
+class FfnJob(VocabularyLayerJob):
     """The FFN run of one loaded model: one unit per layer, ``concepts.parquet`` and ``concepts.tsv`` at the end."""
 
     kind, noun = KIND, "layer"
@@ -57,16 +58,6 @@ class FfnJob(Job):
             "sign_rule": "each component's largest-|score| vocabulary word has a positive score",
             "scores": "unit component · L2-normalised mean unembedding row of each word",
         }
-
-    def open(self, out: Path, shard: Shard | None = None) -> RunDirectory:
-        """The run directory, its words stored (the same words on a resume)."""
-        run = super().open(out, shard)
-        store_vocabulary(run, self.vocabulary.words, self.vocab)
-        return run
-
-    def units(self) -> list[Unit]:
-        """One unit per chosen layer."""
-        return [Unit(unit_name(layer), unit_name(layer)) for layer in self.layers]
 
     def prepare(self, todo: Sequence[Unit]) -> None:
         """The vocabulary's unembedding vectors, shared by every layer."""

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from shiftlens.errors import ShiftlensError
+from shiftlens.runs.layers import layer_unit as unit_name
 from shiftlens.runs.manifest import VOCABULARY_FILE, check_kind, read_vocabulary
 from shiftlens.storage import atomic_write_parquet, atomic_write_text, read_units
 
@@ -26,11 +27,6 @@ TSV_FILE = "concepts.tsv"
 
 class FfnRunError(ShiftlensError, ValueError):
     """A directory that is not a usable FFN run."""
-
-
-def unit_name(layer: int) -> str:
-    """The unit holding one layer's components."""
-    return f"layer-{layer:04d}"
 
 
 @dataclass

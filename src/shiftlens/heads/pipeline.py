@@ -17,11 +17,12 @@ from shiftlens.config import identity, summary
 from shiftlens.distributed import Launch
 from shiftlens.heads.cooccurrence import word_vectors
 from shiftlens.heads.core import PairFilter, explain_layer, word_thresholds
-from shiftlens.heads.records import layer_table, unit_name, write_outputs
+from shiftlens.heads.records import layer_table, write_outputs
 from shiftlens.heads.settings import HeadsError, HeadsSettings
 from shiftlens.models import LoadedModel, ModelSpec, compute_device, weight_source
 from shiftlens.options import check_layers
-from shiftlens.runs import VOCABULARY_FILE, Job, Unit, UnitData, execute, model_key, placed, store_vocabulary
+from shiftlens.runs import VOCABULARY_FILE, Unit, UnitData, execute, model_key, placed
+from shiftlens.runs.layers import VocabularyLayerJob
 from shiftlens.storage import RunDirectory, Shard, file_sha256
 from shiftlens.vocabulary import Vocabulary, load_vocabulary
 
@@ -46,7 +47,7 @@ def method_inputs(
     return words, PairFilter(vectors.vectors.to(device), thresholds.to(device)), vectors.manifest()
 
 
-class HeadsJob(Job):
+class HeadsJob(VocabularyLayerJob):
     """The heads run of one model: one unit per layer, ``heads.parquet`` and ``heads.tsv`` at the end."""
 
     kind, noun = "heads", "layer"
@@ -67,16 +68,6 @@ class HeadsJob(Job):
             "summary": summary(s),
         }
         self.cooccurrence: dict[str, Any] | None = None
-
-    def open(self, out: Path, shard: Shard | None = None) -> RunDirectory:
-        """The run directory, its words stored (the same words on a resume)."""
-        run = super().open(out, shard)
-        store_vocabulary(run, self.vocabulary.words, self.vocab)
-        return run
-
-    def units(self) -> list[Unit]:
-        """One unit per chosen layer."""
-        return [Unit(unit_name(layer), unit_name(layer)) for layer in self.layers]
 
     def prepare(self, todo: Sequence[Unit]) -> None:
         """Word vectors and the pair filter, shared by every layer."""

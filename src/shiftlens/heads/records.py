@@ -29,11 +29,6 @@ class HeadsRunError(ShiftlensError, ValueError):
     """A heads output directory that cannot be read."""
 
 
-def unit_name(layer: int) -> str:
-    """The run-directory unit holding one layer."""
-    return f"layer-{layer:04d}"
-
-
 def layer_table(model: str, layer: int, arrays: dict[str, np.ndarray], words: list[str]) -> pa.Table:
     """One layer's unit arrays (see `HeadPairs`) as Parquet rows ordered by head then rank."""
     energy, rank = arrays["energy"], arrays["rank"]
