@@ -47,12 +47,13 @@ def tiny_config(family: str, **overrides):
 FAMILIES = ("llama", "mistral", "qwen2", "gemma", "phi", "gpt_neox", "gpt2")
 
 
-def tiny_model(family: str, seed: int = 0, **overrides):
-    """A tiny randomly initialised causal LM of a family, float32, eval mode, frozen."""
+def tiny_model(family: str, seed: int = 0, attention: str = "eager", **overrides):
+    """A tiny randomly initialised causal LM of a family, float32, eval mode, frozen (``attention``: eager or
+    sdpa, PyTorch's fused attention, the default of real models such as SmolLM2)."""
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(tiny_config(family, **overrides), attn_implementation="eager")
+    model = AutoModelForCausalLM.from_config(tiny_config(family, **overrides), attn_implementation=attention)
     model.eval().requires_grad_(False)
     return model
 

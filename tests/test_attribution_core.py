@@ -100,8 +100,9 @@ def test_no_gradient_reaches_the_target_or_later_positions() -> None:
             assert torch.all(grads[i, :t].abs().sum(-1) > 0)
 
 
-def test_parameters_never_require_grad_and_state_is_restored() -> None:
-    model = tiny_model("llama")
+@pytest.mark.parametrize("attention", ["eager", "sdpa"])
+def test_parameters_never_require_grad_and_state_is_restored(attention: str) -> None:
+    model = tiny_model("llama", attention=attention)
     model.requires_grad_(True).train()
     seen: list[bool] = []
     model.model.layers[0].register_forward_pre_hook(

@@ -87,29 +87,23 @@ def inputs(tmp_path_factory) -> Inputs:
     return Inputs(model, base, vocab, data, ffn_run)
 
 
+def method_argv(command: str, inputs: Inputs, out: Path, *options: str) -> list[str]:
+    """The argv of a method command on the inputs' model: its input file, --out, then ``options``."""
+    given = {"attribute": ("--data", inputs.data), "heads": ("--vocab", inputs.vocab), "ffn": ("--vocab", inputs.vocab)}
+    flag, path = given[command]
+    return [command, "--model", str(inputs.model), flag, str(path), "--out", str(out), *options]
+
+
 def attribute_argv(inputs: Inputs, out: Path) -> list[str]:
-    return ["attribute", "--model", str(inputs.model), "--data", str(inputs.data), "--out", str(out)] + [
-        "--max-new-tokens",
-        "3",
-    ]
+    return method_argv("attribute", inputs, out, "--max-new-tokens", "3")
 
 
 def heads_argv(inputs: Inputs, out: Path) -> list[str]:
-    return ["heads", "--model", str(inputs.model), "--vocab", str(inputs.vocab), "--out", str(out)] + [
-        "--cooccurrence",
-        "none",
-        "--top-k",
-        "5",
-    ]
+    return method_argv("heads", inputs, out, "--cooccurrence", "none", "--top-k", "5")
 
 
 def ffn_argv(inputs: Inputs, out: Path) -> list[str]:
-    return ["ffn", "--model", str(inputs.model), "--vocab", str(inputs.vocab), "--out", str(out)] + [
-        "--components",
-        "4",
-        "--top-k",
-        "5",
-    ]
+    return method_argv("ffn", inputs, out, "--components", "4", "--top-k", "5")
 
 
 def annotate_argv(inputs: Inputs, out: Path) -> list[str]:

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from support.labels import label
 
 from shiftlens.analysis.ffn import FfnResult, analyze_ffn
 from shiftlens.cli.main import main
@@ -43,34 +44,22 @@ def write_fake_ffn_run(path, components: dict[int, np.ndarray], n_layers: int = 
 
 def test_paper_unit_is_the_share_per_annotation_run():
     rows = [
-        label(0, 0, ["coding"]),
-        label(0, 1, ["coding", "math"], level="syntax"),
-        label(0, 2, []),
-        label(0, 3, ["translation"]),
-        label(0, 4, ["coding"], nameable=False),  # not nameable: ignored
-        label(0, 5, ["coding"], status="unparseable"),  # no parsed answer: ignored
-        label(1, 0, ["math"]),
-        label(1, 1, ["coding"], level="morphology"),
+        label(0, 0, run=0, tasks=["coding"]),
+        label(0, 1, run=0, tasks=["coding", "math"], level="syntax"),
+        label(0, 2, run=0, tasks=[]),
+        label(0, 3, run=0, tasks=["translation"]),
+        label(0, 4, run=0, tasks=["coding"], nameable=False),  # not nameable: ignored
+        label(
+            0, 5, run=0, tasks=["coding"], tasks_status="unparseable", level_status="unparseable"
+        ),  # no parsed answer: ignored
+        label(0, 0, run=1, tasks=["math"]),
+        label(0, 1, run=1, tasks=["coding"], level="morphology"),
     ]
     tasks = run_units(rows, "tasks", ("coding", "math", "translation", "daily writing"))
     np.testing.assert_allclose(tasks.values, [[0.5, 0.25, 0.25, 0], [0.5, 0.5, 0, 0]])
     np.testing.assert_array_equal(tasks.totals, [4, 2])
     levels = run_units(rows, "level", ("syntax", "semantics", "morphology"))
     np.testing.assert_allclose(levels.values, [[0.25, 0.75, 0], [0, 0.5, 0.5]])
-
-
-def label(run, component, tasks, level="semantics", nameable=True, status="ok", layer=0):
-    return {
-        "layer": layer,
-        "component": component,
-        "run": run,
-        "nameable": nameable,
-        "concept": "c" if nameable else None,
-        "tasks": list(tasks),
-        "level": level,
-        "tasks_status": status,
-        "level_status": status,
-    }
 
 
 def rotated_pair(h=40, r=6, angle_deg=20.0, seed=0):

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest import save_tiny_model, tiny_model, tiny_tokenizer
+from support.shards import whole_and_sharded
 
 from shiftlens.cli.main import main
 from shiftlens.errors import ShiftlensError
@@ -19,7 +20,6 @@ from shiftlens.ffn.records import read_ffn_run
 from shiftlens.ffn.settings import FfnSettings
 from shiftlens.ffn.sizing import default_components
 from shiftlens.models import LoadedModel, load_model
-from shiftlens.storage import Shard
 
 WORDS = ["the", "sea", "cat", "poem", "text", "word", "river", "happy", "French", "sentence", "mat", "short"]
 
@@ -182,12 +182,10 @@ def test_smollm2_components_agree_with_full_svd(smollm2, paper_data, tmp_path):
 
 def test_two_shards_then_merge_equal_one_whole_run(tiny_dir, vocab, tmp_path):
     loaded, settings = load_model(str(tiny_dir)), FfnSettings(components=4, top_k=3)
-    explain_ffn(loaded, vocab, tmp_path / "whole", settings)
-    for index in (0, 1):
-        explain_ffn(loaded, vocab, tmp_path / "sharded", settings, shard=Shard(index, 2))  # a layer each
-        assert not (tmp_path / "sharded" / "concepts.parquet").exists()  # shards write no tables
-    explain_ffn(loaded, vocab, tmp_path / "sharded", settings)  # the merge: computes nothing
-    whole, sharded = read_ffn_run(tmp_path / "whole"), read_ffn_run(tmp_path / "sharded")
+    dirs = whole_and_sharded(
+        lambda out, **k: explain_ffn(loaded, vocab, out, settings, **k), tmp_path, "concepts.parquet"
+    )
+    whole, sharded = (read_ffn_run(d) for d in dirs)  # a layer in each shard
     for key in ("params", "counts", "failed", "model", "vocabulary", "hidden"):
         assert whole.manifest[key] == sharded.manifest[key], key
     assert whole.words == sharded.words and sorted(whole.layers) == sorted(sharded.layers) == [0, 1]

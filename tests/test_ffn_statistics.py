@@ -7,26 +7,12 @@ import itertools
 import numpy as np
 import pytest
 from scipy import stats
+from support.labels import label
 
 from shiftlens.evidence import holm
 from shiftlens.ffn.prompts import LEVELS, TASKS
 from shiftlens.ffn.statistics import Units, cluster_bootstrap, component_units, run_units, stratified_permutation_p
 from shiftlens.ffn.table5 import layer_groups, per_layer_group, table5
-
-
-def label(layer, component, run=0, tasks=(), level="semantics", nameable=True, tasks_status="ok", level_status="ok"):
-    """One label row as `read_labels` returns it."""
-    return {
-        "layer": layer,
-        "component": component,
-        "run": run,
-        "nameable": nameable,
-        "concept": "c" if nameable else None,
-        "tasks": list(tasks) if nameable else None,
-        "level": level if nameable else None,
-        "tasks_status": tasks_status if nameable else "skipped",
-        "level_status": level_status if nameable else "skipped",
-    }
 
 
 def planted_rows(rng, layers, per_layer, coding, level_probs=(0.1, 0.2, 0.3, 0.4)):

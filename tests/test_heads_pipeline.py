@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from conftest import TOKENIZER_TEXT, save_tiny_model
+from support.shards import whole_and_sharded
 
 import shiftlens.heads.pipeline as pipeline
 from shiftlens.architecture import attention_qk
@@ -23,7 +24,7 @@ from shiftlens.heads.settings import HeadsSettings
 from shiftlens.models import ModelSpec, ModuleWeights
 from shiftlens.options import LayerError
 from shiftlens.runs import WrongRunKind
-from shiftlens.storage import Shard, StorageError, read_manifest
+from shiftlens.storage import StorageError, read_manifest
 from shiftlens.vocabulary import load_vocabulary
 
 WORDS = sorted({w for line in TOKENIZER_TEXT for w in re.findall(r"[A-Za-z]+", line)})
@@ -195,12 +196,8 @@ def test_two_shards_then_merge_equal_one_whole_run(setup, tmp_path):
     root, _, _, vocab, glove = setup
     settings = HeadsSettings(top_k=6, reference_words=10, z=0.5, cooccurrence=f"glove:{glove}")
     model = str(root / "model")
-    explain_heads(model, vocab, tmp_path / "whole", settings)
-    for index in (1, 0):
-        explain_heads(model, vocab, tmp_path / "sharded", settings, shard=Shard(index, 2))  # a layer each
-        assert not (tmp_path / "sharded" / "heads.parquet").exists()  # shards write no tables
-    explain_heads(model, vocab, tmp_path / "sharded", settings)  # the merge: computes nothing
-    whole, sharded = read_manifest(tmp_path / "whole"), read_manifest(tmp_path / "sharded")
+    explain = lambda out, **k: explain_heads(model, vocab, out, settings, **k)  # noqa: E731
+    whole, sharded = (read_manifest(d) for d in whole_and_sharded(explain, tmp_path, "heads.parquet", (1, 0)))
     for key in ("params", "counts", "failed", "results", "cooccurrence", "model", "vocabulary"):
         assert whole[key] == sharded[key], key
     tables = [pq.read_table(tmp_path / name / "heads.parquet") for name in ("whole", "sharded")]
