@@ -8,6 +8,7 @@ speed or the tables computed from the stored units).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Sequence
 from typing import Any
@@ -33,7 +34,8 @@ def setting(
     metadata = {"help": help, "choices": tuple(choices) if choices else None, "identity": identity}
     metadata.update(flag=flag, metavar=metavar, prefix=prefix)
     if isinstance(default, (list, dict, set)) or dataclasses.is_dataclass(default):
-        return dataclasses.field(default_factory=lambda: default, metadata=metadata)
+        # a fresh copy per instance: a shared mutable default would leak one object's edits into the next
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 
