@@ -46,6 +46,16 @@ class AnnotatorSetup:
             self.cache.close()
 
 
+def check_annotator(kind: str, settings: EndpointSettings) -> None:
+    """Fail fast, before any run directory exists, on an annotator that cannot work (unknown kind, no endpoint)."""
+    if kind == "lexical":
+        return
+    if kind not in KINDS:
+        raise ShiftlensError(f"unknown annotator {kind!r}; choose one of {', '.join(KINDS)}")
+    if not settings.endpoint or not settings.model:
+        raise ShiftlensError(f"--annotator {kind} needs --endpoint and --model (or use --annotator lexical)")
+
+
 def build_annotator(
     kind: str,
     out: str | Path,
@@ -61,12 +71,9 @@ def build_annotator(
     from shiftlens.ffn.lexical import LexicalAnnotator
     from shiftlens.ffn.llm_annotator import LLMAnnotator
 
+    check_annotator(kind, settings)
     if kind == "lexical":
         return AnnotatorSetup(LexicalAnnotator(), 1)
-    if kind not in KINDS:
-        raise ShiftlensError(f"unknown annotator {kind!r}; choose one of {', '.join(KINDS)}")
-    if not settings.endpoint or not settings.model:
-        raise ShiftlensError(f"--annotator {kind} needs --endpoint and --model (or use --annotator lexical)")
     endpoint = ChatEndpoint(
         settings.endpoint,
         settings.model,

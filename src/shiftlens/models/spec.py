@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shiftlens.config import check_choices, setting
+from shiftlens.models.device import check_device
 from shiftlens.models.load import DTYPES, LoadedModel, load_model
 
 
@@ -22,6 +23,10 @@ class ModelSpec:
 
     def __post_init__(self) -> None:
         check_choices(self)
+
+    def check(self) -> None:
+        """Fail fast, before any run directory exists, on what can be told without loading weights."""
+        check_device(self.device)
 
     def load(self) -> LoadedModel:
         """Load the model (`shiftlens.models.load_model`)."""
