@@ -107,3 +107,48 @@ def test_activations_extrapolated_from_short_probes_equal_the_count(family: str,
     embeds = model.get_input_embeddings()(torch.randint(0, 96, (200,), generator=torch.Generator().manual_seed(0)))
     for batch in (Padded.of([embeds[:150]]), *(Padded.of([embeds[:200], embeds[:137]], p) for p in PADDING)):
         assert estimated_activation_bytes(model, batch) == activation_bytes(model, batch) > 0
+
+
+def test_a_fixed_cost_per_pass_favours_fewer_rounds() -> None:
+    """On a small model the pass overhead dominates: the cheapest chunk then takes more targets per pass."""
+    targets = tuple(range(40, 100))
+    # 60 targets after a 40-token prompt: 6 rounds of 10 by the flops alone, 3 of 20 with the organism's overhead
+    assert plan.chunk_for("batched", Shape((targets,), (40,)), None, 1.5) == 10
+    assert plan.chunk_for("batched", Shape((targets,), (40,), overhead=290.0), None, 1.5) == 20
+    assert plan.reverse_cost(Shape((targets,), (40,), 10.0), 20) == pytest.approx(
+        plan.reverse_cost(Shape((targets,), (40,)), 20) + 3 * 10.0
+    )
+    assert plan.forward_cost(Shape((targets,), (40,), 10.0), 8) == pytest.approx(
+        plan.forward_cost(Shape((targets,), (40,)), 8) + 5 * 10.0
+    )
+    # the organism (4 layers, 3.4 M parameters) pays 290 token forwards per pass, SmolLM2 (30, 135 M) 55
+    assert plan.pass_overhead(3_410_176, 4) == pytest.approx(287, rel=0.01)
+    assert plan.pass_overhead(134_515_008, 30) == pytest.approx(54.6, rel=0.01)
+
+
+def test_a_small_model_is_budgeted_on_the_minimum_unit() -> None:
+    """A 14 MiB model's ratio budget would be a few MiB: it gets MIN_UNIT's, and reports its true ratio."""
+    small = Footprint(13 * MIB, 2 * MIB, n_layers=4, n_heads=4, batch=1, length=60, hidden=256)
+    k = plan.budget_chunk("batched", small, 1.5, limit=10_000)
+    assert plan.base_bytes("batched", small) + k * plan.item_bytes("batched", small) <= 1.5 * plan.MIN_UNIT
+    assert k > 64 and plan.memory_ratio("batched", small, k) > 1.5  # above 1.5 × its own unit, within the floor's
+    assert plan.budget_chunk("batched", SMOLLM2, 1.5, limit=10_000) == 14  # a large model: unchanged
+
+
+def test_activation_probes_run_once_per_model_and_batch_layout(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shiftlens.attribution import memory
+
+    calls: list[int] = []
+    count = memory.activation_bytes
+    monkeypatch.setattr(memory, "activation_bytes", lambda m, b: calls.append(b.embeds.shape[1]) or count(m, b))
+    from transformers import AutoModelForCausalLM
+
+    config = tiny_config("llama", max_position_embeddings=256)
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="eager").eval().requires_grad_(False)
+    embeds = model.get_input_embeddings()(torch.randint(0, 96, (120,), generator=torch.Generator().manual_seed(1)))
+    first = memory.estimated_activation_bytes(model, Padded.of([embeds[:100]]))
+    second = memory.estimated_activation_bytes(model, Padded.of([embeds[:120]]))
+    assert calls == list(memory.PROBE_LENGTHS)  # the second length reused the first's probes
+    assert (first, second) == (count(model, Padded.of([embeds[:100]])), count(model, Padded.of([embeds[:120]])))
+    memory.estimated_activation_bytes(model, Padded.of([embeds[:120], embeds[:90]]))  # another layout: probed anew
+    assert len(calls) == 2 * len(memory.PROBE_LENGTHS)

@@ -208,8 +208,11 @@ def attribute_many(
             ids, sources, targets = validate(ids, sources, targets, objective, mode, chunk_size)
             with torch.no_grad():
                 seqs.append(_Sequence(ids, sources, targets, embedding(ids.to(device))))
+        n_parameters = sum(p.numel() for p in model.parameters())
         shape = planning.Shape(
-            tuple(tuple(sorted(s.targets.tolist())) for s in seqs), tuple(len(s.sources) for s in seqs)
+            tuple(tuple(sorted(s.targets.tolist())) for s in seqs),
+            tuple(len(s.sources) for s in seqs),
+            planning.pass_overhead(n_parameters, int(getattr(model.config, "num_hidden_layers", 1))),
         )
         footprint = None if chunk_size is not None or mode == "loop" else _footprint(model, seqs, padding)
         threads = torch.get_num_threads()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import torch
@@ -37,6 +38,33 @@ def activation_bytes(model: Any, batch: Padded) -> int:
 
 
 PROBE_LENGTHS = (16, 32, 48)  # the activations of longer batches are extrapolated from these
+# Per model, the probe counts by batch size, mask presence, dtype and attention implementation: what the saved
+# bytes depend on (never the token values), so a run of many examples probes once, not three times each.
+_PROBES: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], list[int]]] = weakref.WeakKeyDictionary()
+
+
+def _probe_counts(model: Any, batch: Padded) -> list[int]:
+    """`activation_bytes` of copies of the batch's first 16, 32 and 48 positions (a padded position kept), cached."""
+    key = (
+        batch.embeds.shape[0],
+        batch.mask is None,
+        batch.embeds.dtype,
+        str(batch.embeds.device),
+        getattr(model.config, "_attn_implementation", None),
+    )
+    cache = _PROBES.setdefault(model, {})
+    if key not in cache:
+        counts = []
+        for n in PROBE_LENGTHS:
+            mask = None
+            if batch.mask is not None:  # keep a padded position: transformers drops all-ones masks (no mask tensors)
+                mask = batch.mask[:, :n].clone()
+                mask[0, -1] = 0 if bool(mask.all()) else mask[0, -1]
+            # copies, not views: a view's storage is the whole batch's, which would be counted at its length
+            embeds, positions = batch.embeds[:, :n].clone(), batch.positions[:, :n].clone()
+            counts.append(activation_bytes(model, Padded(embeds, mask, positions, batch.offsets)))
+        cache[key] = counts
+    return cache[key]
 
 
 def estimated_activation_bytes(model: Any, batch: Padded) -> int:
@@ -44,18 +72,13 @@ def estimated_activation_bytes(model: Any, batch: Padded) -> int:
 
     The saved bytes of a causal LM forward are a quadratic in the length (per-token tensors, and per-layer
     T × T attention weights and masks for eager attention), so three counts fix them; probing short prefixes
-    keeps the probe's memory (which the allocator may keep after it is freed) and time small.
+    keeps the probe's memory (which the allocator may keep after it is freed) and time small; the counts are
+    cached per model (`_probe_counts`).
     """
     length = batch.embeds.shape[1]
     if length <= PROBE_LENGTHS[-1]:
         return activation_bytes(model, batch)
-    counts = []
-    for n in PROBE_LENGTHS:
-        mask = None
-        if batch.mask is not None:  # keep a padded position: transformers drops all-ones masks (no mask tensors)
-            mask = batch.mask[:, :n].clone()
-            mask[0, -1] = 0 if bool(mask.all()) else mask[0, -1]
-        counts.append(activation_bytes(model, Padded(batch.embeds[:, :n], mask, batch.positions[:, :n], batch.offsets)))
+    counts = _probe_counts(model, batch)
     total = 0.0  # the Lagrange form of the quadratic through the three counts, at `length`
     for i, (x_i, y_i) in enumerate(zip(PROBE_LENGTHS, counts)):
         weight = 1.0

@@ -6,12 +6,16 @@ ends at the chunk's last target (length L) and k vmapped backwards of it: L · (
 mode runs, per chunk of k sources, one primal forward and k vmapped JVPs of the sequence up to its last
 target: L · (1 + FORWARD_COST · k). So reverse costs about M · (N + M/2) and forward N · (N + M) for N
 prompt and M response tokens: forward wins when the prompt is much shorter than the response. Examples
-attributed together are padded into one batch per round, which costs B · L_max of the round.
+attributed together are padded into one batch per round, which costs B · L_max of the round. Every round
+(one pass) also pays a fixed cost, `Shape.overhead` forwards of one token (`pass_overhead`): the dispatch of
+each layer's kernels, which dominates on small models (the organism) and is a few % on SmolLM2.
 
 **Memory**, in the budget's unit U = weights W + activations A (the bytes autograd saves in one
 gradient-enabled forward of the longest prefix, counted on three short prefixes and extrapolated exactly,
 `core.estimated_activation_bytes`), so the budget is
-``memory_budget · U``. Estimated peaks, calibrated on SmolLM2 (float32, CPU, 212 tokens, docs/benchmarks.md):
+``memory_budget · max(U, MIN_UNIT)``: a unit below `MIN_UNIT` (256 MiB, a small model) counts as
+`MIN_UNIT`, since there the ratio would measure allocator noise rather than a risk of running out.
+Estimated peaks, calibrated on SmolLM2 (float32, CPU, 212 tokens, docs/benchmarks.md):
 
 * every mode: + 0.12 (W + A) of slack (the objective's vocabulary-sized tensors, allocator residue: what the
   terms below missed when measured at the full size);
@@ -52,14 +56,27 @@ ATTENTION_TENSORS = 3  # forward mode: scores, probabilities and a tangent, floa
 # residue; measured on SmolLM2 (bench/attribution.py, docs/benchmarks.md): 0.10 (batched, 212 and 331 tokens)
 # and 0.12 (forward, 212 tokens) of the unit above the estimate.
 SLACK = 0.12
+MIN_UNIT = 256 * 2**20  # bytes: a smaller unit (weights + activations) is budgeted as this much
+# The fixed cost of one pass, per layer, in floating point operations of a forward of one token (2 per
+# parameter): fitted on the organism (4 layers, 3.4 M parameters, CPU, batched mode, chunks 1–30 of 60
+# targets): 0.018 s per pass against 6.2e-5 s per token forward, i.e. 290 token forwards per pass
+# (docs/benchmarks.md). Per layer that is 290 · 2 · 3.4e6 / 4 ≈ 4.9e8; SmolLM2 (30 layers, 135 M): 55 per pass.
+PASS_FLOPS_PER_LAYER = 4.9e8
+
+
+def pass_overhead(n_parameters: int, n_layers: int) -> float:
+    """The fixed cost of one pass in forwards of one token: each layer's dispatch, over 2 flops per parameter."""
+    return n_layers * PASS_FLOPS_PER_LAYER / (2 * max(n_parameters, 1))
 
 
 @dataclass(frozen=True)
 class Shape:
-    """What to attribute, as counts: per example its sorted target positions and its number of sources."""
+    """What to attribute, as counts: per example its sorted target positions and its number of sources, and
+    the fixed cost of one pass (in forwards of one token, `pass_overhead`)."""
 
     targets: tuple[tuple[int, ...], ...]
     sources: tuple[int, ...]
+    overhead: float = 0.0
 
     @property
     def length(self) -> int:
@@ -68,9 +85,9 @@ class Shape:
 
 
 def reverse_cost(shape: Shape, chunk: int) -> float:
-    """Cost of reverse mode with ``chunk`` targets per chunk: Σ over rounds B · L_max · (1 + REVERSE_COST · k)."""
+    """Reverse mode, ``chunk`` targets per chunk: Σ over rounds B · L_max · (1 + REVERSE_COST · k) + overhead."""
     rounds = max(math.ceil(len(t) / chunk) for t in shape.targets)
-    total = 0.0
+    total = rounds * shape.overhead
     for r in range(rounds):
         parts = [t[r * chunk : (r + 1) * chunk] for t in shape.targets if len(t) > r * chunk]
         total += len(parts) * max(p[-1] for p in parts) * (1 + REVERSE_COST * max(len(p) for p in parts))
@@ -78,9 +95,9 @@ def reverse_cost(shape: Shape, chunk: int) -> float:
 
 
 def forward_cost(shape: Shape, chunk: int) -> float:
-    """Cost of forward mode with ``chunk`` sources per chunk: Σ over rounds B · L_max · (1 + FORWARD_COST · k)."""
+    """Forward mode, ``chunk`` sources per chunk: Σ over rounds B · L_max · (1 + FORWARD_COST · k) + overhead."""
     rounds = max(math.ceil(n / chunk) for n in shape.sources)
-    total = 0.0
+    total = rounds * shape.overhead
     for r in range(rounds):
         live = [(n, t[-1]) for n, t in zip(shape.sources, shape.targets) if n > r * chunk]
         k = max(min(chunk, n - r * chunk) for n, _ in live)
@@ -105,8 +122,13 @@ class Footprint:
 
     @property
     def unit(self) -> int:
-        """The budget's unit: weights + one forward's activations."""
+        """Weights + one forward's activations: what `memory_ratio` divides by."""
         return self.weights + self.activations
+
+    @property
+    def budget_unit(self) -> int:
+        """What the budget multiplies: the unit, or `MIN_UNIT` for a small model."""
+        return max(self.unit, MIN_UNIT)
 
 
 def _layer(fp: Footprint) -> float:
@@ -137,8 +159,8 @@ def memory_ratio(mode: str, fp: Footprint, chunk: int) -> float:
 
 
 def budget_chunk(mode: str, fp: Footprint, budget: float, limit: int) -> int:
-    """The largest chunk in [1, limit] whose estimated peak fits ``budget`` × (weights + activations); 1 if none."""
-    room = budget * fp.unit - base_bytes(mode, fp)
+    """The largest chunk in [1, limit] whose estimated peak fits ``budget`` × the budget's unit; 1 if none."""
+    room = budget * fp.budget_unit - base_bytes(mode, fp)
     return max(1, min(limit, math.floor(room / item_bytes(mode, fp))))
 
 
