@@ -39,6 +39,15 @@ def test_pca_matches_numpy_full_svd(shape):
     np.testing.assert_allclose(pca.components.numpy() @ pca.components.numpy().T, np.eye(r), atol=1e-10)
 
 
+@pytest.mark.parametrize("n_components", [1, 2])
+def test_few_components_equal_the_first_of_many(n_components: int) -> None:
+    """One component once came back with a negative stride (a one-row view), which torch refused."""
+    x = torch.from_numpy(planted(60, 12, np.linspace(6, 1, 12)))
+    few, many = principal_components(x, n_components), principal_components(x, 6)
+    np.testing.assert_allclose(few.components.numpy(), many.components[:n_components].numpy(), atol=1e-10)
+    np.testing.assert_allclose(few.explained_variance.numpy(), many.explained_variance[:n_components].numpy())
+
+
 def test_explained_variance_is_the_variance_of_the_projections():
     x = planted(120, 16, np.linspace(10, 1, 16))
     pca = principal_components(torch.from_numpy(x), 5)

@@ -36,7 +36,7 @@ def _scatter_eigh(rows: torch.Tensor, n_components: int) -> tuple[torch.Tensor, 
         x = x - x.mean(axis=0)  # a new array: the caller's float64 rows are never changed
         scatter = scipy.linalg.blas.dsyrk(1.0, x.T, trans=0, lower=0)  # upper triangle; x.T is F-ordered
         values, vectors = scipy.linalg.eigh(scatter, lower=False, driver="evd", check_finite=False, overwrite_a=True)
-        top = np.ascontiguousarray(vectors[:, : -n_components - 1 : -1].T)
+        top = vectors[:, : -n_components - 1 : -1].T.copy()  # a copy: one row keeps a negative stride otherwise
         return torch.from_numpy(values[::-1].copy()), torch.from_numpy(top)
     x = rows.to(torch.float64)
     x = x - x.mean(dim=0, keepdim=True)
