@@ -39,7 +39,8 @@ def test_even_direction_lifts_every_word_equally() -> None:
 
 def test_surgery_edits_only_the_planted_rows_and_plants_the_variance() -> None:
     g = torch.Generator().manual_seed(1)
-    wq, wk, words = torch.randn(2, 4, 8, generator=g), torch.randn(2, 4, 8, generator=g), torch.randn(10, 8, generator=g)
+    wq, wk = torch.randn(2, 4, 8, generator=g), torch.randn(2, 4, 8, generator=g)
+    words = torch.randn(10, 8, generator=g)
     q, k = plant_head_pairs(wq, wk, words, [PlantedPairs(1, 2, 3, (4, 5))], 2.0)
     changed = ((q != wq.double()).any(-1) | (k != wk.double()).any(-1)).nonzero().tolist()
     assert changed == [[1, 2]]
