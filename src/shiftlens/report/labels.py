@@ -35,7 +35,6 @@ LABELS = {
     "model_type": "model type",
     "gguf_file": "GGUF file",
     "trust_remote_code": "trusts remote code",
-    "dtype": "dtype",
 }
 
 
