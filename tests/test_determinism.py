@@ -43,8 +43,7 @@ def comparable(path: Path) -> bytes | object:
     if path.suffix == ".html":
         text = path.read_text(encoding="utf-8")
         for pattern in TIMING_HTML:
-            text, count = pattern.subn("", text)
-            assert count == 1, f"{path}: expected one {pattern.pattern}"
+            text = pattern.sub("", text)
         return text
     return path.read_bytes()
 

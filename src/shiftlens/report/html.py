@@ -29,12 +29,12 @@ CSP = (
 _JSON_ESCAPES = (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
 
 
-SCRIPTS = ("heatmap.js", "report.js")  # inlined in this order: the explorer uses the heatmaps
+SCRIPTS = ("common.js", "heatmap.js", "report.js")  # inlined in this order: each uses the ones before
 
 
 @cache
 def asset(name: str) -> str:
-    """The text of a packaged asset (report.css, heatmap.js, report.js)."""
+    """The text of a packaged asset (report.css and the `SCRIPTS`)."""
     return resources.files("shiftlens.report").joinpath("assets", name).read_text(encoding="utf-8")
 
 
@@ -70,8 +70,9 @@ def examples_html(examples: dict[str, Any] | None) -> str:
     note = (
         '<p class="sl-note">Heatmaps: each response token (column) is scaled to levels 0–'
         f"{int(examples.get('levels', 10))} of its largest prompt attribution (negative values at 0), as in the "
-        "paper, shown before the density threshold; the orange strip marks instruction rows. Hover a cell for "
-        "its value and tokens.</p>"
+        "paper, shown before the density threshold. Rows and columns are labelled with their tokens (an orange mark "
+        "on instruction rows); the grid scrolls with its labels in view, and the cell-size menu zooms out. Hover a "
+        "cell for its value and tokens.</p>"
     )
     return note + explorer_html(examples)
 

@@ -6,12 +6,7 @@ var ShiftlensHeatmap = (function () {
 
   var ZOOMS = [16, 12, 8, 4, 2], DEFAULT_CELL = 12, LABEL_MIN = 9;
 
-  function el(tag, cls, text) {
-    var node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
+  var el = ShiftlensCommon.el;
 
   /* A token as a short, visible axis label: surrounding spaces dropped, a space-only token as ␣, newlines ⏎,
      an empty display text (bytes of a character shown by the previous token) as … */
