@@ -89,7 +89,7 @@ def test_pairs_by_id_keeps_unpaired_examples_and_stores_shared_prompt_once():
     payload = examples_payload(base, tuned)
     entries = {e["id"]: e for e in payload["examples"]}
     assert [e["id"] for e in payload["examples"]] == ["a", "b", "c"]
-    assert entries["a"]["tuned"]["prompt"] is None and entries["a"]["base"]["prompt"] == ["p0", "p1", "p2"]
+    assert entries["a"]["tuned"]["prompt"] is None and entries["a"]["base"]["prompt"] == ["p0", " p1", " p2"]
     assert entries["b"]["tuned"] is None and entries["c"]["base"] is None
     assert entries["c"]["group"] == "mt_bench"
 

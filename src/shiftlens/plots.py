@@ -24,15 +24,20 @@ def subplots(ncols: int, *, width: float = 4.0, height: float = 3.2, **kwargs) -
     return fig, list(axes[0])
 
 
+STABLE = {"svg.hashsalt": "shiftlens"}  # fixed SVG element ids instead of random ones
+NO_DATE = {"svg": {"Date": None}, "png": {}}  # no creation time in the file: two runs give the same bytes
+
+
 def save_figure(fig: Figure, stem: str | Path) -> list[Path]:
-    """Save a figure as STEM.png and STEM.svg (atomically), close it, and return both paths."""
+    """Save a figure as STEM.png and STEM.svg (atomically, byte-identical across runs), close it, return both paths."""
     stem = Path(stem)
     fig.tight_layout()
     paths = []
     for ext in ("png", "svg"):
         path = stem.with_suffix(f".{ext}")
         buffer = BytesIO()
-        fig.savefig(buffer, format=ext, dpi=120)
+        with plt.rc_context(STABLE):
+            fig.savefig(buffer, format=ext, dpi=120, metadata=NO_DATE[ext])
         atomic_write_bytes(path, buffer.getvalue())
         paths.append(path)
     plt.close(fig)

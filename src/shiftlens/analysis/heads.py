@@ -246,13 +246,21 @@ def compare_pairs(
 
 
 def _examples(heads: list[HeadKey], base: dict, tuned: dict, instruction: set[str], n: int) -> dict[str, list[str]]:
-    """Per instruction verb, the knowledge pairs tuned heads gained over the same base heads, most frequent first."""
+    """Per instruction verb, the knowledge pairs tuned heads gained over the same base heads, most frequent first.
+
+    Ties are broken by the pair's text: `Counter.most_common` would keep set-iteration order, which the hash seed
+    changes between runs.
+    """
     gained: dict[str, Counter[str]] = {verb: Counter() for verb in sorted(instruction)}
     for h in heads:
         for a, b in tuned[h] - base[h]:
             for verb in {a, b} & instruction:
                 gained[verb][f"{a}={b}"] += 1
-    return {verb: [pair for pair, _ in c.most_common(n)] for verb, c in gained.items() if c}
+    return {
+        verb: [pair for pair, _ in sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))[:n]]
+        for verb, c in gained.items()
+        if c
+    }
 
 
 def add_null(result: HeadsResult, null: list[dict[str, Any]], info: dict[str, Any]) -> HeadsResult:

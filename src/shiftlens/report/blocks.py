@@ -9,6 +9,7 @@ from typing import Any
 
 from shiftlens.evidence import ALPHA
 from shiftlens.report.findings import fmt_p
+from shiftlens.report.labels import label
 from shiftlens.report.svg import bar_chart, fmt_number, line_chart
 from shiftlens.stats import finite
 
@@ -33,8 +34,8 @@ def cell(value: Any) -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], p_columns: Sequence[int] = ()) -> str:
-    """An HTML table; cells in ``p_columns`` are p-values, marked when below `ALPHA`."""
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    """An HTML table, headers in the reader's words (`label`); ``p_columns`` cells are p-values (bold below `ALPHA`)."""
+    head = "".join(f"<th>{escape(label(h))}</th>" for h in headers)
     body = []
     for row in rows:
         cells = []
@@ -48,10 +49,10 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], p_columns: Sequ
     return f'<table class="sl-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
-def raw_json(label: str, value: Any) -> str:
+def raw_json(title: str, value: Any) -> str:
     """A collapsed block with a value as escaped, indented JSON."""
     text = json.dumps(value, indent=1, default=str, ensure_ascii=False)
-    return f"<details><summary>{escape(label)}</summary><pre>{escape(text)}</pre></details>"
+    return f"<details><summary>{escape(title)}</summary><pre>{escape(text)}</pre></details>"
 
 
 def number(d: Any, key: str) -> float | None:
@@ -60,10 +61,22 @@ def number(d: Any, key: str) -> float | None:
     return finite(value) if isinstance(value, (int, float)) else None
 
 
+SHARE = (0.0, 1.0)  # the range of a share: error bars are clipped to it
+NON_NEGATIVE = (0.0, None)
+
+
 def compare_block(
-    rows: dict[str, dict[str, Any]], sides: Sequence[str], title: str, y_label: str, first: str = "group"
+    rows: dict[str, dict[str, Any]],
+    sides: Sequence[str],
+    title: str,
+    y_label: str,
+    first: str = "group",
+    bounds: tuple[float | None, float | None] = (None, None),
 ) -> str:
-    """A table and a bar chart of ``{name: {side: {mean, std, n}, p_value, ...}}`` rows (Tables 1–2 style)."""
+    """A table and a bar chart of ``{name: {side: {mean, std, n}, p_value, ...}}`` rows (Tables 1–2 style).
+
+    ``bounds``: the range the quantity can take, where the chart clips its ± std error bars.
+    """
     numeric = {k for r in rows.values() for k in r if k not in sides and isinstance(r[k], (int, float))}
     extra = sorted(numeric, key=lambda k: (not k.startswith("paired"), k))  # the paired test first
     headers = [first, *sides, *extra]
@@ -75,6 +88,7 @@ def compare_block(
         {s: [number(r.get(s), "std") or 0.0 for r in rows.values()] for s in sides},
         title=title,
         y_label=y_label,
+        bounds=bounds,
     )
     return table(headers, data, p_cols) + f'<div class="sl-figure">{chart}</div>'
 
@@ -125,11 +139,11 @@ def pair_text(pair: Any) -> str:
 
 
 def by_layer_chart(rows: list[Any], title: str, y_label: str) -> str:
-    """A line chart of per-layer values: a list of numbers, or of dicts with 'layer' and numeric fields."""
+    """A line chart of per-layer values, ticks on whole layers: numbers, or dicts with 'layer' and numeric fields."""
     if all(isinstance(r, (int, float)) for r in rows):
-        return line_chart(list(range(len(rows))), {y_label: rows}, title=title, x_label="layer", y_label=y_label)
+        rows = [{"layer": i, y_label: r} for i, r in enumerate(rows)]
     dicts = [r for r in rows if isinstance(r, dict)]
     x = [r.get("layer", i) for i, r in enumerate(dicts)]
     keys = [k for k in dicts[0] if k != "layer" and isinstance(dicts[0][k], (int, float))] if dicts else []
-    series = {k: [number(r, k) for r in dicts] for k in keys}
-    return line_chart(x, series, title=title, x_label="layer", y_label=y_label)
+    series = {label(k): [number(r, k) for r in dicts] for k in keys}
+    return line_chart(x, series, title=title, x_label="layer", y_label=y_label, integer_x=True)

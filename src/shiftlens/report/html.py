@@ -18,6 +18,7 @@ from typing import Any
 
 from shiftlens.errors import ShiftlensError
 from shiftlens.report import sections
+from shiftlens.report.notes import notes_html
 from shiftlens.report.summary import summary_html
 from shiftlens.storage import atomic_write_text
 
@@ -28,10 +29,18 @@ CSP = (
 _JSON_ESCAPES = (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029"))
 
 
+SCRIPTS = ("common.js", "heatmap.js", "report.js")  # inlined in this order: each uses the ones before
+
+
 @cache
 def asset(name: str) -> str:
-    """The text of a packaged asset (report.css, report.js)."""
+    """The text of a packaged asset (report.css and the `SCRIPTS`)."""
     return resources.files("shiftlens.report").joinpath("assets", name).read_text(encoding="utf-8")
+
+
+def scripts() -> str:
+    """Every script of the report, in order, as one inline text."""
+    return "\n".join(asset(name) for name in SCRIPTS)
 
 
 def json_for_script(data: Any) -> str:
@@ -49,7 +58,7 @@ def explorer_html(examples: dict[str, Any], *, single: bool = False) -> str:
     """The example explorer's mount point: an element holding its data; the JS builds the UI in it."""
     data = dict(examples, single=single)
     return (
-        f'<div class="sl-explorer-root" id="sl-{uuid.uuid4().hex}">'
+        '<div class="sl-explorer-root">'
         f'<script type="application/json" class="sl-data">{json_for_script(data)}</script></div>'
     )
 
@@ -61,8 +70,9 @@ def examples_html(examples: dict[str, Any] | None) -> str:
     note = (
         '<p class="sl-note">Heatmaps: each response token (column) is scaled to levels 0–'
         f"{int(examples.get('levels', 10))} of its largest prompt attribution (negative values at 0), as in the "
-        "paper, shown before the density threshold; the orange strip marks instruction rows. Hover a cell for "
-        "its value and tokens.</p>"
+        "paper, shown before the density threshold. Rows and columns are labelled with their tokens (an orange mark "
+        "on instruction rows); the grid scrolls with its labels in view, and the cell-size menu zooms out. Hover a "
+        "cell for its value and tokens.</p>"
     )
     return note + explorer_html(examples)
 
@@ -81,8 +91,10 @@ def body_html(results: dict[str, Any]) -> str:
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<header><h1>shiftlens: what instruction tuning changed</h1>"
-        f'<p class="sl-sub">{escape(subtitle)} · generated {generated}</p><nav>{nav}</nav></header>'
+        f'<p class="sl-sub">{escape(subtitle)} · <span class="sl-generated">generated {generated}</span></p>'
+        f"<nav>{nav}</nav></header>"
         + sections.section("summary", summary_html(results))
+        + sections.section("notes", notes_html(results))
         + sections.section("instructions", sections.instructions_html(results.get("instructions")))
         + sections.section("heads", sections.heads_html(results.get("heads")))
         + sections.section("ffn", sections.ffn_html(results.get("ffn")))
@@ -98,7 +110,7 @@ def page_html(body: str, title: str = "shiftlens report") -> str:
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title><style>{asset('report.css')}</style></head>"
-        f'<body><div class="sl">{body}</div><script>{asset("report.js")}\nShiftlensReport.mountAll();</script>'
+        f'<body><div class="sl">{body}</div><script>{scripts()}\nShiftlensReport.mountAll();</script>'
         "</body></html>\n"
     )
 
@@ -108,7 +120,7 @@ def snippet_html(body: str) -> str:
     root = f"sl-{uuid.uuid4().hex}"
     return (
         f'<div class="sl" id="{root}"><style>{asset("report.css")}</style>{body}'
-        f"<script>{asset('report.js')}\n"
+        f"<script>{scripts()}\n"
         f'document.getElementById("{root}").querySelectorAll(".sl-explorer-root")'
         ".forEach(ShiftlensReport.mount);</script></div>"
     )

@@ -36,13 +36,29 @@ def decode_levels(text: str, shape: tuple[int, int]) -> np.ndarray:
     return np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype=np.uint8).reshape(shape)
 
 
+PIECE_MARKS = str.maketrans({"\u2581": " ", "\u0120": " ", "\u010a": "\n"})  # SentencePiece ▁, byte-level Ġ Ċ
+
+
 def token_texts(text: str, tokens: Sequence[str], offsets: Sequence[tuple[int, int]]) -> list[str]:
-    """The text each token covers (from its character offsets), falling back to the token string."""
-    out = []
+    """Each token's display text: the text from the previous token's end to its own end.
+
+    Tokenizers trim the space before a word from its offsets (byte-level BPE with ``trim_offsets``,
+    SentencePiece's ``▁``), so offset slices alone read "Thewordis…"; taking the gap with the token keeps
+    the tokenizer's own spacing and the tokens join back to the text. Text before the first token and after
+    the last one is kept with them. A token without usable offsets shows its piece string with the space
+    marks (``▁``, ``Ġ``, ``Ċ``) as the characters they stand for; a token sharing characters already shown
+    (the bytes of one emoji) shows as an empty string.
+    """
+    out, cursor, last = [], 0, None
     for i, token in enumerate(tokens):
         start, end = offsets[i] if i < len(offsets) else (0, 0)
-        piece = text[start:end] if 0 <= start < end <= len(text) else ""
-        out.append(piece or token)
+        if 0 <= start < end <= len(text):
+            out.append(text[min(cursor, start) : end] if end > cursor else "")
+            cursor, last = max(cursor, end), len(out) - 1
+        else:
+            out.append(str(token).translate(PIECE_MARKS))
+    if last is not None:
+        out[last] += text[cursor:]
     return out
 
 

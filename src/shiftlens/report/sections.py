@@ -12,6 +12,8 @@ from html import escape
 from typing import Any
 
 from shiftlens.report.blocks import (
+    NON_NEGATIVE,
+    SHARE,
     band_series,
     by_layer_chart,
     cell,
@@ -25,10 +27,12 @@ from shiftlens.report.blocks import (
     table,
 )
 from shiftlens.report.findings import is_heuristic
+from shiftlens.report.labels import label
 from shiftlens.report.svg import fmt_number, histogram, line_chart
 
 SECTION_TITLES = {
     "summary": "Summary",
+    "notes": "Run notes: failures, exclusions, tokenizers",
     "instructions": "1 · Instruction attribution (gradient × input)",
     "heads": "2 · Attention heads",
     "ffn": "3 · Feed-forward concepts",
@@ -55,12 +59,14 @@ def instructions_html(data: dict[str, Any] | None) -> str:
     if data.get("table1"):
         parts += [
             "<h3>Followed vs unfollowed responses (tuned model)</h3>",
-            compare_block(data["table1"], ("followed", "unfollowed"), "Instruction score", "score"),
+            compare_block(
+                data["table1"], ("followed", "unfollowed"), "Instruction score", "score", bounds=NON_NEGATIVE
+            ),
         ]
     if data.get("table2"):
         parts += [
             "<h3>Base vs tuned</h3>",
-            compare_block(data["table2"], ("base", "tuned"), "Instruction score", "score"),
+            compare_block(data["table2"], ("base", "tuned"), "Instruction score", "score", bounds=NON_NEGATIVE),
         ]
     parts.append(_controls_html(data))
     profile = data.get("position_profile") or {}
@@ -90,7 +96,7 @@ def instructions_html(data: dict[str, Any] | None) -> str:
             + "</div>"
         )
     known = {"table1", "table2", "position_profile", "scores", "test", "finding", "protocol", "nulls"}
-    known |= {"excluded", "params", "protocol_description", "position_profile_by_group", "paper_data"}
+    known |= {"excluded", "params", "protocol_description", "position_profile_by_group", "paper_data", "runs"}
     rest = {k: v for k, v in data.items() if k not in known}
     if rest:
         parts.append(raw_json("Other fields", rest))
@@ -109,7 +115,9 @@ def heads_html(data: dict[str, Any] | None) -> str:
         named = {"–".join(str(x) for x in g.get("layers", [])): g for g in groups}
         parts += [
             "<h3>Instruction vs general words per layer group</h3>",
-            compare_block(named, ("instruction", "general"), "Word share by layer group", "share", "layers"),
+            compare_block(
+                named, ("instruction", "general"), "Word share by layer group", "share", "layers", bounds=SHARE
+            ),
         ]
     overlap = data.get("head_overlap_by_layer") or []
     if overlap:
@@ -165,7 +173,7 @@ def ffn_html(data: dict[str, Any] | None) -> str:
         if data.get(key):
             parts += [
                 f"<h3>{title}: share of nameable concepts</h3>",
-                compare_block(data[key], ("base", "tuned"), title, "share", "category"),
+                compare_block(data[key], ("base", "tuned"), title, "share", "category", bounds=SHARE),
             ]
     groups = data.get("per_layer_group") or []
     for key in ("tasks", "levels"):
@@ -178,7 +186,7 @@ def ffn_html(data: dict[str, Any] | None) -> str:
             rows = [{"layer": r.get("layer"), key: r.get(key)} for r in rotation]
             if key == "mean_principal_angle_deg":
                 rows = [{**row, **band_series(r.get("rotation_null"), "_deg")} for row, r in zip(rows, rotation)]
-            chart = by_layer_chart(rows, key.replace("_", " "), key.replace("_", " "))
+            chart = by_layer_chart(rows, label(key), label(key))
             parts.append(f'<div class="sl-figure">{chart}</div>')
     matched = data.get("matched_examples") or []
     if matched:
@@ -221,9 +229,9 @@ def _matched_html(item: Any) -> str:
     """One matched component pair: scalar fields as a caption, word lists as side-by-side columns."""
     if not isinstance(item, dict):
         return f"<p>{escape(str(item))}</p>"
-    caption = " · ".join(f"{k}: {cell(v)}" for k, v in item.items() if not isinstance(v, (list, dict)))
+    caption = " · ".join(f"{escape(label(k))}: {cell(v)}" for k, v in item.items() if not isinstance(v, (list, dict)))
     columns = "".join(
-        f'<div class="sl-words"><b>{escape(k)}</b><ol>'
+        f'<div class="sl-words"><b>{escape(label(k))}</b><ol>'
         + "".join(f"<li>{escape(pair_text(w))}</li>" for w in v)
         + "</ol></div>"
         for k, v in item.items()
@@ -246,8 +254,9 @@ def meta_html(meta: dict[str, Any] | None) -> str:
     for key in ("parameters", "versions", "timings"):
         if meta.get(key):
             rows = [[k, v if not isinstance(v, (dict, list)) else json.dumps(v)] for k, v in meta[key].items()]
-            parts.append(f"<h3>{key.capitalize()}</h3>" + table(["name", "value"], rows))
-    rest = {k: v for k, v in meta.items() if k not in {"models", "parameters", "versions", "timings"}}
+            block = f"<h3>{key.capitalize()}</h3>" + table(["name", "value"], rows)
+            parts.append(f'<div class="sl-{key}">{block}</div>')  # sl-timings: the one part that differs per run
+    rest = {k: v for k, v in meta.items() if k not in {"models", "parameters", "versions", "timings", "tokenizers"}}
     if rest:
         parts.append(raw_json("Other fields", rest))
     return "".join(parts)

@@ -33,8 +33,8 @@ def fmt_number(value: float) -> str:
     return f"{value:.3g}"
 
 
-def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    """Round tick positions covering [lo, hi] (1-2-5 steps)."""
+def nice_ticks(lo: float, hi: float, count: int = 5, *, integer: bool = False) -> list[float]:
+    """Round tick positions covering [lo, hi] (1-2-5 steps); ``integer`` keeps whole numbers only (layers)."""
     if not (math.isfinite(lo) and math.isfinite(hi)):
         return [0.0]
     if hi <= lo:
@@ -42,6 +42,8 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     raw = (hi - lo) / max(count, 1)
     magnitude = 10 ** math.floor(math.log10(raw))
     step = next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
+    if integer:
+        step = max(round(step), 1)
     start = math.floor(lo / step) * step
     ticks = []
     value = start
@@ -115,14 +117,25 @@ def bar_chart(
     y_label: str,
     x_label: str = "",
     label_every: int = 1,
+    bounds: tuple[float | None, float | None] = (None, None),
 ) -> str:
-    """Grouped bars: one group per category, one bar per series, optional ± error bars (e.g. std)."""
+    """Grouped bars: one group per category, one bar per series, optional ± error bars (e.g. std).
+
+    ``bounds`` is the range the quantity can take (a share: 0 to 1): error bars are clipped to it, so a
+    standard deviation never draws a share below 0; the tooltip keeps the full ± value.
+    """
     errors = errors or {}
+    floor = -math.inf if bounds[0] is None else bounds[0]
+    ceiling = math.inf if bounds[1] is None else bounds[1]
+
+    def whisker(value: float, err: float) -> tuple[float, float]:
+        return max(value - err, floor), min(value + err, ceiling)
+
     values: list[float] = []
     for name, vals in series.items():
         for value, err in zip(vals, errors.get(name) or [0.0] * len(vals)):
             if value is not None and math.isfinite(value):
-                values += [value + (err or 0.0), value - (err or 0.0)]
+                values += [value, *whisker(value, err or 0.0)]
     frame = _Frame(min(values, default=0.0), max(values, default=1.0))
     body = frame.axes(title, y_label, x_label)
     slot = (frame.x1 - frame.x0) / max(len(categories), 1)
@@ -142,11 +155,8 @@ def bar_chart(
                 f'fill="{series_color(name, s)}"><title>{escape(tip)}</title></rect>'
             )
             if err:
-                cx = x + bar_w * 0.46
-                body.append(
-                    f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{frame.y(value - err):.1f}" '
-                    f'y2="{frame.y(value + err):.1f}" class="sl-err"/>'
-                )
+                cx, (low, high) = x + bar_w * 0.46, (frame.y(v) for v in whisker(value, err))
+                body.append(f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{low:.1f}" y2="{high:.1f}" class="sl-err"/>')
         if c % label_every:
             continue
         label = category if len(category) <= 14 else category[:13] + "…"
@@ -164,8 +174,12 @@ def line_chart(
     title: str,
     x_label: str,
     y_label: str,
+    integer_x: bool = False,
 ) -> str:
-    """Lines with point markers over a shared x axis; None values break nothing, they are skipped."""
+    """Lines with point markers over a shared x axis; None values break nothing, they are skipped.
+
+    ``integer_x`` puts ticks on whole numbers only (an x axis of layers has no layer 0.5).
+    """
     values = [v for vals in series.values() for v in vals if v is not None and math.isfinite(v)]
     frame = _Frame(min(values, default=0.0), max(values, default=1.0))
     body = frame.axes(title, y_label, x_label)
@@ -175,7 +189,7 @@ def line_chart(
     def px(value: float) -> float:
         return frame.x0 + (value - x_lo) / span * (frame.x1 - frame.x0)
 
-    for tick in nice_ticks(x_lo, x_hi, 8):
+    for tick in nice_ticks(x_lo, x_hi, 8, integer=integer_x):
         if x_lo <= tick <= x_hi:
             body.append(
                 f'<text x="{px(tick):.1f}" y="{frame.y0 + 14}" class="sl-tick" text-anchor="middle">'

@@ -1,80 +1,16 @@
 /* shiftlens report explorer: a searchable, filterable list of examples; an opened example gets its base,
-   tuned and difference heatmaps drawn on canvases (matrices inflated only then), with hover tooltips.
+   tuned and difference heatmaps (heatmap.js: canvases with token labels on both axes; matrices inflated only
+   then), with hover tooltips.
    All strings go through textContent, never innerHTML, so token text cannot inject markup. */
 (function () {
   "use strict";
   if (window.ShiftlensReport) return;
 
   var BASE = [43, 108, 176], TUNED = [221, 107, 32], INK = [44, 38, 110], WHITE = [255, 255, 255];
-  var NONE = "(none)";
 
-  function el(tag, cls, text) {
-    var node = document.createElement(tag);
-    if (cls) node.className = cls;
-    if (text !== undefined && text !== null) node.textContent = String(text);
-    return node;
-  }
-
-  function mix(a, b, t) {
-    return [a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t];
-  }
-
-  function rgba(c, alpha) {
-    return "rgba(" + Math.round(c[0]) + "," + Math.round(c[1]) + "," + Math.round(c[2]) + "," + alpha + ")";
-  }
-
-  function key(value) {
-    return value === null || value === undefined ? NONE : String(value);
-  }
-
-  function fmt(x) {
-    return x === null || x === undefined ? "–" : Number(x).toPrecision(3);
-  }
-
-  function show(text) {
-    return JSON.stringify(String(text));
-  }
-
-  async function inflate(b64) {
-    var bin = atob(b64), bytes = new Uint8Array(bin.length);
-    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
-    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
-    return new Uint8Array(await new Response(stream).arrayBuffer());
-  }
-
-  /* Paint an n × m matrix (1 px per cell, scaled up without smoothing) plus a left strip marking
-     instruction rows; returns the geometry the hover handler needs. */
-  function paint(canvas, n, m, colorAt, mask) {
-    var cw = Math.max(2, Math.min(12, Math.floor(480 / m)));
-    var ch = Math.max(2, Math.min(12, Math.floor(360 / n)));
-    var strip = 5;
-    canvas.width = strip + m * cw;
-    canvas.height = n * ch;
-    var img = new ImageData(m, n), px = img.data;
-    for (var i = 0; i < n; i++) {
-      for (var j = 0; j < m; j++) {
-        var c = colorAt(i * m + j), k = 4 * (i * m + j);
-        px[k] = c[0]; px[k + 1] = c[1]; px[k + 2] = c[2]; px[k + 3] = 255;
-      }
-    }
-    var off = document.createElement("canvas");
-    off.width = m; off.height = n;
-    off.getContext("2d").putImageData(img, 0, 0);
-    var ctx = canvas.getContext("2d");
-    ctx.imageSmoothingEnabled = false;
-    ctx.fillStyle = "#fff";
-    ctx.fillRect(0, 0, canvas.width, canvas.height);
-    ctx.drawImage(off, strip, 0, m * cw, n * ch);
-    ctx.fillStyle = rgba(TUNED, 1);
-    for (var r = 0; r < n; r++) if (mask[r]) ctx.fillRect(0, r * ch, strip - 1, ch);
-    return { cw: cw, ch: ch, strip: strip, n: n, m: m };
-  }
-
-  function sameArray(a, b) {
-    if (!a || !b || a.length !== b.length) return false;
-    for (var i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-    return true;
-  }
+  var C = ShiftlensCommon, el = C.el, mix = C.mix, rgba = C.rgba, key = C.key, fmt = C.fmt, show = C.show;
+  var inflate = C.inflate, sameArray = C.sameArray, colorTokens = C.colorTokens, legend = C.legend;
+  var mapBox = C.mapBox;
 
   function Explorer(root, data) {
     var L = data.levels || 10;
@@ -221,43 +157,19 @@
       return { box: box, spans: spans };
     }
 
-    function colorTokens(spans, values, color) {
-      var peak = 0;
-      values.forEach(function (v) { peak = Math.max(peak, Math.abs(v)); });
-      spans.forEach(function (s, i) {
-        var v = values[i] || 0, c = typeof color === "function" ? color(v) : color;
-        s.style.background = peak > 0 ? rgba(c, (0.55 * Math.abs(v)) / peak) : "";
+    /* Draw a matrix into its box with token labels on both axes; hovering a cell shows describe(i, j) and
+       highlights its row and column tokens in the text panels and on the axes. */
+    function heatmap(box, n, m, colorAt, rows, cols, mask, describe, rowSpans, colSpans) {
+      var map = ShiftlensHeatmap.build(n, m, colorAt, rows, cols, mask);
+      box.appendChild(map.grid);
+      map.canvas.addEventListener("mousemove", function (e) {
+        var at = ShiftlensHeatmap.cellAt(map, e);
+        if (!at) return untip();
+        tip(e, describe(at.i, at.j));
+        highlight([rowSpans[at.i], colSpans[at.j], map.rowLabels[at.i], map.colLabels[at.j]]);
       });
-    }
-
-    function legend(from, to, labels) {
-      var wrap = el("span", "sl-note"), bar = el("span", "sl-legend");
-      bar.style.background = "linear-gradient(to right," + rgba(from, 1) + "," + rgba(to, 1) + ")";
-      wrap.appendChild(document.createTextNode(labels[0]));
-      wrap.appendChild(bar);
-      wrap.appendChild(document.createTextNode(labels[1]));
-      return wrap;
-    }
-
-    function mapBox(caption, legendNode) {
-      var box = el("div", "sl-map"), canvas = el("canvas");
-      box.appendChild(el("div", "sl-caption", caption));
-      box.appendChild(legendNode);
-      box.appendChild(canvas);
-      return { box: box, canvas: canvas };
-    }
-
-    function attachHover(canvas, geo, describe, rowSpans, colSpans) {
-      canvas.addEventListener("mousemove", function (e) {
-        var rect = canvas.getBoundingClientRect();
-        var x = (e.clientX - rect.left) * (canvas.width / rect.width) - geo.strip;
-        var y = (e.clientY - rect.top) * (canvas.height / rect.height);
-        var j = Math.floor(x / geo.cw), i = Math.floor(y / geo.ch);
-        if (i < 0 || j < 0 || i >= geo.n || j >= geo.m) return untip();
-        tip(e, describe(i, j));
-        highlight([rowSpans[i], colSpans[j]]);
-      });
-      canvas.addEventListener("mouseleave", untip);
+      map.canvas.addEventListener("mouseleave", untip);
+      return map;
     }
 
     async function open(index) {
@@ -307,7 +219,9 @@
         responses[s] = p.spans;
       });
       var maps = el("div", "sl-maps");
-      detail.appendChild(el("h4", null, "Attribution: rows = prompt tokens, columns = response tokens (levels 0–" + L + ")"));
+      var heading = el("h4", null, "Attribution: rows = prompt tokens, columns = response tokens (levels 0–" + L + ") ");
+      heading.appendChild(ShiftlensHeatmap.zoomControl(maps));
+      detail.appendChild(heading);
       detail.appendChild(maps);
 
       var mats;
@@ -318,30 +232,30 @@
         return;
       }
       if (current !== index) return;
-      var geos = {};
+      var drawn = {};
       sides.forEach(function (s) {
         var side = ex[s], mat = mats[s], box = mapBox(s, legend(WHITE, INK, ["0", String(L)]));
-        maps.appendChild(box.box);
-        if (!side.n || !side.m) { box.box.appendChild(el("p", "sl-note", "empty matrix")); return; }
-        geos[s] = paint(box.canvas, side.n, side.m, function (k) { return seq[mat[k]]; }, side.mask);
+        maps.appendChild(box);
+        if (!side.n || !side.m) { box.appendChild(el("p", "sl-note", "empty matrix")); return; }
         var pr = promptOf(ex, s);
-        attachHover(box.canvas, geos[s], function (i, j) {
-          return s + ": level " + mat[i * side.m + j] + " of " + L + "\nprompt " + show(pr[i]) +
-            (side.mask[i] ? " (instruction)" : "") + "\nresponse " + show(side.response[j]);
-        }, prompts[s], responses[s]);
+        drawn[s] = heatmap(box, side.n, side.m, function (k) { return seq[mat[k]]; }, pr, side.response, side.mask,
+          function (i, j) {
+            return s + ": level " + mat[i * side.m + j] + " of " + L + "\nprompt " + show(pr[i]) +
+              (side.mask[i] ? " (instruction)" : "") + "\nresponse " + show(side.response[j]);
+          }, prompts[s], responses[s]);
       });
-      var comparable = shared && geos.base && geos.tuned && ex.base.n === ex.tuned.n && ex.base.m === ex.tuned.m &&
+      var comparable = shared && drawn.base && drawn.tuned && ex.base.n === ex.tuned.n && ex.base.m === ex.tuned.m &&
         sameArray(ex.base.response, ex.tuned.response);
       if (comparable) {
         var b = mats.base, t = mats.tuned, box = mapBox("tuned − base", legend(BASE, TUNED, ["base higher", "tuned higher"]));
-        maps.appendChild(box.box);
-        var geo = paint(box.canvas, ex.base.n, ex.base.m, function (k) { return div[t[k] - b[k]]; }, ex.base.mask);
-        attachHover(box.canvas, geo, function (i, j) {
-          var k = i * ex.base.m + j;
-          return "tuned − base: " + (t[k] - b[k] >= 0 ? "+" : "") + (t[k] - b[k]) + " (base " + b[k] + ", tuned " + t[k] +
-            ")\nprompt " + show(ex.base.prompt[i]) + (ex.base.mask[i] ? " (instruction)" : "") +
-            "\nresponse " + show(ex.base.response[j]);
-        }, prompts.base, responses.base);
+        maps.appendChild(box);
+        heatmap(box, ex.base.n, ex.base.m, function (k) { return div[t[k] - b[k]]; }, ex.base.prompt, ex.base.response,
+          ex.base.mask, function (i, j) {
+            var k = i * ex.base.m + j;
+            return "tuned − base: " + (t[k] - b[k] >= 0 ? "+" : "") + (t[k] - b[k]) + " (base " + b[k] + ", tuned " + t[k] +
+              ")\nprompt " + show(ex.base.prompt[i]) + (ex.base.mask[i] ? " (instruction)" : "") +
+              "\nresponse " + show(ex.base.response[j]);
+          }, prompts.base, responses.base);
       } else if (sides.length === 2) {
         detail.appendChild(el("p", "sl-note", "No cell-wise difference map: the two models' responses (or prompt " +
           "tokens) differ. Compare the prompt-token densities above (colour by tuned − base)."));
