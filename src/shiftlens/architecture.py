@@ -208,6 +208,21 @@ def final_norm_gain(source: WeightSource, config: Any) -> torch.Tensor:
     return _gain(source, spec.final_norm, spec)
 
 
+def _projections(
+    source: WeightSource, prefix: str, spec: ArchSpec, geo: Geometry, modules: str
+) -> dict[str, torch.Tensor]:
+    """The asked ones of q, k, v in Linear layout (out, in); a fused projection is read once and split."""
+    if spec.qkv is None:
+        return {m: _linear(source, prefix + getattr(spec, m), spec) for m in modules}
+    fused = _linear(source, prefix + spec.qkv, spec)
+    if spec.qkv_layout == "blocks":
+        parts = fused.split(geo.n_heads * geo.head_dim, dim=0)
+    else:
+        per_head = fused.reshape(geo.n_heads, 3, geo.head_dim, geo.hidden)
+        parts = tuple(per_head[:, i].reshape(-1, geo.hidden) for i in range(3))
+    return {m: parts["qkv".index(m)] for m in modules}
+
+
 def attention_qk(
     source: WeightSource, config: Any, layer: int, fold_norm: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -221,16 +236,7 @@ def attention_qk(
     spec = spec_for(config)
     geo = geometry(config)
     prefix = spec.layer.format(i=layer)
-    if spec.qkv is not None:
-        fused = _linear(source, prefix + spec.qkv, spec)
-        if spec.qkv_layout == "blocks":
-            wq, wk, _ = fused.split(geo.n_heads * geo.head_dim, dim=0)
-        else:
-            per_head = fused.reshape(geo.n_heads, 3, geo.head_dim, geo.hidden)
-            wq, wk = per_head[:, 0].reshape(-1, geo.hidden), per_head[:, 1].reshape(-1, geo.hidden)
-    else:
-        wq = _linear(source, prefix + spec.q, spec)
-        wk = _linear(source, prefix + spec.k, spec)
+    wq, wk = (_projections(source, prefix, spec, geo, "qk")[m] for m in "qk")
     wq = wq.reshape(geo.n_heads, geo.head_dim, geo.hidden)
     wk = wk.reshape(geo.n_kv_heads, geo.head_dim, geo.hidden)
     wk = wk.repeat_interleave(geo.n_heads // geo.n_kv_heads, dim=0)
@@ -255,3 +261,30 @@ def layer_parameter_names(config: Any, layer: int) -> list[str]:
     names = [spec.qkv] if spec.qkv else [spec.q, spec.k]
     names += [spec.attn_norm, spec.down]
     return [prefix + n for n in names if n]
+
+
+def layer_matrices(source: WeightSource, config: Any, layer: int) -> dict[str, torch.Tensor]:
+    """Every weight of a layer by module (q, k, v, o, gate, up, down in Linear layout; attn_norm, mlp_norm gains).
+
+    A fused q/k/v projection is split into its three parts (rows of head h are rows h·d … (h+1)·d of each).
+    """
+    spec = spec_for(config)
+    prefix = spec.layer.format(i=layer)
+    out = _projections(source, prefix, spec, geometry(config), "qkv")
+    for module in ("o", "gate", "up", "down"):
+        if getattr(spec, module) is not None:
+            out[module] = _linear(source, prefix + getattr(spec, module), spec)
+    for module in ("attn_norm", "mlp_norm"):
+        if getattr(spec, module) is not None:
+            out[module] = source.get(prefix + getattr(spec, module))
+    return out
+
+
+def model_matrices(source: WeightSource, config: Any) -> dict[str, torch.Tensor]:
+    """The weights outside the layers: embeddings, the final norm's gain and an untied unembedding."""
+    spec = spec_for(config)
+    out = {"embed": input_embeddings(source, config), "final_norm": source.get(spec.final_norm)}
+    unembed = next((n for n in spec.unembed if source.has(n)), None)
+    if unembed is not None:
+        out["unembed"] = source.get(unembed)
+    return out

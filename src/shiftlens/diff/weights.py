@@ -1,0 +1,114 @@
+"""The weight-delta map of a base/tuned pair: per layer, module and attention head, streamed tensor by tensor.
+
+Both models are read one tensor at a time (`shiftlens.architecture` names them), so at most two copies of one
+weight are resident. The tuned side is a second checkpoint of the same architecture, or a LoRA adapter read
+as low-rank updates (`shiftlens.diff.lora`) and never merged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+from shiftlens.architecture import WeightSource, geometry, layer_matrices, model_matrices, spec_for
+from shiftlens.diff.delta import LowRank, delta_stats
+from shiftlens.errors import ShiftlensError
+
+Row = dict[str, Any]
+PER_HEAD_ROWS = ("q", "k", "v")  # head h owns rows h·d … (h+1)·d; of o it owns those columns
+
+
+class WeightDiffError(ShiftlensError, ValueError):
+    """Two checkpoints that cannot be compared tensor by tensor (another architecture, shape or a missing tensor)."""
+
+
+def head_slices(module: str, matrix: torch.Tensor, head_dim: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """(head, slice) of a q/k/v projection's rows or an o projection's columns; nothing for other modules."""
+    if module in PER_HEAD_ROWS:
+        yield from enumerate(matrix.split(head_dim, dim=0))
+    elif module == "o":
+        yield from enumerate(matrix.split(head_dim, dim=1))
+
+
+def _rows(layer: int, module: str, base: torch.Tensor, delta: torch.Tensor | LowRank, head_dim: int) -> list[Row]:
+    """The module's row and, for attention projections, one row per head."""
+    rows = [{"layer": layer, "module": module, "head": -1, **delta_stats(base, delta).to_json()}]
+    dense = delta.dense() if isinstance(delta, LowRank) else delta
+    slices = zip(head_slices(module, base, head_dim), head_slices(module, dense, head_dim))
+    rows += [{"layer": layer, "module": module, "head": h, **delta_stats(b, d).to_json()} for (h, b), (_, d) in slices]
+    return rows
+
+
+def _checked(name: str, base: torch.Tensor, tuned: torch.Tensor) -> torch.Tensor:
+    if base.shape != tuned.shape:
+        raise WeightDiffError(
+            f"{name}: base {tuple(base.shape)} vs tuned {tuple(tuned.shape)}; not the same architecture"
+        )
+    return tuned.double() - base.double()
+
+
+def _dense_deltas(base: WeightSource, tuned: WeightSource, config: Any) -> Callable[[int | None], dict]:
+    def deltas(layer: int | None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        read = (lambda s: model_matrices(s, config)) if layer is None else (lambda s: layer_matrices(s, config, layer))
+        try:
+            before, after = read(base), read(tuned)
+        except KeyError as exc:
+            raise WeightDiffError(f"a tensor is missing from one checkpoint: {exc.args[0]}") from exc
+        where = "model" if layer is None else f"layer {layer}"
+        return {m: (w, _checked(f"{where} {m}", w, after[m])) for m, w in before.items() if m in after}
+
+    return deltas
+
+
+def _weight_names(config: Any, layer: int | None) -> dict[str, str]:
+    """State-dict name of each module `layer_matrices` / `model_matrices` reads (unfused architectures)."""
+    spec = spec_for(config)
+    if layer is None:
+        return {"embed": spec.embed, "final_norm": spec.final_norm, "unembed": spec.unembed[0]}
+    prefix = spec.layer.format(i=layer)
+    modules = ("q", "k", "v", "o", "gate", "up", "down", "attn_norm", "mlp_norm")
+    return {m: prefix + getattr(spec, m) for m in modules if getattr(spec, m) is not None}
+
+
+def _lora_deltas(base: WeightSource, updates: dict[str, LowRank], config: Any) -> Callable[[int | None], dict]:
+    spec = spec_for(config)
+    if spec.qkv is not None or spec.conv1d:
+        raise WeightDiffError(f"LoRA deltas of the fused or Conv1D projections of {spec.family} are not read; merge it")
+    readable = {n for layer in [None, *range(geometry(config).n_layers)] for n in _weight_names(config, layer).values()}
+    unknown = sorted(set(updates) - readable)
+    if unknown:
+        raise WeightDiffError(f"the adapter updates {unknown[0]}, which the model does not have ({len(unknown)} such)")
+
+    def deltas(layer: int | None) -> dict[str, tuple[torch.Tensor, torch.Tensor | LowRank]]:
+        matrices = model_matrices(base, config) if layer is None else layer_matrices(base, config, layer)
+        names = _weight_names(config, layer)
+        out: dict[str, tuple[torch.Tensor, torch.Tensor | LowRank]] = {}
+        for module, weight in matrices.items():
+            update = updates.get(names[module])
+            if update is not None and (update.b.shape[0], update.a.shape[1]) != tuple(weight.shape):
+                shape = f"{update.b.shape[0]}×{update.a.shape[1]}"
+                raise WeightDiffError(f"the adapter's {names[module]} is {shape}, the model's {tuple(weight.shape)}")
+            out[module] = (weight, update if update is not None else torch.zeros_like(weight, dtype=torch.float64))
+        return out
+
+    return deltas
+
+
+def weight_map(
+    base: WeightSource,
+    config: Any,
+    tuned: WeightSource | dict[str, LowRank],
+    progress: Callable[[int], None] | None = None,
+) -> list[Row]:
+    """Every row of the map: the model-level weights (layer −1), then each layer's modules and heads."""
+    geo = geometry(config)
+    deltas = _lora_deltas(base, tuned, config) if isinstance(tuned, dict) else _dense_deltas(base, tuned, config)
+    rows: list[Row] = []
+    for layer in [None, *range(geo.n_layers)]:
+        for module, (weight, delta) in deltas(layer).items():
+            rows += _rows(-1 if layer is None else layer, module, weight, delta, geo.head_dim)
+        if progress is not None and layer is not None:
+            progress(layer)
+    return rows

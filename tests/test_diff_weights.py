@@ -1,0 +1,101 @@
+"""The weight-delta map (issue 17): literal statistics, a model against itself, a LoRA pair built here."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import tiny_model
+
+from shiftlens.diff.delta import LowRank, delta_stats, effective_rank, principal_angle, singular_values
+from shiftlens.diff.lora import AdapterError, lora_updates
+from shiftlens.diff.weights import WeightDiffError, weight_map
+from shiftlens.models.sources import ModuleWeights
+
+
+def test_statistics_by_hand() -> None:
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(20, 12, generator=g, dtype=torch.float64)
+    u, _ = torch.linalg.qr(torch.randn(20, 3, generator=g, dtype=torch.float64))
+    v, _ = torch.linalg.qr(torch.randn(12, 3, generator=g, dtype=torch.float64))
+    delta = u @ torch.diag(torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64)) @ v.T
+    stats = delta_stats(base, delta)
+    assert stats.rel_frobenius == pytest.approx(math.sqrt(14) / float(base.norm()))
+    assert stats.effective_rank == 3  # 9 + 4 + 1: the first two hold 13/14 < 0.99
+    assert effective_rank(torch.tensor([3.0, 2.0, 0.01])) == 2  # 13 / 13.0001 ≥ 0.99
+    assert effective_rank(torch.zeros(4)) == 0
+    low = LowRank(torch.randn(20, 2, generator=g), torch.randn(2, 12, generator=g), scale=0.5)
+    assert torch.allclose(low.singular_values(), singular_values(low.dense())[:2])
+    assert delta_stats(base, low).rel_frobenius == pytest.approx(delta_stats(base, low.dense()).rel_frobenius)
+
+
+def test_principal_angle_of_a_known_rotation() -> None:
+    g = torch.Generator().manual_seed(1)
+    u, _ = torch.linalg.qr(torch.randn(30, 30, generator=g, dtype=torch.float64))
+    v, _ = torch.linalg.qr(torch.randn(16, 16, generator=g, dtype=torch.float64))
+    s = torch.cat([torch.linspace(10, 5, 8), torch.linspace(1, 0.5, 8)]).double()
+    base = u[:, :16] @ torch.diag(s) @ v.T
+    theta = math.radians(20)
+    turned = u.clone()  # turn the 8th left singular vector towards the 17th (outside the matrix's range)
+    turned[:, 7] = math.cos(theta) * u[:, 7] + math.sin(theta) * u[:, 16]
+    tuned = turned[:, :16] @ torch.diag(s) @ v.T
+    assert principal_angle(base, tuned, k=8) == pytest.approx(20.0, abs=1e-6)
+    assert principal_angle(base, base, k=8) == pytest.approx(0.0, abs=1e-5)
+    assert principal_angle(torch.ones(5), torch.ones(5)) is None
+
+
+def test_a_model_against_itself_changed_nothing() -> None:
+    model = tiny_model("llama")
+    rows = weight_map(ModuleWeights(model), model.config, ModuleWeights(model))
+    assert rows and all(r["rel_frobenius"] == 0.0 and r["effective_rank"] == 0 for r in rows)
+    modules = {r["module"] for r in rows}
+    layer_modules = {"q", "k", "v", "o", "gate", "up", "down", "attn_norm", "mlp_norm"}
+    assert modules == {"embed", "final_norm", "unembed"} | layer_modules
+    heads = {(r["module"], r["head"]) for r in rows if r["layer"] == 0 and r["head"] >= 0}
+    query_heads = {(m, h) for m in "qo" for h in range(4)}
+    assert heads == query_heads | {(m, h) for m in "kv" for h in range(2)}  # 2 grouped key/value heads
+
+
+@pytest.fixture
+def lora_pair(tmp_path):
+    """A tiny Llama and a rank-2 LoRA on q_proj and v_proj of every layer (B non-zero), saved by PEFT."""
+    from peft import LoraConfig, get_peft_model
+
+    base = tiny_model("llama")
+    tuned = get_peft_model(tiny_model("llama"), LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"]))
+    g = torch.Generator().manual_seed(3)
+    for name, parameter in tuned.named_parameters():
+        if "lora_B" in name:
+            parameter.data = torch.randn(parameter.shape, generator=g) * 0.1
+    tuned.save_pretrained(tmp_path / "adapter")
+    return base, tuned, tmp_path / "adapter"
+
+
+def test_a_lora_shows_exactly_on_its_modules_with_its_rank(lora_pair) -> None:
+    base, tuned, adapter = lora_pair
+    rows = weight_map(ModuleWeights(base), base.config, lora_updates(adapter))
+    changed = {(r["layer"], r["module"]) for r in rows if r["rel_frobenius"] > 0 and r["head"] == -1}
+    assert changed == {(layer, m) for layer in range(2) for m in "qv"}
+    assert all(r["effective_rank"] <= 2 for r in rows)
+    assert max(r["effective_rank"] for r in rows if r["module"] in "qv") == 2
+    merged = tuned.merge_and_unload()
+    dense = weight_map(ModuleWeights(base), base.config, ModuleWeights(merged))
+    for lr, dr in zip(rows, dense, strict=True):
+        assert (lr["layer"], lr["module"], lr["head"]) == (dr["layer"], dr["module"], dr["head"])
+        assert lr["rel_frobenius"] == pytest.approx(dr["rel_frobenius"], rel=1e-5, abs=1e-9)
+
+
+def test_mismatched_inputs_are_one_line_errors(lora_pair, tmp_path) -> None:
+    base, _, adapter = lora_pair
+    other = tiny_model("llama", hidden_size=64)
+    with pytest.raises(WeightDiffError, match=r"model embed: base \(96, 32\) vs tuned \(96, 64\)"):
+        weight_map(ModuleWeights(base), base.config, ModuleWeights(other))
+    with pytest.raises(WeightDiffError, match="the adapter's model.layers.0.self_attn.q_proj.weight is"):
+        weight_map(ModuleWeights(other), other.config, lora_updates(adapter))
+    deeper = tiny_model("llama", num_hidden_layers=1)
+    with pytest.raises(WeightDiffError, match="which the model does not have"):
+        weight_map(ModuleWeights(deeper), deeper.config, lora_updates(adapter))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(AdapterError, match="adapter_config.json not found"):
+        lora_updates(tmp_path / "empty")
