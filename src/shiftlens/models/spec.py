@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from shiftlens.config import check_choices, setting
+from shiftlens.models.checks import check_source
 from shiftlens.models.device import check_device
+from shiftlens.models.files import check_model
 from shiftlens.models.load import DTYPES, LoadedModel, load_model
 
 
@@ -25,8 +27,12 @@ class ModelSpec:
         check_choices(self)
 
     def check(self) -> None:
-        """Fail fast, before any run directory exists, on what can be told without loading weights."""
+        """Fail fast, before any run directory exists, on what can be told without loading weights: the
+        device, a misspelled built-in name, a missing or damaged local model, a non-causal LM, an unreachable hub."""
         check_device(self.device)
+        check_model(self.name, self.gguf_file)
+        if self.adapter is not None:
+            check_source(self.adapter, ())
 
     def load(self) -> LoadedModel:
         """Load the model (`shiftlens.models.load_model`)."""
