@@ -19,9 +19,10 @@ from shiftlens.examples.formats import (
     read_paper_tsv,
     tsv_spans,
 )
-from shiftlens.examples.ratings import read_ratings, with_ratings
+from shiftlens.examples.ratings import check_coverage, read_ratings, with_ratings
 
 __all__ = [
+    "check_coverage",
     "DataError",
     "Example",
     "group_of",
@@ -43,11 +44,16 @@ def load_examples(
         examples = read_examples(data)
     else:
         examples = [e.with_group() for e in data]
+        if not examples:
+            raise ShiftlensError("no examples given: the list is empty")
         ids = [e.id for e in examples]
         if len(set(ids)) != len(ids):
             raise ShiftlensError(f"duplicate example ids: {sorted({i for i in ids if ids.count(i) > 1})}")
     if ratings is not None:
-        examples = with_ratings(examples, ratings if isinstance(ratings, dict) else read_ratings(ratings))
+        table = ratings if isinstance(ratings, dict) else read_ratings(ratings)
+        examples = with_ratings(
+            examples, table, "the ratings" if isinstance(ratings, dict) else f"the ratings in {ratings}"
+        )
     if limit is not None:
         if limit < 1:
             raise ShiftlensError(f"--limit must be at least 1, got {limit}")
