@@ -25,7 +25,7 @@ from shiftlens.compare.results import assemble_results, null_draws, read_results
 from shiftlens.compare.settings import CompareSettings, ModelSpec
 from shiftlens.compare.tokenizers import check_tokenizers
 from shiftlens.errors import ShiftlensError
-from shiftlens.examples import Example, load_examples
+from shiftlens.examples import Example, load_examples, require_responses
 from shiftlens.ffn.annotators import build_annotator
 from shiftlens.models import LoadedModel, load_tokenizer
 from shiftlens.storage import RunDirectory, atomic_write_text, file_sha256
@@ -106,7 +106,8 @@ class _Steps:
             ratings=None,  # the examples are read, limited and rated once, by `compare`
             limit=None,
         )
-        attribute(lm, self.examples, self.out / "attribution" / role, settings)
+        allow = self.settings.allow_different_tokenizers  # checked by compare, and said in the report
+        attribute(lm, self.examples, self.out / "attribution" / role, settings, allow_other_tokenizer=allow)
 
     def heads(self, lm: LoadedModel, role: str) -> None:
         """Word pairs of every attention head."""
@@ -160,6 +161,8 @@ def compare(
     if not vocab.is_file():
         raise ShiftlensError(f"vocabulary file {vocab} does not exist")
     examples = load_examples(data, settings.attribution.ratings, settings.attribution.limit)
+    if settings.responses == "data":
+        require_responses(examples)
     tokenizers = {
         role: load_tokenizer(s.name, gguf_file=s.gguf_file, trust_remote_code=s.trust_remote_code)
         for role, s in specs.items()

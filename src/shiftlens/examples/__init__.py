@@ -31,6 +31,7 @@ __all__ = [
     "read_jsonl",
     "read_paper_tsv",
     "read_ratings",
+    "require_responses",
     "tsv_spans",
     "with_ratings",
 ]
@@ -59,3 +60,16 @@ def load_examples(
             raise ShiftlensError(f"--limit must be at least 1, got {limit}")
         examples = examples[:limit]
     return examples
+
+
+def require_responses(
+    examples: Sequence[Example], why: str = "responses=data explains the data's own responses"
+) -> None:
+    """Refuse examples without a response where the data's responses are asked for (nothing is generated then)."""
+    missing = [e.id for e in examples if e.response is None]
+    if missing:
+        shown = ", ".join(repr(i) for i in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise DataError(
+            f"{why}, but {len(missing)} of {len(examples)} examples have none ({shown}); add them to the data "
+            "or let the tuned model generate them (responses=tuned)"
+        )

@@ -12,7 +12,7 @@ from shiftlens.models.checks import check_causal_lm
 from shiftlens.models.device import check_device
 from shiftlens.models.errors import ModelLoadError
 from shiftlens.models.files import local_source
-from shiftlens.models.fingerprint import weight_hash
+from shiftlens.models.fingerprint import tokenizer_fingerprint, weight_hash
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -42,6 +42,7 @@ class LoadedModel:
             "dtype": self.dtype,
             "device": self.device,
             "model_type": self.model.config.model_type,
+            "tokenizer_sha256": tokenizer_fingerprint(self.tokenizer),
             **self.extra,
         }
 

@@ -9,7 +9,7 @@ from shiftlens.config import check_choices, setting
 from shiftlens.models.checks import check_source
 from shiftlens.models.device import check_device
 from shiftlens.models.files import check_model
-from shiftlens.models.load import DTYPES, LoadedModel, load_model
+from shiftlens.models.load import DTYPES, LoadedModel, load_model, load_tokenizer
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,10 @@ class ModelSpec:
             device=self.device,
             trust_remote_code=self.trust_remote_code,
         )
+
+    def tokenizer(self) -> Any:
+        """Only this model's tokenizer (cheap: no weights), e.g. to check it against a run's."""
+        return load_tokenizer(self.name, gguf_file=self.gguf_file, trust_remote_code=self.trust_remote_code)
 
     def record(self) -> dict[str, Any]:
         """The JSON-safe spec for a manifest."""
