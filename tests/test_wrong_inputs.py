@@ -151,6 +151,8 @@ def test_the_hub_is_probed_once_per_process(monkeypatch):
         attempts.append((address, timeout))
         raise OSError("Name or service not known")
 
+    for variable in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):  # probe the host itself
+        monkeypatch.delenv(variable, raising=False)
     model_checks.hub_reachable.cache_clear()
     monkeypatch.setattr(socket, "create_connection", no_network)
     try:

@@ -170,9 +170,10 @@ def read_jsonl(path: str | Path) -> list[Example]:
         examples.append((number, example))
     if not examples:
         raise DataError(f"{path}: no examples (the file is empty); one JSON object a line, with id and prompt")
-    if not any(example.instruction for _, example in examples):
+    unique = _unique(path, examples)
+    if not any(example.instruction for example in unique):
         warn(f"{path}: no example has an instruction span, so every instruction score is 0 (field 'instruction')")
-    return _unique(path, examples)
+    return unique
 
 
 def _check_field_names(record: dict[str, Any], where: str) -> None:

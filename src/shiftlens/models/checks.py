@@ -12,6 +12,7 @@ import functools
 import json
 import re
 import socket
+import urllib.request
 from collections.abc import Collection
 from pathlib import Path
 from urllib.parse import urlparse
@@ -127,8 +128,12 @@ def check_hub(repo_id: str, builtins: Collection[str]) -> None:
 
 @functools.cache
 def hub_reachable(endpoint: str) -> bool:
-    """Whether one TCP connection to the hub's host opens within `PROBE_TIMEOUT` (asked once per process)."""
+    """Whether one TCP connection to the hub's host (or the proxy in the environment) opens within
+    `PROBE_TIMEOUT` (asked once per process)."""
     url = urlparse(endpoint)
+    proxy = urllib.request.getproxies().get(url.scheme)
+    if proxy and not urllib.request.proxy_bypass(url.hostname or ""):
+        url = urlparse(proxy if "://" in proxy else f"http://{proxy}")
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         socket.create_connection((url.hostname or "", port), timeout=PROBE_TIMEOUT).close()
