@@ -184,7 +184,7 @@ class RunDirectory:
     def _open_manifest(self, info: dict[str, Any], growing: Collection[str]) -> None:
         """Resume the stored manifest (its params equal, or only ``growing`` lists extended) or create it."""
         from shiftlens.runs.changes import SettingsChanged, extends
-        from shiftlens.runs.lifecycle import check_threads, invocation, refusal, threads_record
+        from shiftlens.runs.lifecycle import invocation, refusal, resumed, threads_record
 
         manifest_path = self.path / "manifest.json"
         if manifest_path.exists():
@@ -197,10 +197,9 @@ class RunDirectory:
                 self.close()
                 raise problem
             self.manifest = manifest
-            seen = check_threads(self.path, manifest)
-            if self.shard is None and (seen is not None or manifest["params"] != self.params):
-                threads = {**manifest.get("threads", {}), **({"resumed_with": seen} if seen else {})}
-                self.update_manifest(params=self.params, threads=threads)  # an extended run: its new extent
+            updates = resumed(self.path, manifest, self.params)  # an extended run's extent, another thread count
+            if self.shard is None and updates:
+                self.update_manifest(**updates)
             return
         manifest = {
             "format": FORMAT,

@@ -21,17 +21,19 @@ def flatten(params: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _shown(value: Any) -> str:
-    """A value as the change line shows it: JSON-like, a long list as its length."""
-    if isinstance(value, list) and len(value) > LONG:
+def _shown(value: Any, long: bool = False) -> str:
+    """A value as a change line shows it; a list, when either side is long, as its length."""
+    if isinstance(value, list) and long:
         return f"{len(value)} items"
     return "(none)" if value is None else repr(value) if isinstance(value, str) else str(value)
 
 
 def _change(name: str, old: Any, new: Any) -> str:
-    """One ``name: old → new`` line; for long lists also where they first differ."""
-    line = f"{name}: {_shown(old)} → {_shown(new)}"
-    if isinstance(old, list) and isinstance(new, list) and max(len(old), len(new)) > LONG:
+    """One ``name: old → new`` line; long lists as their lengths and where they first differ."""
+    lists = isinstance(old, list) and isinstance(new, list)
+    long = any(isinstance(v, list) and len(v) > LONG for v in (old, new))
+    line = f"{name}: {_shown(old, long)} → {_shown(new, long)}"
+    if lists and long:
         first = next((i for i, (a, b) in enumerate(zip(old, new)) if a != b), min(len(old), len(new)))
         if first < min(len(old), len(new)):
             line += f" (first difference at [{first}]: {_shown(old[first])} → {_shown(new[first])})"

@@ -120,18 +120,20 @@ def threads_record() -> dict[str, Any]:
     return {"torch": torch.get_num_threads(), "note": THREADS_NOTE}
 
 
-def check_threads(path: Path, manifest: dict[str, Any]) -> list[int] | None:
-    """Say so when a run is resumed with another thread count; the counts it has now seen (None: the same)."""
-    now = threads_record()["torch"]
-    stored = manifest.get("threads") or {}
-    seen = [stored.get("torch"), *stored.get("resumed_with", [])]
-    if stored.get("torch") in (None, now):
-        return None
-    notice(
-        f"{path} was started with {stored['torch']} torch threads and resumes with {now}: "
-        "new units may differ from stored ones by about 1e-9..1e-6 (float reduction order)"
-    )
-    return sorted({n for n in [*seen[1:], now] if n is not None})
+def resumed(path: Path, manifest: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """The manifest fields a resume changes: an extended run's params, this command, another thread count (said)."""
+    updates: dict[str, Any] = {"params": params} if manifest.get("params") != params else {}
+    command = invocation()
+    if command and command != manifest.get("command"):
+        updates["command"] = command  # the command to rerun is the latest one
+    stored, now = manifest.get("threads") or {}, threads_record()["torch"]
+    if stored.get("torch") not in (None, now):
+        notice(
+            f"{path} was started with {stored['torch']} torch threads and resumes with {now}: "
+            "new units may differ from stored ones by about 1e-9..1e-6 (float reduction order)"
+        )
+        updates["threads"] = {**stored, "resumed_with": sorted({*stored.get("resumed_with", []), now})}
+    return updates
 
 
 def refusal(path: Path, manifest: dict[str, Any], kind: str) -> ShiftlensError | None:
