@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,9 @@ def example_key(example: Example) -> str:
     return hashlib.sha256(json.dumps(asdict(example), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def comparison_identity(specs: dict[str, ModelSpec], examples: Sequence[Example], settings: CompareSettings) -> dict:
+def comparison_identity(
+    specs: dict[str, ModelSpec], examples: Sequence[Example], settings: CompareSettings
+) -> dict[str, Any]:
     """What fixes every step: the models (not where they run), the examples (a longer list extends), attribution."""
     return {
         "models": {role: {k: v for k, v in s.record().items() if k != "device"} for role, s in specs.items()},
@@ -81,7 +83,7 @@ class Steps:
             NULL_UNIT: ({"null_draws": s.null_draws, **heads, **ffn}, layers),
         }
 
-    def plan(self, run: RunDirectory, method: str, role: str | None, log: Any) -> bool:
+    def plan(self, run: RunDirectory, method: str, role: str | None, log: Callable[[str], None]) -> bool:
         """Whether a step is to run: missing, extended, damaged or changed (then its old run is deleted first)."""
         name = step_name(method, role) if role else method
         fixed, extent = self.keys[method]
