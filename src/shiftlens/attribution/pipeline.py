@@ -153,6 +153,7 @@ def attribute(
     *,
     shard: Shard | None = None,
     launch: Launch | None = None,
+    force: bool = False,
     allow_other_tokenizer: bool = False,
 ) -> Path:
     """Explain every example's response tokens by its prompt tokens into the run directory ``out``.
@@ -162,8 +163,9 @@ def attribute(
     parameters only the summary, so a resume with other values reuses the stored units. Responses come
     from ``responses_from`` (another run's, so two models explain the same text), else the data's, else
     greedy generation (always, with ``generate_responses``). Returns ``out``; raises `RunFailures` after
-    the loop if any example failed (finished ones stay stored). ``shard`` and ``launch``: `shiftlens.runs`.
-    A ``responses_from`` run made with another tokenizer is refused unless ``allow_other_tokenizer``.
+    the loop if any example failed (finished ones stay stored). ``shard`` and ``launch``: `shiftlens.runs`;
+    ``force`` deletes a run stored in ``out`` first. The model's spec and the data are checked first. A
+    ``responses_from`` run made with another tokenizer is refused unless ``allow_other_tokenizer``.
     """
     settings = settings or AttributionSettings()
     spec = placed(ModelSpec(model) if isinstance(model, str) else model, shard, launch)
@@ -178,4 +180,4 @@ def attribute(
         lm = spec if isinstance(spec, LoadedModel) else spec.load()
         return AttributionJob(lm, examples, settings, responses)
 
-    return execute(setup, out, shard=shard, launch=launch, device=spec.device)
+    return execute(setup, out, shard=shard, launch=launch, device=spec.device, force=force)
