@@ -130,6 +130,7 @@ def test_misspelled_builtin_name_says_did_you_mean_without_any_hub_call(monkeypa
     data = write_jsonl(tmp_path / "d.jsonl", [EXAMPLE])
     assert main(["attribute", "--model", "organism-tund", "--data", str(data), "--out", str(tmp_path / "o")]) == 2
     assert "did you mean organism-tuned?" in one_error_line(capsys)
+    assert not (tmp_path / "o").exists()
 
 
 def test_unreachable_hub_is_one_error_without_retries(monkeypatch, no_model_loads):
@@ -176,6 +177,7 @@ def test_bert_directory_is_refused_naming_its_architecture(tmp_path, capsys):
         main(["attribute", "--model", str(tmp_path / "bert"), "--data", str(data), "--out", str(tmp_path / "o")]) == 2
     )
     assert "BertForMaskedLM" in one_error_line(capsys)
+    assert not (tmp_path / "o").exists()
 
 
 def test_truncated_safetensors_and_fake_gguf_are_one_line_errors(tmp_path, capsys, model_dir):
@@ -193,6 +195,7 @@ def test_truncated_safetensors_and_fake_gguf_are_one_line_errors(tmp_path, capsy
             ModelSpec(str(model)).check()
         assert main(["attribute", "--model", str(model), "--data", str(data), "--out", str(tmp_path / "o")]) == 2
         assert message in one_error_line(capsys)
+        assert not (tmp_path / "o").exists()
     with pytest.raises(ModelLoadError, match="no GGUF file 'x.gguf' in"):
         ModelSpec(str(tmp_path), gguf_file="x.gguf").check()
 
@@ -220,8 +223,13 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_endpoint_that_is_not_a_url_or_refuses_fails_at_once_without_retries(monkeypatch, tmp_path, capsys):
+def test_endpoint_that_is_not_a_url_or_refuses_fails_at_once_without_retries(monkeypatch, tmp_path, capsys, model_dir):
     from shiftlens.ffn import endpoint
+    from shiftlens.ffn.pipeline import explain_ffn
+
+    vocab = tmp_path / "words.tsv"
+    vocab.write_text("".join(f"{w}\t1\n" for w in WORDS))
+    ffn = explain_ffn(str(model_dir), vocab, tmp_path / "ffn")
 
     monkeypatch.setattr(endpoint.time, "sleep", refuse("a retry's sleep"))
     monkeypatch.setattr(endpoint.ChatEndpoint, "complete", refuse("a chat request"))
@@ -230,10 +238,10 @@ def test_endpoint_that_is_not_a_url_or_refuses_fails_at_once_without_retries(mon
     dead = f"http://127.0.0.1:{closed_port()}/v1"
     with pytest.raises(EndpointError, match=r"cannot reach the endpoint .*Connection refused.*is the server running"):
         check_annotator("llm", EndpointSettings(endpoint=dead, model="m"))
-    ffn = tmp_path / "ffn"  # the check comes before the FFN run is even read
     for url, message in (("not-a-url", "is not an http://"), (dead, "Connection refused")):
         assert main(["annotate", str(ffn), "--annotator", "llm", "--endpoint", url, "--model", "m"]) == 2
         assert message in one_error_line(capsys)
+    assert not (ffn / "annotations").exists()  # refused before the annotation directory exists
 
 
 def test_endpoint_settings_with_the_lexical_annotator_are_warned_as_ignored(recwarn):
