@@ -78,9 +78,9 @@ def test_resume_computes_nothing_twice(tmp_path, counted):
     again = {r.id: r.attribution for r in read_attribution_run(tmp_path / "run")[1]}
     for key, value in first.items():
         np.testing.assert_array_equal(again[key], value)
-    with pytest.raises(StorageError, match="other parameters \\(objective\\)"):
+    with pytest.raises(StorageError, match="other settings \\(objective: 'prob' → 'logit'\\)"):
         attribute(lm, EXAMPLES, tmp_path / "run", AttributionSettings(max_new_tokens=3, objective="logit"))
-    with pytest.raises(StorageError, match="other parameters \\(model\\)"):
+    with pytest.raises(StorageError, match="other settings \\(model.weight_hash: "):
         attribute(loaded(seed=1), EXAMPLES, tmp_path / "run", AttributionSettings(max_new_tokens=3))
 
 
@@ -170,7 +170,7 @@ def test_cli_end_to_end_on_a_saved_tiny_model(tmp_path, capsys):
     capsys.readouterr()
     assert main([*argv, "--max-new-tokens", "3"]) == 2  # other parameters than the stored run
     last = capsys.readouterr().err.splitlines()[-1]  # (transformers' loading bar may precede it)
-    assert last.startswith("shiftlens: error: ") and "other parameters (objective)" in last
+    assert last.startswith("shiftlens: error: ") and "other settings (objective: 'logprob' → 'prob')" in last
     data.write_text('{"id": "a", "prompt": ""}\n')
     assert main([*argv]) == 2 and f"{data}:1: field 'prompt' is empty" in capsys.readouterr().err
 

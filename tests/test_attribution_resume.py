@@ -73,7 +73,7 @@ def test_summary_settings_resume_and_identity_settings_are_refused_by_name(tmp_p
     attribute(lm, examples, out, other)
     assert len(counted) == 1 and read_manifest(out)["params"] == params
     assert (out / "summary.csv").read_text() != first  # the summary's score follows the new threshold
-    with pytest.raises(StorageError, match=r"other parameters \(objective\)"):
+    with pytest.raises(StorageError, match=r"other settings \(objective: 'prob' → 'logprob'\)"):
         attribute(lm, examples, out, AttributionSettings(objective="logprob"))
     assert len(counted) == 1
 

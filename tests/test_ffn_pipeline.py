@@ -118,7 +118,7 @@ def test_cli_runs_and_refuses_bad_inputs(tiny_dir, vocab, tmp_path, capsys):
     assert main([*args, "--layers", "0"]) == 0  # more layers extend the run, as in a heads run
     assert sorted(read_ffn_run(out).layers) == [0, 1]
     assert main([*args, "--layers", "0", "--top-k", "3"]) == 2  # other parameters than the existing run
-    assert "other parameters (top_k)" in capsys.readouterr().err
+    assert "other settings (top_k: " in capsys.readouterr().err
     assert main([*args[:-2], "--out", str(tmp_path / "x"), "--layers", "5"]) == 2
     assert "layers [5] out of range: the model has layers 0..1" in capsys.readouterr().err
     assert main([*args[:-2], "--out", str(tmp_path / "y"), "--layers", "1-a"]) == 2

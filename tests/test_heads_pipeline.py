@@ -128,7 +128,7 @@ def test_a_failing_layer_keeps_the_finished_ones(setup, tmp_path, monkeypatch):
 
 def test_changed_parameters_and_bad_settings_are_refused(setup, tmp_path):
     run(setup, tmp_path / "out", layers=[0], cooccurrence="none", max_pairs=3)
-    with pytest.raises(StorageError, match="other parameters.*max_pairs"):
+    with pytest.raises(StorageError, match="other settings.*max_pairs: 3 → 4"):
         run(setup, tmp_path / "out", layers=[0], cooccurrence="none", max_pairs=4)
     with pytest.raises(LayerError, match=r"layers \[2\] out of range: the model has layers 0..1"):
         run(setup, tmp_path / "other", layers=[0, 2])

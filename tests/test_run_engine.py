@@ -75,7 +75,7 @@ def test_identity_is_checked_and_summary_only_recorded(tmp_path):
     second = Squares(summary_note="second")
     execute(lambda: second, tmp_path)  # another summary setting: resumes, computes nothing
     assert second.computed == [] and read_manifest(tmp_path)["summary"] == {"note": "first"}
-    with pytest.raises(ShiftlensError, match=r"other parameters \(offset\)"):
+    with pytest.raises(ShiftlensError, match=r"other settings \(offset: 0 → 1\)"):
         execute(lambda: Squares(offset=1), tmp_path)
 
 

@@ -38,7 +38,7 @@ def test_corrupted_array_is_detected(tmp_path) -> None:
 
 def test_other_parameters_or_kind_are_refused(tmp_path) -> None:
     RunDirectory(tmp_path, "demo", {"k": 1}).close()
-    with pytest.raises(StorageError, match="other parameters \\(k\\)"):
+    with pytest.raises(StorageError, match="other settings \\(k: 1 → 2\\): .*--force"):
         RunDirectory(tmp_path, "demo", {"k": 2})
     with pytest.raises(WrongRunKind, match=f"^{tmp_path} is a demo run, not a other run$"):
         RunDirectory(tmp_path, "other", {"k": 1})

@@ -10,12 +10,15 @@ def parse_layers(text: str | None, flag: str = "--layers") -> list[int] | None:
     if text is None:
         return None
     layers: list[int] = []
-    try:
-        for part in text.split(","):
-            start, _, end = part.strip().partition("-")
-            layers.extend(range(int(start), int(end or start) + 1))
-    except ValueError as exc:
-        raise ShiftlensError(f"{flag} takes indices and ranges like 0,3,10-12, got {text!r}") from exc
+    for part in text.split(","):
+        start, dash, end = part.strip().partition("-")
+        try:
+            first, last = int(start), int(end if dash else start)
+        except ValueError as exc:
+            raise ShiftlensError(f"{flag} takes indices and ranges like 0,3,10-12, got {text!r}") from exc
+        if last < first:
+            raise ShiftlensError(f"{flag}: the range {part.strip()!r} runs backwards; write {last}-{first}")
+        layers.extend(range(first, last + 1))
     return layers
 
 
@@ -27,6 +30,8 @@ def check_layers(layers: list[int] | None, n_layers: int) -> list[int]:
     """The layers to explain, sorted and unique (all by default), refusing indices outside the model."""
     if layers is None:
         return list(range(n_layers))
+    if not layers:
+        raise LayerError(f"no layers given: name some of 0..{n_layers - 1}, or none for all")
     bad = [layer for layer in layers if not 0 <= layer < n_layers]
     if bad:
         raise LayerError(f"layers {bad} out of range: the model has layers 0..{n_layers - 1}")

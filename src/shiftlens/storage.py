@@ -14,7 +14,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +33,6 @@ from shiftlens.atomic import (
     file_sha256,
     package_versions,
 )
-from shiftlens.errors import ShiftlensError
 
 __all__ = [
     "FORMAT_VERSION",
@@ -44,6 +43,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_parquet",
     "atomic_write_text",
+    "damaged_units",
     "file_sha256",
     "package_versions",
     "read_manifest",
@@ -99,13 +99,19 @@ class Shard:
         return items[self.index :: self.count]
 
 
+def json_object(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``, or {} when it is absent or unreadable."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
 def _load_record(path: Path) -> dict[str, Any] | None:
     """A unit's record, or None when it is absent or unreadable (then the unit counts as unfinished)."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and "meta" in record else None
+    record = json_object(path)
+    return record if "meta" in record else None
 
 
 def _intact(data: Path, record: dict[str, Any]) -> bool:
@@ -121,24 +127,10 @@ def _checked_unit(units: Path, name: str) -> tuple[dict[str, Any], dict[str, np.
     if record is not None and not _intact(data, record):
         problem = f"{data} is missing or does not match its recorded checksum"
     if problem:
-        raise StorageError(f"{problem}; rerun the command that wrote {units.parent} to recompute that unit")
+        from shiftlens.runs.lifecycle import rerun_hint
+
+        raise StorageError(f"{problem}; {rerun_hint(units.parent)} to recompute that unit")
     return record["meta"], load_file(str(data)) if record.get("sha256") else {}
-
-
-def _refusal(path: Path, manifest: dict[str, Any], kind: str) -> ShiftlensError | None:
-    """Why an existing run directory cannot be resumed as a ``kind`` run (another kind or format), if it cannot."""
-    from shiftlens.runs.errors import OldRunFormat, WrongRunKind
-
-    if manifest.get("format") != FORMAT or manifest.get("kind") != kind:
-        return WrongRunKind(path, manifest.get("kind"), kind)
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        return OldRunFormat(
-            f"{path} holds a run of format version {version} (shiftlens {'0.1' if version == 1 else 'unknown'}); "
-            f"this shiftlens resumes format {FORMAT_VERSION} only: rerun into a new directory "
-            "(analyses still read the old one)"
-        )
-    return None
 
 
 class RunDirectory:
@@ -156,8 +148,15 @@ class RunDirectory:
         params: dict[str, Any],
         info: dict[str, Any] | None = None,
         shard: Shard | None = None,
+        *,
+        force: bool = False,
+        growing: Collection[str] = (),
     ):
-        self.path = Path(path)
+        from shiftlens.runs.lifecycle import check_out, remove_run
+
+        if force and shard is not None:
+            raise StorageError("--force starts a whole run over: run it once without --shard, then the shards")
+        self.path = check_out(path)
         self.kind = kind
         self.params = json.loads(json.dumps(params))
         self.shard = shard
@@ -177,29 +176,30 @@ class RunDirectory:
             raise StorageError(
                 f"{what}{self.path} is in use by another shiftlens process; wait for it to finish"
             ) from exc
+        if force:
+            remove_run(self.path, "--force")
         self.units_dir = self.path / "units"
-        self._open_manifest(info or {})
+        self._open_manifest(info or {}, growing)
 
-    def _open_manifest(self, info: dict[str, Any]) -> None:
+    def _open_manifest(self, info: dict[str, Any], growing: Collection[str]) -> None:
+        """Resume the stored manifest (its params equal, or only ``growing`` lists extended) or create it."""
+        from shiftlens.runs.changes import SettingsChanged, extends
+        from shiftlens.runs.lifecycle import invocation, refusal, resumed, threads_record
+
         manifest_path = self.path / "manifest.json"
         if manifest_path.exists():
             manifest = json.loads(manifest_path.read_text())
-            problem = _refusal(self.path, manifest, self.kind)
+            problem = refusal(self.path, manifest, self.kind)
+            if problem is None and manifest.get("params") != self.params:
+                if not extends(manifest.get("params") or {}, self.params, growing):
+                    problem = SettingsChanged(self.path, self.kind, manifest.get("params") or {}, self.params)
             if problem is not None:
                 self.close()
                 raise problem
-            if manifest.get("params") != self.params:
-                changed = sorted(
-                    k
-                    for k in set(manifest["params"]) | set(self.params)
-                    if manifest["params"].get(k) != self.params.get(k)
-                )
-                self.close()
-                raise StorageError(
-                    f"{self.path} holds a run with other parameters ({', '.join(changed)}); "
-                    "use a new --out or the same parameters to resume"
-                )
             self.manifest = manifest
+            updates = resumed(self.path, manifest, self.params)  # an extended run's extent, another thread count
+            if self.shard is None and updates:
+                self.update_manifest(**updates)
             return
         manifest = {
             "format": FORMAT,
@@ -207,11 +207,13 @@ class RunDirectory:
             "kind": self.kind,
             "params": self.params,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": invocation(),
             "versions": package_versions(),
+            "threads": threads_record(),
             **info,
         }
         if not _create_exclusive(manifest_path, manifest):  # a parallel shard created it first
-            return self._open_manifest(info)
+            return self._open_manifest(info, growing)
         self.manifest = manifest
 
     def update_manifest(self, **fields: Any) -> None:
@@ -260,11 +262,25 @@ class RunDirectory:
         """The meta dict and arrays of a complete unit."""
         return _checked_unit(self.units_dir, name)
 
+    def remove_unit(self, name: str) -> None:
+        """Delete a unit (its record first, so that it counts as unfinished at once)."""
+        self._record(name).unlink(missing_ok=True)
+        (self.units_dir / f"{name}.safetensors").unlink(missing_ok=True)
+
     def unit_names(self) -> list[str]:
         """Names of the recorded units, sorted."""
         if not self.units_dir.exists():
             return []
         return sorted(p.stem for p in self.units_dir.glob("*.json"))
+
+
+def damaged_units(path: str | Path) -> list[str]:
+    """The units of the run at ``path`` whose record is unreadable or whose array file fails its checksum."""
+    units = Path(path) / "units"
+    records = sorted(units.glob("*.json")) if units.is_dir() else []
+    return [
+        p.stem for p in records if (r := _load_record(p)) is None or not _intact(units / f"{p.stem}.safetensors", r)
+    ]
 
 
 def read_units(path: str | Path) -> Iterator[tuple[str, dict[str, Any], dict[str, np.ndarray]]]:

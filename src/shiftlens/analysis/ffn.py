@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from shiftlens.analysis.pairing import UnpairedRuns, check_same_inputs, check_same_shape
 from shiftlens.analysis.result import JSON_FILES, AnalysisResult
 from shiftlens.errors import ShiftlensError
 from shiftlens.evidence import DEFAULT_PROTOCOL, Finding, adjust, check_protocol
@@ -119,6 +120,14 @@ def analyze_ffn(
     (r_base, hidden), (r_tuned, _) = run_components(base), run_components(tuned)
     if r_base != r_tuned:
         raise ShiftlensError(f"base run has R = {r_base} components per layer, tuned R = {r_tuned}; rerun with one R")
+    check_same_inputs(base_dir, tuned_dir, "FFN")
+    if base.manifest.get("model_layers") != tuned.manifest.get("model_layers"):
+        raise UnpairedRuns(
+            f"the base and tuned FFN runs come from different architectures: {base.manifest.get('model_layers')} "
+            f"layers vs {tuned.manifest.get('model_layers')}"
+        )
+    hidden_sizes = ({i: r.components.shape[1] for i, r in run.layers.items()} for run in (base, tuned))
+    check_same_shape("FFN", *hidden_sizes, "hidden dimensions")
     by_layer, examples = rotation(base, tuned, overlap_words)
     result: dict[str, Any] = {
         "protocol": protocol,

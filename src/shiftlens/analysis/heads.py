@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from shiftlens.analysis.pairing import check_same_inputs, check_same_shape
 from shiftlens.analysis.result import JSON_FILES, AnalysisResult
 from shiftlens.evidence import DEFAULT_PROTOCOL, Finding, adjust, check_protocol
 from shiftlens.heads.controls import CONTROLS_PER_WORD, matched_controls
@@ -172,8 +173,11 @@ class HeadKnowledge:
 
 
 def head_knowledge(base_rows: dict[str, np.ndarray], tuned_rows: dict[str, np.ndarray], protocol: str) -> HeadKnowledge:
-    """Knowledge and word counts of the heads both runs have, counted as ``protocol`` counts them."""
+    """Knowledge and word counts of the heads both runs have, counted as ``protocol`` counts them; runs of
+    other architectures (heads per layer) are refused (`shiftlens.analysis.pairing`)."""
     count_pairs = PAIR_COUNTERS[check_protocol(protocol)]
+    per_layer = [Counter(int(layer) for layer, _ in rows["heads"]) for rows in (base_rows, tuned_rows)]
+    check_same_shape("heads", *per_layer, "heads")
     base_pairs, tuned_pairs = count_pairs(base_rows), count_pairs(tuned_rows)
     heads = sorted(set(base_pairs) & set(tuned_pairs))
     base = {h: knowledge(base_pairs[h]) for h in heads}
@@ -290,6 +294,7 @@ def analyze_heads(
     """
     if n_groups is not None:
         settings = replace(settings, n_groups=n_groups)
+    check_same_inputs(base_dir, tuned_dir, "heads")
     result = compare_pairs(read_pair_rows(base_dir), read_pair_rows(tuned_dir), instruction, general, settings)
     if null is None:
         return result

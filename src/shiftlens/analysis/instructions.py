@@ -44,6 +44,7 @@ from shiftlens.attribution.records import ExampleAttribution, read_attribution_r
 from shiftlens.density import DensityParams
 from shiftlens.errors import ShiftlensError
 from shiftlens.evidence import DEFAULT_PROTOCOL, PROTOCOLS, Finding, adjust, check_protocol
+from shiftlens.examples import check_coverage
 
 KNOWN_GROUPS = ("self_instruct", "lima", "mt_bench")
 ALL = "all"
@@ -150,6 +151,8 @@ def analyze_records(
     position_profile, position_profile_by_group, scores (one row per example id), excluded, params.
     """
     check_protocol(protocol)
+    if ratings is not None:
+        check_coverage([r.id for r in tuned_records], ratings)
     ratings, masks = ratings or {}, masks or {}
     base_all = [score_example(r, params, mask=masks.get(r.id)) for r in base_records]
     tuned_all = [score_example(r, params, ratings.get(r.id), masks.get(r.id)) for r in tuned_records]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from shiftlens.attribution.plan import MODES
 from shiftlens.errors import ShiftlensError
+from shiftlens.models.fingerprint import tokenizer_fingerprint
+from shiftlens.runs.manifest import model_record
+from shiftlens.storage import read_manifest
 
 OBJECTIVES = ("prob", "logprob", "logit")
 PADDING = ("right", "left")
@@ -70,3 +74,15 @@ def validate(
             f"{int(targets.min())}: sources (prompt tokens) must precede every target (response token)"
         )
     return ids.long(), sources, targets
+
+
+def check_responses_tokenizer(run: str | Path, tokenizer: Any, model: str) -> None:
+    """Refuse responses from a run made with another tokenizer: its examples would be split into other
+    tokens, so the two runs' matrices would not line up (runs from before the fingerprint are not checked)."""
+    recorded = model_record(read_manifest(run)).get("tokenizer_sha256")
+    current = tokenizer_fingerprint(tokenizer)
+    if recorded is not None and current is not None and recorded != current:
+        raise AttributionInputError(
+            f"responses_from {run} was made with another tokenizer (vocabulary fingerprint {recorded}) than "
+            f"{model}'s ({current}); its token rows would not line up: explain them with a model of that tokenizer"
+        )

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from shiftlens.attribution.explainer import Explainer
+from shiftlens.attribution.inputs import check_responses_tokenizer
 from shiftlens.attribution.records import RUN_KIND, example_unit, read_attribution_run, unit_name
 from shiftlens.attribution.settings import AttributionSettings
 from shiftlens.config import identity, summary
@@ -152,6 +153,8 @@ def attribute(
     *,
     shard: Shard | None = None,
     launch: Launch | None = None,
+    force: bool = False,
+    allow_other_tokenizer: bool = False,
 ) -> Path:
     """Explain every example's response tokens by its prompt tokens into the run directory ``out``.
 
@@ -160,16 +163,21 @@ def attribute(
     parameters only the summary, so a resume with other values reuses the stored units. Responses come
     from ``responses_from`` (another run's, so two models explain the same text), else the data's, else
     greedy generation (always, with ``generate_responses``). Returns ``out``; raises `RunFailures` after
-    the loop if any example failed (finished ones stay stored). ``shard`` and ``launch``: `shiftlens.runs`.
+    the loop if any example failed (finished ones stay stored). ``shard`` and ``launch``: `shiftlens.runs`;
+    ``force`` deletes a run stored in ``out`` first. The model's spec and the data are checked first. A
+    ``responses_from`` run made with another tokenizer is refused unless ``allow_other_tokenizer``.
     """
     settings = settings or AttributionSettings()
     spec = placed(ModelSpec(model) if isinstance(model, str) else model, shard, launch)
     examples = load_examples(data, settings.ratings, settings.limit)
     responses = responses_of(settings.responses_from) if settings.responses_from is not None else None
+    if responses is not None and not allow_other_tokenizer:
+        tokenizer = spec.tokenizer if isinstance(spec, LoadedModel) else spec.tokenizer()
+        check_responses_tokenizer(settings.responses_from, tokenizer, spec.name)
     _template_param(settings.chat_template)  # a bad template fails before the model loads
 
     def setup() -> AttributionJob:
         lm = spec if isinstance(spec, LoadedModel) else spec.load()
         return AttributionJob(lm, examples, settings, responses)
 
-    return execute(setup, out, shard=shard, launch=launch, device=spec.device)
+    return execute(setup, out, shard=shard, launch=launch, device=spec.device, force=force)

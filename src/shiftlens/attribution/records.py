@@ -7,14 +7,13 @@ fields of `ExampleAttribution` other than the matrix. Analyses read runs only th
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from shiftlens.runs.lifecycle import unit_file_name
 from shiftlens.runs.manifest import check_kind
 from shiftlens.storage import RunDirectory, read_units
 
@@ -66,11 +65,8 @@ class ExampleAttribution:
 
 
 def unit_name(example_id: str) -> str:
-    """A file-safe unit name for an example id (unsafe characters replaced, a hash added if any were)."""
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", example_id).lstrip(".") or "_"
-    if safe != example_id:
-        safe += "-" + hashlib.sha256(example_id.encode()).hexdigest()[:8]
-    return safe
+    """A file-safe, bounded unit name for an example id (`unit_file_name`; the id stays in the record)."""
+    return unit_file_name(example_id)
 
 
 def example_unit(record: ExampleAttribution) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

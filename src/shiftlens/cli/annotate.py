@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from shiftlens.cli.common import add_force_argument, out_dir
 from shiftlens.cli.flags import add_settings, settings_from
 from shiftlens.ffn.annotation_settings import AnnotationSettings
 from shiftlens.ffn.annotators import EndpointSettings
@@ -14,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `annotate` subcommand: `AnnotationSettings`' and `EndpointSettings`' flags."""
     parser = subparsers.add_parser("annotate", help="name the concepts of an FFN run's components")
     parser.add_argument("ffn_dir", help="a finished 'shiftlens ffn' run directory")
-    parser.add_argument("--out", help="annotation directory (default: FFN_DIR/annotations)")
+    parser.add_argument("--out", type=out_dir, help="annotation directory (default: FFN_DIR/annotations)")
+    add_force_argument(parser)
     parser.add_argument("--cache", help="answer cache JSONL (default: OUT/answers.jsonl)")
     add_settings(parser, AnnotationSettings, title="annotation")
     add_settings(parser, EndpointSettings, title="LLM endpoint")
@@ -39,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from(args, AnnotationSettings)
     if settings.annotator == "lexical":
         print("annotator: lexical (HEURISTIC: WordNet lexicographer files and word lists, not an LLM)")
-    annotate.annotate(args.ffn_dir, settings, settings_from(args, EndpointSettings), out=out, cache=args.cache)
+    annotate.annotate(
+        args.ffn_dir, settings, settings_from(args, EndpointSettings), out=out, cache=args.cache, force=args.force
+    )
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     statuses = summary["statuses"]
     print(

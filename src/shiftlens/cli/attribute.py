@@ -24,7 +24,8 @@ def run(args: argparse.Namespace) -> int:
     from shiftlens.attribution.pipeline import attribute
 
     placement = run_placement(args)
-    out = attribute(model_spec(args), args.data, args.out, settings_from(args, AttributionSettings), **placement)
+    settings = settings_from(args, AttributionSettings)
+    out = attribute(model_spec(args), args.data, args.out, settings, force=args.force, **placement)
     if not report_partial(out, **placement):
         print(f"wrote {out} ({out / 'summary.csv'})")
     return 0

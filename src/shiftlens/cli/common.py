@@ -43,10 +43,27 @@ def add_run_command(
     parser = subparsers.add_parser(name, help=help)
     add_model_arguments(parser, exclude=exclude)
     parser.add_argument(inputs[0], required=True, type=Path, help=inputs[1])
-    parser.add_argument("--out", required=True, type=Path, help="run directory (resumed when it exists)")
+    parser.add_argument("--out", required=True, type=out_dir, help="run directory (resumed when it exists)")
+    add_force_argument(parser)
     add_shard_argument(parser, units)
     add_settings(parser, settings, title=title)
     return parser
+
+
+def out_dir(text: str) -> Path:
+    """An --out value: a directory name, never empty (Path('') would be the current directory)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: name a directory for the run")
+    return Path(text)
+
+
+def add_force_argument(parser: argparse.ArgumentParser) -> None:
+    """--force: delete the run stored in --out (only a shiftlens run's files, listed first) and start over."""
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="delete the run stored in --out (its files are listed first) and start over (default: resume it)",
+    )
 
 
 def add_shard_argument(parser: argparse.ArgumentParser, units: str) -> None:

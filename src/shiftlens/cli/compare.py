@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shiftlens.cli.common import add_force_argument, out_dir
 from shiftlens.cli.flags import add_settings, settings_from
 from shiftlens.compare.settings import COMPARE_SETS, CompareSettings, ModelSpec
 
@@ -62,7 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("tuned", help="tuned model (same forms); or the base again with --tuned-adapter")
     parser.add_argument("--data", required=True, type=Path, help="prompts: .jsonl or the paper's .tsv format")
     parser.add_argument("--vocab", required=True, type=Path, help="word list for heads and FFN (word<TAB>freq)")
-    parser.add_argument("--out", required=True, type=Path, help="comparison directory (resumed when it exists)")
+    parser.add_argument("--out", required=True, type=out_dir, help="comparison directory (resumed when it exists)")
+    add_force_argument(parser)
     models = parser.add_argument_group("models")
     add_settings(models, ModelSpec, exclude=PER_MODEL)
     for role in ROLES:
@@ -91,5 +93,8 @@ def run(args: argparse.Namespace) -> int:
 
     specs = model_specs(args)
     log = lambda message: print(message, file=sys.stderr)  # noqa: E731
-    summary = compare(specs["base"], specs["tuned"], args.data, args.vocab, args.out, compare_settings(args), log=log)
+    settings = compare_settings(args)
+    summary = compare(
+        specs["base"], specs["tuned"], args.data, args.vocab, args.out, settings, log=log, force=args.force
+    )
     return report_summary(summary)

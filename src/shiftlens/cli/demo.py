@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from shiftlens.attribution.settings import AttributionSettings
+from shiftlens.cli.common import add_force_argument, out_dir
 from shiftlens.cli.compare import add_compare_settings, compare_settings, report_summary
 from shiftlens.compare.settings import CompareSettings
 
@@ -19,7 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo", help="compare the built-in organism-base and organism-tuned on their prompts (offline)"
     )
-    parser.add_argument("--out", type=Path, default=OUT, help=f"comparison directory (default: {OUT})")
+    parser.add_argument("--out", type=out_dir, default=OUT, help=f"comparison directory (default: {OUT})")
+    add_force_argument(parser)
     add_compare_settings(parser, DEFAULTS)
     parser.set_defaults(func=run)
 
@@ -40,5 +42,6 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         settings,
         log=lambda message: print(message, file=sys.stderr),
+        force=args.force,
     )
     return report_summary(summary)

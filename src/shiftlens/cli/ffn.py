@@ -22,7 +22,8 @@ def run(args: argparse.Namespace) -> int:
     from shiftlens.storage import read_manifest
 
     placement = run_placement(args)
-    out = explain_ffn(model_spec(args), args.vocab, args.out, settings_from(args, FfnSettings), **placement)
+    settings = settings_from(args, FfnSettings)
+    out = explain_ffn(model_spec(args), args.vocab, args.out, settings, force=args.force, **placement)
     if report_partial(out, **placement):
         return 0
     manifest = read_manifest(out)

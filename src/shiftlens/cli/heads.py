@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
 
     placement = run_placement(args)
     spec = model_spec(args, exclude=NO_DTYPE)
-    out = explain_heads(spec, args.vocab, args.out, settings_from(args, HeadsSettings), **placement)
+    settings = settings_from(args, HeadsSettings)
+    out = explain_heads(spec, args.vocab, args.out, settings, force=args.force, **placement)
     if report_partial(out, **placement):
         return 0
     manifest = read_manifest(out)

@@ -19,9 +19,10 @@ from shiftlens.examples.formats import (
     read_paper_tsv,
     tsv_spans,
 )
-from shiftlens.examples.ratings import read_ratings, with_ratings
+from shiftlens.examples.ratings import check_coverage, read_ratings, with_ratings
 
 __all__ = [
+    "check_coverage",
     "DataError",
     "Example",
     "group_of",
@@ -30,6 +31,7 @@ __all__ = [
     "read_jsonl",
     "read_paper_tsv",
     "read_ratings",
+    "require_responses",
     "tsv_spans",
     "with_ratings",
 ]
@@ -43,13 +45,31 @@ def load_examples(
         examples = read_examples(data)
     else:
         examples = [e.with_group() for e in data]
+        if not examples:
+            raise ShiftlensError("no examples given: the list is empty")
         ids = [e.id for e in examples]
         if len(set(ids)) != len(ids):
             raise ShiftlensError(f"duplicate example ids: {sorted({i for i in ids if ids.count(i) > 1})}")
     if ratings is not None:
-        examples = with_ratings(examples, ratings if isinstance(ratings, dict) else read_ratings(ratings))
+        table = ratings if isinstance(ratings, dict) else read_ratings(ratings)
+        examples = with_ratings(
+            examples, table, "the ratings" if isinstance(ratings, dict) else f"the ratings in {ratings}"
+        )
     if limit is not None:
         if limit < 1:
             raise ShiftlensError(f"--limit must be at least 1, got {limit}")
         examples = examples[:limit]
     return examples
+
+
+def require_responses(
+    examples: Sequence[Example], why: str = "responses=data explains the data's own responses"
+) -> None:
+    """Refuse examples without a response where the data's responses are asked for (nothing is generated then)."""
+    missing = [e.id for e in examples if e.response is None]
+    if missing:
+        shown = ", ".join(repr(i) for i in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise DataError(
+            f"{why}, but {len(missing)} of {len(examples)} examples have none ({shown}); add them to the data "
+            "or let the tuned model generate them (responses=tuned)"
+        )

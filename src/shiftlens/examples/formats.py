@@ -3,7 +3,8 @@
 JSONL, one object a line: ``id`` and ``prompt`` (required), ``response`` (optional: generated when
 absent), ``instruction`` and ``context`` (lists of spans, each a string found in the prompt or a
 ``[start, end)`` character range; ``instruction_spans``/``context_spans`` are accepted aliases),
-``rating`` and ``group`` (optional). Other fields are ignored.
+``rating`` and ``group`` (optional). Other fields are ignored, unless they look like a misspelled one
+(``instrution``, anything with ``span``): that is an error naming the accepted fields.
 
 The paper's TSV (FinalDataset.tsv): columns ``ID``, ``Prompt``, ``Response``, ``Instruct&Context``;
 ``/n`` stands for a newline in every text field. The span column holds instruction fragments separated
@@ -18,6 +19,7 @@ instruction fragments, stopping at the expanded context, so "Input: <context>" k
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 from collections.abc import Iterator
@@ -25,13 +27,24 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from shiftlens.errors import ShiftlensError
+from shiftlens.errors import ShiftlensError, warn
 from shiftlens.evidence import DEFAULT_PROTOCOL, check_protocol
 from shiftlens.spans import Range, Span, SpanError, expand_to_sentences, locate_all, paper_sentences
 
 GROUP_PREFIXES = {"user_oriented_task_": "self_instruct", "lima_author_": "lima", "mtbench_": "mt_bench"}
 OTHER_GROUP = "other"
 TSV_COLUMNS = ("ID", "Prompt", "Response", "Instruct&Context")
+JSONL_FIELDS = (
+    "id",
+    "prompt",
+    "response",
+    "instruction",
+    "context",
+    "instruction_spans",
+    "context_spans",
+    "rating",
+    "group",
+)
 
 
 class DataError(ShiftlensError, ValueError):
@@ -137,6 +150,7 @@ def read_jsonl(path: str | Path) -> list[Example]:
             raise DataError(f"{where}: invalid JSON ({exc.msg})") from exc
         if not isinstance(record, dict):
             raise DataError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        _check_field_names(record, where)
         example_id = record.get("id")
         if isinstance(example_id, int) and not isinstance(example_id, bool):
             example_id = str(example_id)
@@ -154,7 +168,24 @@ def read_jsonl(path: str | Path) -> list[Example]:
         )
         _check_spans(example, where)
         examples.append((number, example))
-    return _unique(path, examples)
+    if not examples:
+        raise DataError(f"{path}: no examples (the file is empty); one JSON object a line, with id and prompt")
+    unique = _unique(path, examples)
+    if not any(example.instruction for example in unique):
+        warn(f"{path}: no example has an instruction span, so every instruction score is 0 (field 'instruction')")
+    return unique
+
+
+def _check_field_names(record: dict[str, Any], where: str) -> None:
+    """A field that looks like a misspelled accepted one (``instrution``, ``spans``) is an error, not ignored."""
+    for key in record:
+        if key in JSONL_FIELDS:
+            continue
+        absent = [name for name in JSONL_FIELDS if name not in record]  # "idx" beside "id" is another field
+        close = difflib.get_close_matches(key.lower(), absent, n=1, cutoff=0.8)
+        if close or "span" in key.lower():
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise DataError(f"{where}: unknown field {key!r}; {hint}accepted fields: {', '.join(JSONL_FIELDS)}")
 
 
 def _unique(path: Path, numbered: list[tuple[int, Example]]) -> list[Example]:
@@ -212,6 +243,8 @@ def read_paper_tsv(path: str | Path, protocol: str = DEFAULT_PROTOCOL) -> list[E
         if not instruction:
             raise DataError(f"{_where(path, number)}: example {example_id!r} has no instruction span")
         examples.append((number, Example(example_id, prompt, row["Response"], instruction, context)))
+    if not examples:
+        raise DataError(f"{path}: no examples after the header")
     return _unique(path, examples)
 
 

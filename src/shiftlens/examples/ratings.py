@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+from shiftlens.errors import warn
 from shiftlens.examples.formats import DataError, Example, tsv_rows
 
 RATING_COLUMNS = ("File", "Model", "Prompt", "Reference", "Instruct", "Response", "Rating")
@@ -46,6 +48,21 @@ def read_ratings(path: str | Path, model: str | None = None) -> dict[str, float]
     return ratings
 
 
-def with_ratings(examples: list[Example], ratings: dict[str, float]) -> list[Example]:
-    """The examples with ratings joined by id (a joined rating replaces the example's own)."""
+def check_coverage(ids: Sequence[str], ratings: dict[str, float], source: str = "the ratings") -> int:
+    """How many of ``ids`` are rated: none is an error (the rating tables would be empty), some a warning."""
+    matched, total = sum(i in ratings for i in ids), len(ids)
+    if total and not matched:
+        raise DataError(
+            f"{source} match none of the example ids (0 of {total} rated; the ratings are for ids like "
+            f"{', '.join(repr(i) for i in sorted(ratings)[:3]) or 'none'}, the examples are "
+            f"{', '.join(repr(i) for i in ids[:3])}, ...); check that both files use the same ids"
+        )
+    if matched < total:
+        warn(f"{source} rate {matched} of the {total} examples; the other {total - matched} have no rating")
+    return matched
+
+
+def with_ratings(examples: list[Example], ratings: dict[str, float], source: str = "the ratings") -> list[Example]:
+    """The examples with ratings joined by id (a joined rating replaces the example's own); `check_coverage`."""
+    check_coverage([e.id for e in examples], ratings, source)
     return [replace(e, rating=ratings[e.id]) if e.id in ratings else e for e in examples]

@@ -28,9 +28,11 @@ from shiftlens.ffn.endpoint import (
 )
 from shiftlens.ffn.labels import KIND, LABELS_FILE, SUMMARY_FILE, Annotator, Label, write_labels
 from shiftlens.ffn.llm_annotator import LLMAnnotator
+from shiftlens.ffn.records import KIND as FFN_KIND
 from shiftlens.ffn.records import FfnRun, read_ffn_run
-from shiftlens.runs import Job, Unit, UnitData, execute
+from shiftlens.runs import Job, Unit, UnitData, check_kind, execute
 from shiftlens.runs.layers import layer_units
+from shiftlens.runs.lifecycle import check_out
 from shiftlens.storage import RunDirectory, atomic_write_json
 
 __all__ = [
@@ -113,17 +115,19 @@ def annotate_ffn(
     settings: AnnotationSettings | None = None,
     *,
     out: str | Path | None = None,
+    force: bool = False,
 ) -> Path:
     """Label the first ``components`` components of every layer of an FFN run, ``runs`` times each.
 
     Writes ``labels.parquet`` and ``summary.json`` into ``out`` (default ``FFN_DIR/annotations``) and
-    returns ``out``. ``settings.annotator`` and ``settings.protocol`` chose ``annotator`` (`build_annotator`).
+    returns ``out``. ``settings.annotator`` and ``settings.protocol`` chose ``annotator`` (`build_annotator`);
+    ``force`` deletes an annotation run stored in ``out`` first.
     """
     settings = settings or AnnotationSettings()
     ffn = read_ffn_run(ffn_dir)
     out = Path(out) if out is not None else default_out(ffn_dir)
     try:
-        return execute(lambda: AnnotationJob(ffn, annotator, settings), out)
+        return execute(lambda: AnnotationJob(ffn, annotator, settings), out, force=force)
     except EndpointError as error:
         raise ShiftlensError(f"{error}; the answers received so far are kept in {out}, rerun to resume") from error
 
@@ -135,17 +139,20 @@ def annotate(
     *,
     out: str | Path | None = None,
     cache: str | Path | None = None,
+    force: bool = False,
 ) -> Path:
     """Build the annotator ``settings`` name (LLM endpoint or lexical heuristic) and label an FFN run with it.
 
-    The library's one call for `shiftlens annotate`; the API key comes only from the environment.
+    The library's one call for `shiftlens annotate`; the API key comes only from the environment. The FFN
+    run, ``out`` and the annotator are checked before anything is written (the answer cache included).
     """
     settings = settings or AnnotationSettings()
-    out = Path(out) if out is not None else default_out(ffn_dir)
+    check_kind(ffn_dir, FFN_KIND)
+    out = check_out(out if out is not None else default_out(ffn_dir))
     setup = build_annotator(
         settings.annotator, out, endpoint or EndpointSettings(), settings.runs, cache, settings.protocol
     )
     try:
-        return annotate_ffn(ffn_dir, setup.annotator, replace(settings, runs=setup.runs), out=out)
+        return annotate_ffn(ffn_dir, setup.annotator, replace(settings, runs=setup.runs), out=out, force=force)
     finally:
         setup.close()

@@ -5,14 +5,15 @@ Shared by `shiftlens annotate` and `shiftlens compare`, so both accept the same 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
 from shiftlens.config import setting
-from shiftlens.errors import ShiftlensError
+from shiftlens.errors import ShiftlensError, warn
 from shiftlens.evidence import DEFAULT_PROTOCOL
 from shiftlens.ffn.answer_cache import CACHE_FILE, AnswerCache
-from shiftlens.ffn.endpoint import ChatEndpoint, Sampling, api_key_from_environment
+from shiftlens.ffn.endpoint import PROBE_TIMEOUT, ChatEndpoint, Sampling, api_key_from_environment, check_url, probe
 from shiftlens.ffn.labels import Annotator
 
 KINDS = ("lexical", "llm", "openai")  # "openai" = "llm": any OpenAI-compatible chat-completions endpoint
@@ -46,14 +47,29 @@ class AnnotatorSetup:
             self.cache.close()
 
 
-def check_annotator(kind: str, settings: EndpointSettings) -> None:
-    """Fail fast, before any run directory exists, on an annotator that cannot work (unknown kind, no endpoint)."""
-    if kind == "lexical":
+def check_annotator(kind: str | None, settings: EndpointSettings) -> None:
+    """Fail fast, before any run directory exists, on an annotator that cannot work: an unknown kind, no
+    endpoint, an endpoint that is not a URL or does not answer (probed once); endpoint settings that the
+    lexical annotator (or none) would ignore are named in a warning."""
+    if kind is None or kind == "lexical":
+        ignored = [name for name in ("endpoint", "model") if getattr(settings, name)]
+        if ignored:
+            warn(
+                f"the {kind or 'absent'} annotator ignores the endpoint settings {', '.join(ignored)}; "
+                "choose the llm annotator to label with that endpoint"
+            )
         return
     if kind not in KINDS:
         raise ShiftlensError(f"unknown annotator {kind!r}; choose one of {', '.join(KINDS)}")
     if not settings.endpoint or not settings.model:
         raise ShiftlensError(f"--annotator {kind} needs --endpoint and --model (or use --annotator lexical)")
+    _probe_once(check_url(settings.endpoint), api_key_from_environment())
+
+
+@functools.cache
+def _probe_once(endpoint: str, api_key: str | None) -> None:
+    """`probe` an endpoint once per process (a failure is not cached: it raises)."""
+    probe(ChatEndpoint(endpoint, "").url, api_key, PROBE_TIMEOUT)
 
 
 def build_annotator(

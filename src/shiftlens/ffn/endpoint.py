@@ -12,6 +12,7 @@ import os
 import random
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, replace
 from typing import Any
@@ -72,6 +73,41 @@ def question_sampling(sampling: Sampling, protocol: str = DEFAULT_PROTOCOL) -> d
     if protocol == "paper":
         return {q: replace(sampling, temperature=PAPER_TEMPERATURES[q]) for q in QUESTIONS}
     return dict.fromkeys(QUESTIONS, sampling)
+
+
+PROBE_TIMEOUT = 2.0  # seconds: the one request that tells a dead endpoint before any work
+
+
+def check_url(endpoint: str) -> str:
+    """``endpoint`` if it is an http(s) URL with a host, else a one-line error."""
+    url = urllib.parse.urlparse(endpoint)
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise EndpointError(f"endpoint {endpoint!r} is not an http:// or https:// URL (e.g. http://localhost:8000/v1)")
+    return endpoint
+
+
+def probe(url: str, api_key: str | None = None, timeout: float = PROBE_TIMEOUT) -> None:
+    """One cheap request (GET .../models) before any work: no connection, or a refused key, is an error at once.
+
+    Any other HTTP answer (404 from a server without ``/models`` included) shows the server is there; a
+    server slower than ``timeout`` is left to the real requests and their retries.
+    """
+    models = url.removesuffix("/chat/completions").rstrip("/") + "/models"
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+    try:
+        urllib.request.urlopen(urllib.request.Request(models, headers=headers), timeout=timeout).close()
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            raise EndpointError(
+                f"{url} refused the API key (HTTP {exc.code}); set {' or '.join(API_KEY_VARIABLES)}"
+            ) from exc
+    except TimeoutError:
+        return
+    except (urllib.error.URLError, ConnectionError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", exc)
+        if isinstance(reason, TimeoutError):
+            return
+        raise EndpointError(f"cannot reach the endpoint {url} ({reason}); is the server running?") from exc
 
 
 class ChatEndpoint:

@@ -25,7 +25,7 @@ from shiftlens.progress import progress
 from shiftlens.runs import VOCABULARY_FILE, Unit, UnitData, execute, model_key, placed
 from shiftlens.runs.layers import VocabularyLayerJob
 from shiftlens.storage import RunDirectory, Shard, file_sha256
-from shiftlens.vocabulary import load_vocabulary
+from shiftlens.vocabulary import load_vocabulary, read_word_list
 
 
 class FfnJob(VocabularyLayerJob):
@@ -95,6 +95,7 @@ def explain_ffn(
     *,
     shard: Shard | None = None,
     launch: Launch | None = None,
+    force: bool = False,
 ) -> Path:
     """Explain every (or each given) layer's FFN: PCA components, variance ratios, top vocabulary words.
 
@@ -102,15 +103,17 @@ def explain_ffn(
     (`shiftlens.ffn.sizing`); more than the hidden size is refused. ``layers`` is not part of a run's
     identity: a rerun with more layers extends the run and the tables list every stored layer. Writes
     ``concepts.parquet`` and ``concepts.tsv``; returns ``out``. The PCA runs on the model's device;
-    ``shard`` and ``launch`` split the layers across processes (`shiftlens.runs`).
+    ``shard`` and ``launch`` split the layers across processes (`shiftlens.runs`); ``force`` deletes a run
+    stored in ``out`` first.
     """
     settings = settings or FfnSettings()
+    read_word_list(vocab)  # a missing or empty word list fails before the model loads
     spec = placed(ModelSpec(model) if isinstance(model, str) else model, shard, launch)
 
     def setup() -> FfnJob:
         return FfnJob(spec if isinstance(spec, LoadedModel) else spec.load(), vocab, settings)
 
-    return execute(setup, out, shard=shard, launch=launch, device=compute_device(spec.device))
+    return execute(setup, out, shard=shard, launch=launch, device=compute_device(spec.device), force=force)
 
 
 def rotation_null(

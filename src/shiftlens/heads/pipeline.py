@@ -24,7 +24,7 @@ from shiftlens.options import check_layers
 from shiftlens.runs import VOCABULARY_FILE, Unit, UnitData, execute, model_key, placed
 from shiftlens.runs.layers import VocabularyLayerJob
 from shiftlens.storage import RunDirectory, Shard, file_sha256
-from shiftlens.vocabulary import Vocabulary, load_vocabulary
+from shiftlens.vocabulary import Vocabulary, load_vocabulary, read_word_list
 
 METHOD_VERSION = 1
 __all__ = ["HeadsError", "HeadsJob", "HeadsSettings", "explain_heads", "method_inputs"]
@@ -111,15 +111,19 @@ def explain_heads(
     *,
     shard: Shard | None = None,
     launch: Launch | None = None,
+    force: bool = False,
 ) -> Path:
     """Explain every attention head of ``settings.layers`` (default all) with word pairs; one unit per layer.
 
     ``layers`` is not part of a run's identity: a rerun with more layers extends the run (the finished
     ones are kept) and the tables list every stored layer. The matrix work runs on the model's device
     (``auto``: the GPU if there is one). Writes ``heads.parquet`` and ``heads.tsv``; returns ``out``.
-    ``shard`` and ``launch`` split the layers across processes (`shiftlens.runs`).
+    ``shard`` and ``launch`` split the layers across processes (`shiftlens.runs`); ``force`` deletes a run
+    stored in ``out`` first.
     """
     settings = settings or HeadsSettings()
+    read_word_list(vocab)  # a missing or empty word list fails before the model loads
     spec = placed(ModelSpec(model) if isinstance(model, str) else model, shard, launch)
     device = compute_device(spec.device)
-    return execute(lambda: HeadsJob(spec, vocab, settings, device), out, shard=shard, launch=launch, device=device)
+    job = lambda: HeadsJob(spec, vocab, settings, device)  # noqa: E731
+    return execute(job, out, shard=shard, launch=launch, device=device, force=force)

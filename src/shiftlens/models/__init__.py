@@ -1,8 +1,9 @@
 """Models: name one (`ModelSpec`), load it (`load_model`), open its weights per tensor (`weight_source`).
 
 Modules: `spec` (the spec), `load` (loading, dtypes), `files` (built-in names, GGUF conversion, the
-cache), `sources` (per-tensor readers), `fingerprint` (the one ``weight_hash`` rule), `device` (device
-names checked once), `errors`.
+cache), `checks` (a name, its files and the hub checked before anything loads), `sources` (per-tensor
+readers), `fingerprint` (the one ``weight_hash`` rule, tokenizer fingerprints), `device` (device names
+checked once), `errors`.
 """
 
 from shiftlens.models.device import DEVICES, check_device, compute_device

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from shiftlens.models.checks import check_local, check_source
 from shiftlens.models.errors import ModelLoadError
 from shiftlens.models.fingerprint import file_fingerprint
 
@@ -88,9 +89,19 @@ def resolve(name_or_path: str, gguf_file: str | None = None) -> tuple[str, str |
     return name_or_path, gguf_file
 
 
-def local_source(name_or_path: str, gguf_file: str | None = None) -> tuple[str, str | None]:
-    """(directory or hub id to load from, GGUF file name): a GGUF file is converted to its cached directory."""
+def check_model(name_or_path: str, gguf_file: str | None = None) -> tuple[str, str | None]:
+    """`resolve`, after checking the name (`shiftlens.models.checks`): a misspelled built-in name, a missing
+    path, a damaged file or an unreachable hub fail here in a second, before transformers is asked."""
+    check_source(name_or_path, BUILTIN_MODELS)
     source, gguf = resolve(name_or_path, gguf_file)
+    if gguf is not None and Path(source).is_dir():
+        check_local(Path(source), gguf)
+    return source, gguf
+
+
+def local_source(name_or_path: str, gguf_file: str | None = None) -> tuple[str, str | None]:
+    """(directory or hub id to load from, GGUF file name), checked: a GGUF file is converted to its cached directory."""
+    source, gguf = check_model(name_or_path, gguf_file)
     if gguf is not None:
         source = str(gguf_to_safetensors(Path(source), gguf))
     return source, gguf

@@ -2,13 +2,16 @@
 
 A model directory's hash covers the files its weights are read from: its ``*.safetensors`` files when
 it has any (transformers and `SafetensorsWeights` read those), else its ``*.bin`` files, else its
-``*.gguf`` files. So a directory gets the same hash whether it is streamed or loaded whole.
+``*.gguf`` files. So a directory gets the same hash whether it is streamed or loaded whole. A tokenizer's
+fingerprint covers its vocabulary (`tokenizer_fingerprint`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")  # in order of preference
 
@@ -39,3 +42,13 @@ def weight_files(directory: Path) -> list[Path]:
 def weight_hash(directory: str | Path) -> str:
     """The ``weight_hash`` of a local model directory (module doc)."""
     return file_fingerprint(weight_files(Path(directory)))
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str | None:
+    """A fingerprint of a tokenizer's vocabulary (token → id), so a run can tell another tokenizer's; None
+    for an object without a vocabulary."""
+    get_vocab = getattr(tokenizer, "get_vocab", None)
+    if get_vocab is None:
+        return None
+    vocab = sorted(get_vocab().items())
+    return hashlib.sha256(json.dumps(vocab, ensure_ascii=False).encode()).hexdigest()[:16]

@@ -8,10 +8,11 @@ from typing import Any
 
 import torch
 
+from shiftlens.models.checks import check_causal_lm
 from shiftlens.models.device import check_device
 from shiftlens.models.errors import ModelLoadError
 from shiftlens.models.files import local_source
-from shiftlens.models.fingerprint import weight_hash
+from shiftlens.models.fingerprint import tokenizer_fingerprint, weight_hash
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
@@ -41,6 +42,7 @@ class LoadedModel:
             "dtype": self.dtype,
             "device": self.device,
             "model_type": self.model.config.model_type,
+            "tokenizer_sha256": tokenizer_fingerprint(self.tokenizer),
             **self.extra,
         }
 
@@ -89,7 +91,7 @@ def load_model(
     ``adapter`` is a PEFT/LoRA adapter merged into the base weights, so the result is the tuned model
     in the base's architecture. ``device="auto"`` shards the model with accelerate's device map.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     if dtype not in DTYPES:
         raise ModelLoadError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
@@ -99,8 +101,10 @@ def load_model(
     if device == "auto":
         kwargs["device_map"] = "auto"
     try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+        check_causal_lm(config.to_dict(), name_or_path)
         tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
-        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source, config=config, **kwargs)
     except (OSError, ValueError) as exc:
         raise _load_error(name_or_path, exc, trust_remote_code) from exc
     if adapter is not None:

@@ -15,7 +15,7 @@ from safetensors import safe_open
 
 from shiftlens.architecture import spec_for
 from shiftlens.models.files import local_source
-from shiftlens.models.fingerprint import weight_hash
+from shiftlens.models.fingerprint import tokenizer_fingerprint, weight_hash
 from shiftlens.models.load import LoadedModel, load_config, load_tokenizer
 from shiftlens.models.spec import ModelSpec
 
@@ -110,6 +110,11 @@ def weight_source(
         config = load_config(directory, trust_remote_code=model.trust_remote_code)
         tokenizer = load_tokenizer(str(directory), trust_remote_code=model.trust_remote_code)
         spec_for(config)  # unsupported families fail here, before any work
-        identity = {"name": model.name, "weight_hash": weight_hash(directory), "model_type": config.model_type}
+        identity = {
+            "name": model.name,
+            "weight_hash": weight_hash(directory),
+            "model_type": config.model_type,
+            "tokenizer_sha256": tokenizer_fingerprint(tokenizer),
+        }
         return OpenedWeights(SafetensorsWeights(directory, config), config, tokenizer, identity)
     return weight_source(model.load())

@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from shiftlens.config import check_choices, setting
+from shiftlens.models.checks import check_source
 from shiftlens.models.device import check_device
-from shiftlens.models.load import DTYPES, LoadedModel, load_model
+from shiftlens.models.files import check_model
+from shiftlens.models.load import DTYPES, LoadedModel, load_model, load_tokenizer
 
 
 @dataclass(frozen=True)
@@ -25,8 +27,12 @@ class ModelSpec:
         check_choices(self)
 
     def check(self) -> None:
-        """Fail fast, before any run directory exists, on what can be told without loading weights."""
+        """Fail fast, before any run directory exists, on what can be told without loading weights: the
+        device, a misspelled built-in name, a missing or damaged local model, a non-causal LM, an unreachable hub."""
         check_device(self.device)
+        check_model(self.name, self.gguf_file)
+        if self.adapter is not None:
+            check_source(self.adapter, ())
 
     def load(self) -> LoadedModel:
         """Load the model (`shiftlens.models.load_model`)."""
@@ -38,6 +44,10 @@ class ModelSpec:
             device=self.device,
             trust_remote_code=self.trust_remote_code,
         )
+
+    def tokenizer(self) -> Any:
+        """Only this model's tokenizer (cheap: no weights), e.g. to check it against a run's."""
+        return load_tokenizer(self.name, gguf_file=self.gguf_file, trust_remote_code=self.trust_remote_code)
 
     def record(self) -> dict[str, Any]:
         """The JSON-safe spec for a manifest."""

@@ -24,6 +24,7 @@ from shiftlens.distributed import Launch, process_group, rank_device, run_then_m
 from shiftlens.errors import ShiftlensError
 from shiftlens.progress import progress
 from shiftlens.runs.errors import RunFailures
+from shiftlens.runs.lifecycle import check_out
 from shiftlens.storage import RunDirectory, Shard, atomic_write_json
 
 IN_MANIFEST = "listed under 'failed' in manifest.json"
@@ -70,9 +71,9 @@ class Job:
     def finish(self, run: RunDirectory, failed: dict[str, str]) -> None:
         """Write the method's tables and manifest fields once every process has ended."""
 
-    def open(self, out: Path, shard: Shard | None = None) -> RunDirectory:
-        """The run directory, whole (exclusive) or as one shard of it."""
-        return RunDirectory(out, self.kind, self.params, self.info, shard=shard)
+    def open(self, out: Path, shard: Shard | None = None, force: bool = False) -> RunDirectory:
+        """The run directory, whole (exclusive) or as one shard of it; ``force`` deletes a stored run first."""
+        return RunDirectory(out, self.kind, self.params, self.info, shard=shard, force=force)
 
 
 def _check_placement(shard: Shard | None, launch: Launch | None) -> None:
@@ -85,14 +86,17 @@ def _check_placement(shard: Shard | None, launch: Launch | None) -> None:
 
 
 def placed(model: M, shard: Shard | None, launch: Launch | None) -> M:
-    """The model as this process uses it: a rank's `ModelSpec` gets its own GPU; --shard under a launcher is refused."""
+    """The model as this process uses it, checked before any run directory exists (`ModelSpec.check`).
+
+    A rank's `ModelSpec` gets its own GPU; --shard under a launcher is refused.
+    """
     _check_placement(shard, launch)
-    if launch is None:
-        return model
     device = getattr(model, "device", None)
-    if isinstance(device, str) and hasattr(model, "load"):  # a ModelSpec, not a loaded model
-        return replace(model, device=rank_device(device, launch))
-    return model
+    if not (isinstance(device, str) and hasattr(model, "load")):  # a loaded model, not a ModelSpec
+        return model
+    spec = model if launch is None else replace(model, device=rank_device(device, launch))
+    spec.check()
+    return spec
 
 
 def shard_failures_path(out: str | Path, shard: Shard) -> Path:
@@ -136,9 +140,9 @@ def _finish(run: RunDirectory, job: Job, failed: dict[str, str]) -> dict[str, st
     return missing
 
 
-def _run_whole(job: Job, out: Path) -> dict[str, str]:
+def _run_whole(job: Job, out: Path, force: bool) -> dict[str, str]:
     """Compute every unit not stored yet (also the merge of a sharded run), then finish the run."""
-    with job.open(out) as run:
+    with job.open(out, force=force) as run:
         failed = _compute(run, job.units(), job, lambda f: run.update_manifest(failed=f), job.kind)
         return _finish(run, job, failed)
 
@@ -170,19 +174,23 @@ def execute(
     shard: Shard | None = None,
     launch: Launch | None = None,
     device: str = "cpu",
+    force: bool = False,
 ) -> Path:
     """Run the job ``setup()`` builds into ``out`` (whole, one ``shard``, or one rank of a ``launch``); returns ``out``.
 
     ``setup`` loads the model and is called inside each rank's work, so that a rank failing to load still
-    meets the others. Raises `RunFailures` once every unit was tried if any failed (finished ones stay stored).
+    meets the others. ``force`` deletes a run stored in ``out`` first (a whole run only). Raises
+    `RunFailures` once every unit was tried if any failed (finished ones stay stored).
     """
-    out = Path(out)
+    out = check_out(out)
     _check_placement(shard, launch)
+    if force and (shard is not None or launch is not None):
+        raise ShiftlensError("--force starts a whole run over: run it once without --shard or a launcher first")
     jobs: list[Job] = []
     if launch is None:
         jobs.append(setup())
         if shard is None:
-            failed, where = _run_whole(jobs[0], out), IN_MANIFEST
+            failed, where = _run_whole(jobs[0], out, force), IN_MANIFEST
         else:
             failed = _run_shard(jobs[0], out, shard)
             where = f"listed in {shard_failures_path(out, shard)}; rerun without --shard to merge and retry them"

@@ -28,9 +28,9 @@ class VocabularyLayerJob(Job):
     vocabulary: Vocabulary
     vocab: str | Path
 
-    def open(self, out: Path, shard: Shard | None = None) -> RunDirectory:
+    def open(self, out: Path, shard: Shard | None = None, force: bool = False) -> RunDirectory:
         """The run directory, its words stored."""
-        run = super().open(out, shard)
+        run = super().open(out, shard, force)
         store_vocabulary(run, self.vocabulary.words, self.vocab)
         return run
 
