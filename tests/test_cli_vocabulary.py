@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
@@ -14,8 +15,9 @@ import torch
 from shiftlens import __version__
 from shiftlens.cli.common import MODEL_HELP
 from shiftlens.cli.compare import compare_settings
-from shiftlens.cli.flags import Deprecated, show
+from shiftlens.cli.flags import Deprecated, add_settings, settings_from, show
 from shiftlens.cli.main import build_parser, main
+from shiftlens.config import setting
 from shiftlens.models import ModelSpec, device
 
 METHOD = {"attribute": ["--data", "d"], "heads": ["--vocab", "v"], "ffn": ["--vocab", "v"]}
@@ -123,6 +125,32 @@ def test_old_spellings_build_the_same_settings():
     old = build_parser().parse_args([*COMPARE, "--top-k", "5", "--model", "m", "--endpoint", "http://x/v1"])
     settings = compare_settings(old)
     assert (settings.heads.top_k, settings.endpoint.model, settings.endpoint.endpoint) == (5, "m", "http://x/v1")
+
+
+@dataclass(frozen=True)
+class Renamed:
+    """Fields whose flags were renamed: a number and switches off and on by default."""
+
+    count: int = setting(3, "how many", flag="--how-many", old_flags=("--count",))
+    fast: bool = setting(False, "go fast", flag="--quick", old_flags=("--fast",))
+    check: bool = setting(True, "check things", flag="--verify", old_flags=("--check",))
+
+
+def test_old_flags_of_numbers_and_switches_under_a_prefix(capsys):
+    parser = argparse.ArgumentParser(prog="toy")
+    add_settings(parser, Renamed, "toy")
+    old = settings_from(parser.parse_args(["--toy-count", "5", "--toy-fast", "--no-toy-check"]), Renamed, "toy")
+    assert (
+        old
+        == Renamed(count=5, fast=True, check=False)
+        == settings_from(parser.parse_args(["--toy-how-many", "5", "--toy-quick", "--no-toy-verify"]), Renamed, "toy")
+    )
+    assert capsys.readouterr().err.splitlines() == [
+        "shiftlens: warning: --toy-count is deprecated; use --toy-how-many",
+        "shiftlens: warning: --toy-fast is deprecated; use --toy-quick",
+        "shiftlens: warning: --no-toy-check is deprecated; use --no-toy-verify",
+    ]
+    assert settings_from(parser.parse_args([]), Renamed, "toy") == Renamed()  # hidden ones set no default
 
 
 # ---------------------------------------------------------------- help, defaults, --version

@@ -8,6 +8,8 @@ like ``0,3,10-12`` and ``tuple[str, ...]`` comma-separated words. A field holdin
 dataclass (e.g. the endpoint inside the annotation settings) is flattened into the same group, after its
 own ``prefix`` (`setting(..., prefix=...)`, none by default). `settings_from` builds the settings object
 back from the parsed namespace; list values are converted there, so a bad one is a `ShiftlensError`.
+A renamed flag keeps its old spellings (the field's ``old_flags``, or `add_settings`' ``deprecated``):
+hidden from the help, they set the same value and print one warning naming the new flag (`Deprecated`).
 """
 
 from __future__ import annotations
@@ -162,8 +164,8 @@ def _deprecated(names: list[str], kwargs: dict[str, Any], old: Sequence[str]) ->
     if switch is False:  # an on-by-default switch: its old spelling is --no-OLD too
         old = ["--no-" + o[2:] for o in old]
     hidden = {k: v for k, v in kwargs.items() if k not in ("action", "help", "default")}
-    return list(old), {**hidden, "action": Deprecated, "replacement": names[0], "switch": switch,
-                       "help": argparse.SUPPRESS, "default": argparse.SUPPRESS}  # fmt: skip
+    hidden.update(action=Deprecated, replacement=names[0], switch=switch)
+    return list(old), {**hidden, "help": argparse.SUPPRESS, "default": argparse.SUPPRESS}
 
 
 def _argument(option: Option, aliases: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
