@@ -38,9 +38,17 @@ def options(parser: argparse.ArgumentParser) -> Iterator[tuple[str, str]]:
     formatter = parser._get_formatter()
     actions = [a for a in parser._actions if not isinstance(a, SKIPPED)]
     for action in sorted(actions, key=lambda a: bool(a.option_strings)):
-        invocation = formatter._format_action_invocation(action)
+        invocation = _invocation(formatter, action)
         required = " (required)" if action.required and action.option_strings else ""
         yield invocation, " ".join(formatter._expand_help(action).split()) + required
+
+
+def _invocation(formatter: argparse.HelpFormatter, action: argparse.Action) -> str:
+    """``--flag, --alias METAVAR`` (spelt here, not by argparse, whose layout changed in Python 3.13)."""
+    if not action.option_strings:
+        return action.metavar or action.dest
+    names = ", ".join(action.option_strings)
+    return names if action.nargs == 0 else f"{names} {formatter._format_args(action, action.dest.upper())}"
 
 
 def _cell(text: str) -> str:
