@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from shiftlens.ffn import annotate
     from shiftlens.ffn.endpoint import Sampling
 
-    out = Path(args.out) if args.out else annotate.default_out(args.ffn_dir)
+    args.out = out = Path(args.out) if args.out else annotate.default_out(args.ffn_dir)  # named on Ctrl-C
     if args.protocol == "paper" and args.annotator_temperature is not None:
         raise ShiftlensError(
             "--protocol paper fixes the temperatures (concept 1.0, tasks and level 0); drop --annotator-temperature"
