@@ -3,7 +3,8 @@ one-line error; Ctrl-C ends with exit code 130 and one line, keeps the finished 
 
 `CASES` covers every command `shiftlens --help` lists (and every `analyze` subcommand): a new command without
 bad-argument cases fails `test_every_command_has_bad_argument_cases`. The cases run in-process (a traceback
-would escape `main`); two run through the real entry point.
+would escape `main`); one more runs through ``python -m shiftlens.cli.main``, and Ctrl-C is a real SIGINT
+in a subprocess.
 """
 
 from __future__ import annotations
