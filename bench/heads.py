@@ -100,7 +100,7 @@ def main() -> None:
     if not args.skip_full:
         with tempfile.TemporaryDirectory() as out:
             command = [sys.executable, "-m", "shiftlens.cli.main", "heads", "--model", "smollm2"]
-            command += ["--vocab", str(args.vocab), "--out", out, "--top-k", str(args.top_k)]
+            command += ["--vocab", str(args.vocab), "--out", out, "--candidates", str(args.top_k)]
             start = time.perf_counter()
             subprocess.run(command, check=True, env={**os.environ, "SHIFTLENS_NO_PROGRESS": "1"})
             result["full_model_s"] = round(time.perf_counter() - start, 1)

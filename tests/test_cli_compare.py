@@ -33,13 +33,14 @@ def choices(argv: list[str], flag: str) -> tuple:
 
 def test_compare_exposes_every_method_option_prefixed():
     text = " ".join(build_parser()._subparsers._group_actions[0].choices["compare"].format_help().split())
-    flags = ["--attribution-objective", "--attribution-mode", "--attribution-memory-budget", "--heads-top-k"]
-    flags += ["--heads-max-pairs", "--heads-z", "--ffn-top-k", "--ffn-components", "--annotation-runs"]
-    flags += ["--annotation-words", "--annotation-endpoint", "--annotation-temperature", "--base-adapter"]
+    flags = ["--attribution-objective", "--attribution-mode", "--attribution-memory-budget", "--heads-candidates"]
+    flags += ["--heads-max-pairs", "--heads-z", "--ffn-words-per-component", "--ffn-components", "--annotation-runs"]
+    flags += ["--annotation-words", "--annotator-endpoint", "--annotator-temperature", "--base-adapter"]
     flags += ["--base-gguf-file", "--tuned-gguf-file", "--tuned-adapter", "--dtype", "--trust-remote-code"]
     for flag in flags:
         assert flag in text, flag
-    assert "--heads-top-k N, --top-k N candidate words per dimension and side (default: 100)" in text
+    assert "--heads-candidates N candidate words per dimension and side (default: 100)" in text
+    assert "--top-k" not in text and "--annotation-endpoint" not in text  # old spellings: hidden, deprecated
     assert "--attribution-generate" not in text and "--attribution-chat-template" not in text  # compare's own
 
 
@@ -98,7 +99,7 @@ def test_demo_has_the_compare_options_with_its_own_defaults():
 def test_every_command_has_the_model_group(command):
     inputs = ["--data", "d"] if command == "attribute" else ["--vocab", "v"]
     args = parse([command, "--model", "m", *inputs, "--out", "o", "--adapter", "a", "--trust-remote-code"])
-    assert (args.model, args.adapter, args.trust_remote_code, args.device) == ("m", "a", True, "cpu")
+    assert (args.model, args.adapter, args.trust_remote_code, args.device) == ("m", "a", True, "auto")  # issue 16
     assert hasattr(args, "dtype") == (command != "heads")  # the heads read the weights as stored
 
 

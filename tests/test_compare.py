@@ -226,7 +226,7 @@ def test_a_failing_example_is_reported_after_everything_else_is_stored(tmp_path,
     ("argv", "message"),
     [
         (["--methods", "attribution,bogus"], "methods must be among"),
-        (["--annotator", "openai"], "needs --endpoint and --model"),
+        (["--annotator", "openai"], "needs --annotator-endpoint and --annotator-model"),
     ],
 )
 def test_bad_options_are_clear_errors(tmp_path, short_data, capsys, argv, message):

@@ -162,11 +162,12 @@ def test_gpt2_conv1d_checkpoint_streams(tmp_path):
 
 def test_cli_runs_and_reports_errors_on_one_line(setup, tmp_path, capsys):
     root, _, _, vocab, glove = setup
-    args = ["heads", "--model", str(root / "model"), "--vocab", str(vocab), "--top-k", "4"]
+    args = ["heads", "--model", str(root / "model"), "--vocab", str(vocab), "--candidates", "4"]
     assert main([*args, "--out", str(tmp_path / "out"), "--cooccurrence", f"glove:{glove}", "--layers", "0-1"]) == 0
     assert "2 layers stored" in capsys.readouterr().out
     assert main([*args, "--out", str(tmp_path / "bad"), "--cooccurrence", "glov:x"]) == 2
-    assert capsys.readouterr().err.startswith("shiftlens: error: unknown co-occurrence backend 'glov:x'")
+    last = capsys.readouterr().err.splitlines()[-1]  # after the "device: ..." line, once per process
+    assert last.startswith("shiftlens: error: unknown co-occurrence backend 'glov:x'")
     assert not (tmp_path / "bad").exists()  # refused before any output
     assert main([*args, "--out", str(tmp_path / "bad2"), "--vocab", str(tmp_path / "none.tsv")]) == 2
     assert "none.tsv does not exist" in capsys.readouterr().err

@@ -25,14 +25,16 @@ def setting(
     flag: str | None = None,
     metavar: str | None = None,
     prefix: str = "",
+    old_flags: Sequence[str] = (),
 ) -> Any:
     """A dataclass field of a settings object; ``identity=False`` marks fields that never change stored units.
 
     A field holding a nested settings dataclass has its fields' flags after ``prefix`` (none by default:
-    flattened into the outer group); ``flag`` replaces the generated ``--field-name``.
+    flattened into the outer group); ``flag`` replaces the generated ``--field-name``; ``old_flags`` are
+    former spellings, still accepted with a warning that names the new one.
     """
     metadata = {"help": help, "choices": tuple(choices) if choices else None, "identity": identity}
-    metadata.update(flag=flag, metavar=metavar, prefix=prefix)
+    metadata.update(flag=flag, metavar=metavar, prefix=prefix, old_flags=tuple(old_flags))
     if isinstance(default, (list, dict, set)) or dataclasses.is_dataclass(default):
         # a fresh copy per instance: a shared mutable default would leak one object's edits into the next
         return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from shiftlens.analysis.result import AnalysisResult
 
 ANALYSIS_MODULES: tuple[str, ...] = ("analyze_heads", "analyze_ffn", "analyze_instructions")
+DEVICE_HELP = "cpu, cuda[:N], or auto: cuda when present, else cpu"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

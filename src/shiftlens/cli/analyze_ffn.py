@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from shiftlens.cli.analyze import add_output_options, write_result
+from shiftlens.cli.analyze import DEVICE_HELP, add_output_options, write_result
 from shiftlens.evidence import ALPHA, DEFAULT_PROTOCOL, PROTOCOLS
 
 
@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--null-seed", type=int, default=0, help="first seed of the null draws")
     parser.add_argument("--base-model", help="model for the null (default: the one BASE_DIR's manifest names)")
     parser.add_argument("--tuned-model", help="model for the null (default: the one TUNED_DIR's manifest names)")
-    parser.add_argument("--device", default="cpu", help="where the null's PCAs run (cpu, cuda[:N])")
+    parser.add_argument("--device", default="auto", help=f"where the null's PCAs run: {DEVICE_HELP}")
     add_output_options(parser, "ffn", "the rotation figure and, with annotations, Figure 3's (PNG + SVG)")
     parser.set_defaults(func=run)
 
@@ -129,8 +129,9 @@ def _print_rotation(result: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run `analyze_ffn`, print the tables, write what --out/--json ask for."""
     from shiftlens.analysis.ffn import analyze_ffn
+    from shiftlens.models import compute_device
 
-    models = None
+    models, args.device = None, compute_device(args.device)
     if args.null_draws > 0:
         models = (
             _load_run_model(args.base_dir, args.base_model, args.device),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from shiftlens.cli.analyze import add_output_options, write_result
+from shiftlens.cli.analyze import DEVICE_HELP, add_output_options, write_result
 from shiftlens.evidence import DEFAULT_PROTOCOL, PROTOCOLS
 
 
@@ -37,7 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     null.add_argument("--base-model", help="base model weights (default: the model the base run recorded)")
     null.add_argument("--tuned-model", help="tuned model weights (default: the model the tuned run recorded)")
     null.add_argument("--vocab", help="the runs' word list (default: the path the base run recorded)")
-    null.add_argument("--device", default="cpu", help="cpu or cuda[:N] for the null recomputation")
+    null.add_argument("--device", default="auto", help=f"where the null is recomputed: {DEVICE_HELP}")
     parser.set_defaults(func=run)
 
 

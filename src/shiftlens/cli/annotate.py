@@ -1,4 +1,8 @@
-"""`shiftlens annotate FFN_DIR`: label FFN components with an LLM endpoint or the offline heuristic."""
+"""`shiftlens annotate FFN_DIR`: label FFN components with an LLM endpoint or the offline heuristic.
+
+The flags are spelled as in `shiftlens compare`: ``--annotator`` and ``--protocol``, the annotation's
+``--annotation-*`` and the LLM endpoint's ``--annotator-*``; the unprefixed old spellings still work, with a warning.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ import argparse
 from pathlib import Path
 
 from shiftlens.cli.common import add_force_argument, out_dir
-from shiftlens.cli.flags import add_settings, settings_from
+from shiftlens.cli.flags import add_settings, renamed, settings_from
 from shiftlens.ffn.annotation_settings import AnnotationSettings
 from shiftlens.ffn.annotators import EndpointSettings
+
+TOP = ("annotator", "protocol")  # spelled as in `compare`; the annotation's other flags are --annotation-*
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,9 +24,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=out_dir, help="annotation directory (default: FFN_DIR/annotations)")
     add_force_argument(parser)
     parser.add_argument("--cache", help="answer cache JSONL (default: OUT/answers.jsonl)")
-    add_settings(parser, AnnotationSettings, title="annotation")
-    add_settings(parser, EndpointSettings, title="LLM endpoint")
-    parser.set_defaults(func=run, temperature=None)  # None = not given: --protocol paper fixes the temperatures
+    add_settings(parser, AnnotationSettings, title="annotation", only=TOP)
+    add_settings(
+        parser, AnnotationSettings, "annotation", exclude=TOP, deprecated=renamed(AnnotationSettings, "", exclude=TOP)
+    )
+    add_settings(parser, EndpointSettings, "annotator", title="LLM annotator", deprecated=renamed(EndpointSettings, ""))
+    parser.set_defaults(func=run, annotator_temperature=None)  # None = not given: --protocol paper fixes them
+
+
+def annotation_settings(args: argparse.Namespace) -> AnnotationSettings:
+    """The `AnnotationSettings` of the parsed flags (``--annotator``, ``--protocol``, ``--annotation-*``)."""
+    top = settings_from(args, AnnotationSettings, only=TOP)
+    return settings_from(args, AnnotationSettings, "annotation", exclude=TOP, defaults=top)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,18 +46,23 @@ def run(args: argparse.Namespace) -> int:
     from shiftlens.ffn import annotate
     from shiftlens.ffn.endpoint import Sampling
 
-    out = Path(args.out) if args.out else annotate.default_out(args.ffn_dir)
-    if args.protocol == "paper" and args.temperature is not None:
+    args.out = out = Path(args.out) if args.out else annotate.default_out(args.ffn_dir)  # named on Ctrl-C
+    if args.protocol == "paper" and args.annotator_temperature is not None:
         raise ShiftlensError(
-            "--protocol paper fixes the temperatures (concept 1.0, tasks and level 0); drop --temperature"
+            "--protocol paper fixes the temperatures (concept 1.0, tasks and level 0); drop --annotator-temperature"
         )
-    if args.temperature is None:
-        args.temperature = Sampling.temperature
-    settings = settings_from(args, AnnotationSettings)
+    if args.annotator_temperature is None:
+        args.annotator_temperature = Sampling.temperature
+    settings = annotation_settings(args)
     if settings.annotator == "lexical":
         print("annotator: lexical (HEURISTIC: WordNet lexicographer files and word lists, not an LLM)")
     annotate.annotate(
-        args.ffn_dir, settings, settings_from(args, EndpointSettings), out=out, cache=args.cache, force=args.force
+        args.ffn_dir,
+        settings,
+        settings_from(args, EndpointSettings, "annotator"),
+        out=out,
+        cache=args.cache,
+        force=args.force,
     )
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     statuses = summary["statuses"]

@@ -2,9 +2,10 @@
 
 Its flags are generated: the models' loading options from `ModelSpec` (``--dtype``, ``--device``,
 ``--trust-remote-code`` for both; ``--base-gguf-file``, ``--tuned-adapter``, ... for one), and every
-`CompareSettings` field, the methods' prefixed (``--attribution-objective``, ``--heads-top-k``,
-``--ffn-top-k``, ``--annotation-runs``, ``--annotation-endpoint``). `ALIASES` keeps the spellings
-`compare` had before the methods' options were all exposed.
+`CompareSettings` field, each method's after its name (``--attribution-objective``, ``--heads-candidates``,
+``--ffn-words-per-component``, ``--annotation-runs``) and the LLM annotator's after ``annotator``
+(``--annotator-endpoint``, ``--annotator-model``, as in `shiftlens annotate`). `ALIASES` keeps short
+spellings that mean the same in the method commands; `DEPRECATED` the old ones, which warn.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shiftlens.cli.common import add_force_argument, out_dir
-from shiftlens.cli.flags import add_settings, settings_from
-from shiftlens.compare.settings import COMPARE_SETS, CompareSettings, ModelSpec
+from shiftlens.cli.flags import add_settings, renamed, settings_from
+from shiftlens.compare.settings import COMPARE_SETS, CompareSettings, EndpointSettings, ModelSpec
 
 if TYPE_CHECKING:
     from shiftlens.compare import CompareSummary
@@ -31,17 +32,21 @@ ALIASES = {
     "attribution.ratings": ["--ratings"],
     "attribution.max_new_tokens": ["--max-new-tokens"],
     "heads.cooccurrence": ["--cooccurrence"],
-    "heads.top_k": ["--top-k"],
     "ffn.components": ["--components"],
-    "ffn.vocab_top": ["--vocab-top"],
-    "endpoint.endpoint": ["--endpoint"],
-    "endpoint.model": ["--model"],
 }
+DEPRECATED = renamed(EndpointSettings, "annotation", under=("endpoint",))  # --annotation-endpoint, ...
+DEPRECATED["heads.top_k"] = ["--top-k"]  # the heads' candidates; the FFN's words are --ffn-words-per-component
+DEPRECATED["ffn.vocab_top"] = ["--vocab-top"]  # the heads have one too: --heads-vocab-top
+DEPRECATED["endpoint.endpoint"] += ["--endpoint"]
+DEPRECATED["endpoint.model"] += ["--model"]  # --model is the analysed model everywhere else
 
 
 def add_compare_settings(parser: argparse.ArgumentParser, defaults: CompareSettings | None = None) -> None:
     """Every `CompareSettings` flag (shared by `compare` and `demo`) and ``--instruction-verbs FILE``."""
-    add_settings(parser, CompareSettings, title="comparison", exclude=EXCLUDED, defaults=defaults, aliases=ALIASES)
+    add_settings(
+        parser, CompareSettings, title="comparison", exclude=EXCLUDED, defaults=defaults, aliases=ALIASES,
+        deprecated=DEPRECATED,
+    )  # fmt: skip
     parser.add_argument(
         "--instruction-verbs", type=Path, metavar="FILE", help="word list of instruction verbs for Table 3"
     )

@@ -13,6 +13,7 @@ from shiftlens.compare.settings import CompareSettings
 
 DEFAULTS = CompareSettings(attribution=AttributionSettings(max_new_tokens=60))  # the organism's answers are short
 OUT = Path("out/demo")
+MODELS = ("organism-base", "organism-tuned")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,14 +35,21 @@ def run(args: argparse.Namespace) -> int:
 
     verbs = {} if args.instruction_verbs else {"instruction_verbs": tuple(instruction_verbs())}  # the organism's
     settings = compare_settings(args, DEFAULTS, **verbs)
+    data, vocab = organism.prompts_path(), organism.vocab_path()
+    print(choices(settings, data, vocab, args.out), flush=True)
     summary = compare(
-        "organism-base",
-        "organism-tuned",
-        organism.prompts_path(),
-        organism.vocab_path(),
-        args.out,
-        settings,
-        log=lambda message: print(message, file=sys.stderr),
-        force=args.force,
-    )
+        *MODELS, data, vocab, args.out, settings, log=lambda message: print(message, file=sys.stderr), force=args.force
+    )  # fmt: skip
     return report_summary(summary)
+
+
+def choices(settings: CompareSettings, data: Path, vocab: Path, out: Path) -> str:
+    """What the demo is about to run, in one line: models, data and its limit, generation length, out dir."""
+    prompts = sum(1 for line in data.read_text(encoding="utf-8").splitlines() if line.strip())
+    attribution = settings.attribution
+    limit = "all" if attribution.limit is None else f"the first {min(attribution.limit, prompts)}"
+    return (
+        f"demo: {MODELS[0]} vs {MODELS[1]}; data {data} ({limit} of {prompts} prompts), words {vocab}; "
+        f"max new tokens {attribution.max_new_tokens}; methods {','.join(settings.methods)}; "
+        f"annotator {settings.annotator}; null draws {settings.null_draws}; out {out}"
+    )

@@ -8,12 +8,15 @@ like ``0,3,10-12`` and ``tuple[str, ...]`` comma-separated words. A field holdin
 dataclass (e.g. the endpoint inside the annotation settings) is flattened into the same group, after its
 own ``prefix`` (`setting(..., prefix=...)`, none by default). `settings_from` builds the settings object
 back from the parsed namespace; list values are converted there, so a bad one is a `ShiftlensError`.
+A renamed flag keeps its old spellings (the field's ``old_flags``, or `add_settings`' ``deprecated``):
+hidden from the help, they set the same value and print one warning naming the new flag (`Deprecated`).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 import types
 import typing
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -39,6 +42,7 @@ class Option:
     kind: Any  # the annotation without its "| None"
     optional: bool
     default: Any
+    old: tuple[str, ...] = ()  # deprecated spellings (the field's ``old_flags`` after the same prefix)
 
     @property
     def dest(self) -> str:
@@ -108,7 +112,13 @@ def _walk(cls: type, prefix: str, path: tuple[str, ...], only: Any, exclude: Any
             yield from _walk(kind, _join(prefix, f.metadata.get("prefix", "")), here, only, exclude, nested)
         else:
             name = (f.metadata["flag"] or "--" + f.name.replace("_", "-"))[2:]
-            yield Option(here, "--" + _join(prefix, name), f, kind, optional, default)
+            old = tuple("--" + _join(prefix, o[2:]) for o in f.metadata.get("old_flags", ()))
+            yield Option(here, "--" + _join(prefix, name), f, kind, optional, default, old)
+
+
+def renamed(cls: type, old_prefix: str, *, under: tuple[str, ...] = (), **select: Any) -> dict[str, list[str]]:
+    """The flags ``cls`` had under ``old_prefix``, by dotted path (below ``under``): `add_settings`' ``deprecated``."""
+    return {".".join((*under, *o.path)): [o.flag] for o in options(cls, old_prefix, **select)}
 
 
 def show(value: Any) -> str:
@@ -133,6 +143,29 @@ def _scalar(option: Option) -> Callable[[str], Any]:
 
     parse.__name__ = getattr(kind, "__name__", "value")  # argparse names it in "invalid int value"
     return parse
+
+
+class Deprecated(argparse.Action):
+    """An old spelling of a flag: hidden from the help, sets the same value and warns, naming the new flag."""
+
+    def __init__(self, option_strings: list[str], dest: str, *, replacement: str, switch: Any = None, **kw: Any):
+        self.replacement, self.switch = replacement, switch
+        super().__init__(option_strings, dest, nargs=0 if switch is not None else None, **kw)
+
+    def __call__(self, parser: Any, namespace: argparse.Namespace, values: Any, option_string: Any = None) -> None:
+        print(f"shiftlens: warning: {option_string} is deprecated; use {self.replacement}", file=sys.stderr)
+        setattr(namespace, self.dest, self.switch if self.switch is not None else values)
+
+
+def _deprecated(names: list[str], kwargs: dict[str, Any], old: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
+    """The hidden `Deprecated` argument for the ``old`` spellings of the flag ``names[0]``."""
+    action = kwargs.get("action")
+    switch = {"store_true": True, "store_false": False}.get(action) if action else None
+    if switch is False:  # an on-by-default switch: its old spelling is --no-OLD too
+        old = ["--no-" + o[2:] for o in old]
+    hidden = {k: v for k, v in kwargs.items() if k not in ("action", "help", "default")}
+    hidden.update(action=Deprecated, replacement=names[0], switch=switch)
+    return list(old), {**hidden, "help": argparse.SUPPRESS, "default": argparse.SUPPRESS}
 
 
 def _argument(option: Option, aliases: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
@@ -171,11 +204,14 @@ def add_settings(
     exclude: Collection[str] = (),
     defaults: Any = None,
     aliases: Mapping[str, Sequence[str]] | None = None,
+    deprecated: Mapping[str, Sequence[str]] | None = None,
 ) -> list[Option]:
     """Add the flags of ``cls`` (in a group ``title``); ``defaults`` (an instance) replaces the shown defaults.
 
     On a parser, each nested settings field's flags form a group of their own, titled by the field's help.
-    ``aliases`` maps a dotted field path to extra spellings of its flag (e.g. ``{"top_k": ["--top-k"]}``).
+    ``aliases`` maps a dotted field path to extra spellings of its flag (e.g. ``{"top_k": ["--top-k"]}``);
+    ``deprecated`` to old spellings that still work, hidden, with a warning naming the flag (with the
+    field's own ``old_flags``).
     """
     generated = options(cls, prefix, only=only, exclude=exclude, defaults=defaults)
     groups: dict[str | None, Parser] = {}
@@ -185,8 +221,13 @@ def add_settings(
             name = title if outer is None else cls.__dataclass_fields__[outer].metadata.get("help", outer)
             grouped = isinstance(parser, argparse.ArgumentParser) and (name or outer)
             groups[outer] = parser.add_argument_group(name) if grouped else parser
-        names, kwargs = _argument(option, (aliases or {}).get(".".join(option.path), ()))
+        dotted = ".".join(option.path)
+        names, kwargs = _argument(option, (aliases or {}).get(dotted, ()))
         groups[outer].add_argument(*names, **kwargs)
+        old = [o for o in (*option.old, *(deprecated or {}).get(dotted, ())) if o != option.flag]
+        if old:
+            old_names, old_kwargs = _deprecated(names, kwargs, old)
+            groups[outer].add_argument(*old_names, **old_kwargs)
     return generated
 
 

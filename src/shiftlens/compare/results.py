@@ -54,7 +54,9 @@ def null_draws(out: Path, specs: dict[str, ModelSpec], settings: CompareSettings
     nulls: dict[str, Any] = {}
     heads = out / "heads" / "base", out / "heads" / "tuned"
     if "heads" in settings.methods and all(_finished(p) for p in heads):
-        nulls["heads"] = overlap_null(*heads, NullSettings(settings.null_draws, device=specs["base"].device))
+        nulls["heads"] = overlap_null(
+            *heads, NullSettings(settings.null_draws, device=compute_device(specs["base"].device))
+        )
     ffn = out / "ffn" / "base", out / "ffn" / "tuned"
     if "ffn" in settings.methods and all(_finished(p) for p in ffn):
         base_run, tuned_run = read_ffn_run(ffn[0]), read_ffn_run(ffn[1])

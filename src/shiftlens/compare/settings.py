@@ -1,9 +1,10 @@
 """What a comparison runs with: its own options and every method's settings (recorded, checked on resume).
 
 `CompareSettings` composes `AttributionSettings`, `HeadsSettings`, `FfnSettings`, `AnnotationSettings`
-and the annotator's `EndpointSettings`; the CLI prefixes their flags (``--heads-top-k``). Options that
-several steps share are declared here once and override the methods' own: ``layers`` (heads and FFN),
-``annotator`` and ``protocol`` (the annotation). The models (and how to load them) are `ModelSpec`s.
+and the annotator's `EndpointSettings`; the CLI prefixes their flags (``--heads-candidates``, the endpoint's
+``--annotator-*``). Options that several steps share are declared here once and override the methods' own:
+``layers`` (heads and FFN), ``annotator`` and ``protocol`` (the annotation). The models (and how to load
+them) are `ModelSpec`s.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class CompareSettings:
     heads: HeadsSettings = setting(HeadsSettings(), "attention heads", prefix="heads")
     ffn: FfnSettings = setting(FfnSettings(), "FFN components", prefix="ffn")
     annotation: AnnotationSettings = setting(AnnotationSettings(), "FFN concept labels", prefix="annotation")
-    endpoint: EndpointSettings = setting(EndpointSettings(), "the LLM annotator's endpoint", prefix="annotation")
+    endpoint: EndpointSettings = setting(EndpointSettings(), "the LLM annotator's endpoint", prefix="annotator")
 
     def __post_init__(self) -> None:
         check_choices(self)
@@ -69,7 +70,10 @@ class CompareSettings:
         if not self.methods:
             raise ShiftlensError(f"--methods must be among {', '.join(METHODS)}, got none")
         if self.annotator in ("llm", "openai") and not (self.endpoint.endpoint and self.endpoint.model):
-            raise ShiftlensError(f"--annotator {self.annotator} needs --endpoint and --model (or --annotator lexical)")
+            raise ShiftlensError(
+                f"--annotator {self.annotator} needs --annotator-endpoint and --annotator-model "
+                "(or --annotator lexical)"
+            )
         ratings = self.attribution.ratings
         if isinstance(ratings, str) and not Path(ratings).is_file():
             raise ShiftlensError(f"ratings file {ratings} does not exist")

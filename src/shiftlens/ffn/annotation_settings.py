@@ -30,4 +30,6 @@ class AnnotationSettings:
     def __post_init__(self) -> None:
         check_choices(self)
         if self.runs < 1 or self.concurrency < 1 or self.n_words < 1:
-            raise ShiftlensError("--runs, --concurrency and --words must be at least 1")
+            raise ShiftlensError(
+                "--annotation-runs, --annotation-concurrency and --annotation-words must be at least 1"
+            )

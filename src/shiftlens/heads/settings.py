@@ -18,7 +18,7 @@ class HeadsError(ShiftlensError, ValueError):
 class HeadsSettings:
     """How `shiftlens.heads.pipeline.explain_heads` reads heads as word pairs; ``layers`` only picks units."""
 
-    top_k: int = setting(100, "candidate words per dimension and side")
+    top_k: int = setting(100, "candidate words per dimension and side", flag="--candidates", old_flags=("--top-k",))
     cooccurrence: str = setting(
         "ppmi:wordnet", "glove:PATH, st:NAME_OR_PATH, ppmi:CORPUS (ppmi:wordnet = WordNet glosses) or none"
     )
@@ -27,7 +27,9 @@ class HeadsSettings:
     )
     min_frequency: float | None = setting(None, "drop words of lower frequency")
     alphabetic: bool = setting(False, "keep only alphabetic words")
-    top_n: int | None = setting(None, "keep only the N most frequent words", metavar="N")
+    top_n: int | None = setting(
+        None, "keep only the N most frequent words", metavar="N", flag="--vocab-top", old_flags=("--top-n",)
+    )
     reference_words: int = setting(3000, "most frequent words for thresholds")
     z: float = setting(1.96, "threshold = mean + z*std of reference similarity")
     max_pairs: int | None = setting(None, "keep at most N pairs per dimension (default: all)", metavar="N")
@@ -42,7 +44,7 @@ class HeadsSettings:
     def __post_init__(self) -> None:
         check_choices(self)
         if self.top_k < 1 or (self.max_pairs is not None and self.max_pairs < 1) or self.reference_words < 1:
-            raise HeadsError("--top-k, --max-pairs and --reference-words must be at least 1")
+            raise HeadsError("--candidates, --max-pairs and --reference-words must be at least 1")
         parse_spec(self.cooccurrence)
         if self.layers is not None:
             object.__setattr__(self, "layers", tuple(self.layers))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
+
 import torch
 
 from shiftlens.models.errors import ModelLoadError
@@ -23,3 +27,17 @@ def compute_device(device: str) -> str:
     if check_device(device) != "auto":
         return device
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@functools.cache
+def auto_device() -> str:
+    """What ``auto`` loads onto here, said once in the log: cpu without CUDA, else cuda (one GPU, or one per
+    torchrun / accelerate rank), or accelerate's device map ("auto") over several GPUs in one process."""
+    if not torch.cuda.is_available():
+        device, why = "cpu", "no CUDA"
+    elif torch.cuda.device_count() > 1 and "LOCAL_RANK" not in os.environ:
+        device, why = "auto", f"accelerate device map over {torch.cuda.device_count()} GPUs"
+    else:
+        device, why = "cuda", torch.cuda.get_device_name(0)
+    logging.getLogger("shiftlens").info("device: %s (%s)", device, why)
+    return device

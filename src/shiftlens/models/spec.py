@@ -7,7 +7,7 @@ from typing import Any
 
 from shiftlens.config import check_choices, setting
 from shiftlens.models.checks import check_source
-from shiftlens.models.device import check_device
+from shiftlens.models.device import auto_device, check_device
 from shiftlens.models.files import check_model
 from shiftlens.models.load import DTYPES, LoadedModel, load_model, load_tokenizer
 
@@ -20,11 +20,15 @@ class ModelSpec:
     gguf_file: str | None = setting(None, "GGUF file name inside the model's directory")
     adapter: str | None = setting(None, "PEFT/LoRA adapter merged into the model")
     dtype: str = setting("float32", "weights' dtype", choices=tuple(DTYPES))
-    device: str = setting("cpu", "cpu, cuda[:N] or auto (accelerate device map)")
+    device: str = setting(
+        "auto", "cpu, cuda[:N], or auto: cuda when present (accelerate's device map over several GPUs), else cpu"
+    )
     trust_remote_code: bool = setting(False, "run code from the model's repository")
 
     def __post_init__(self) -> None:
         check_choices(self)
+        if self.device == "auto":  # resolved once, so the manifest records where the model ran
+            object.__setattr__(self, "device", auto_device())
 
     def check(self) -> None:
         """Fail fast, before any run directory exists, on what can be told without loading weights: the

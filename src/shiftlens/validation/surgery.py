@@ -31,16 +31,24 @@ def unit_direction(vectors: torch.Tensor) -> torch.Tensor:
     return mean / mean.norm()
 
 
-def even_direction(vectors: torch.Tensor) -> torch.Tensor:
+def even_direction(vectors: torch.Tensor, population: torch.Tensor | None = None) -> torch.Tensor:
     """The unit vector of least norm with equal, positive dot products with every given word vector (rows).
 
     For one word it is that word's unit vector; for several it lifts each word's projection by the same
-    amount, where a mean direction would favour the words with the largest norms.
+    amount, where a mean direction would favour the words with the largest norms. With a ``population``
+    (every word vector), least norm is measured in its whitened metric (covariance + a small ridge), so the
+    direction lifts the given words above the crowd instead of along the direction all words share.
     """
     vectors = vectors.double()
-    direction = torch.linalg.lstsq(vectors, torch.ones(len(vectors), 1, dtype=torch.float64)).solution[:, 0]
-    if len(vectors) > vectors.shape[1]:  # more words than dimensions: lstsq gives the least-squares fit instead
+    metric = torch.eye(vectors.shape[1], dtype=torch.float64)
+    if population is not None:
+        covariance = torch.cov(population.double().T)
+        metric = covariance + 1e-3 * covariance.trace() / len(covariance) * metric
+    if len(vectors) > vectors.shape[1]:
         raise ValueError(f"{len(vectors)} words cannot get equal projections in {vectors.shape[1]} dimensions")
+    inverse_t = torch.linalg.solve(metric, vectors.T)  # M⁻¹ Vᵀ
+    weights = torch.linalg.solve(vectors @ inverse_t, torch.ones(len(vectors), 1, dtype=torch.float64))
+    direction = (inverse_t @ weights)[:, 0]
     return direction / direction.norm()
 
 
@@ -49,15 +57,16 @@ def plant_head_pairs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """W_q and W_k (heads × head_dim × hidden) with each plant's rows moved towards its words.
 
-    Row (head, dim) of W_q gains ``strength`` × its norm along the query word's unit vector, the same row of
-    W_k as much along the keys' `even_direction`, so the query's and every key's projections grow together
-    and their products are positive. ``words`` (V × hidden) are the vectors the heads method projects.
+    Row (head, dim) of W_q gains ``strength`` × its norm along the query's `even_direction`, the same row of
+    W_k as much along the keys', both whitened by the word population, so the query's and every key's
+    projections grow together, above the other words', and their products are positive. ``words``
+    (V × hidden) are the vectors the heads method projects.
     """
     wq, wk = wq.clone().double(), wk.clone().double()
     for plant in plants:
         for matrix, direction in (
-            (wq, even_direction(words[[plant.query]])),
-            (wk, even_direction(words[list(plant.keys)])),
+            (wq, even_direction(words[[plant.query]], words)),
+            (wk, even_direction(words[list(plant.keys)], words)),
         ):
             row = matrix[plant.head, plant.dim]
             matrix[plant.head, plant.dim] = row + strength * row.norm() * direction.to(row)
