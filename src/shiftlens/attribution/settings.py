@@ -41,7 +41,7 @@ class AttributionSettings:
     )
     memory_budget: float = setting(
         DEFAULT_MEMORY_BUDGET,
-        "size chunks so the estimated peak stays within X x (weights + one forward's activations)",
+        "size chunks so the estimated peak stays within X x (weights + one forward's activations, at least 256 MiB)",
         identity=False,
         metavar="X",
     )
