@@ -21,7 +21,7 @@ LAYERS: dict[str, int] = {
         ).split(),
         INFRASTRUCTURE,
     ),
-    **dict.fromkeys(("attribution", "heads", "ffn"), METHOD),
+    **dict.fromkeys(("attribution", "heads", "ffn", "diff"), METHOD),
     **dict.fromkeys(("analysis", "paper_data", "organism", "validation"), 2),
     **dict.fromkeys(("report",), 3),
     **dict.fromkeys(("compare",), 4),
