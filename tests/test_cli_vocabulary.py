@@ -223,7 +223,7 @@ def test_the_cli_shows_the_device_line(fresh_auto, capsys, tmp_path):
 def test_demo_says_its_choices_before_it_runs(monkeypatch, capsys, tmp_path):
     import shiftlens.compare
 
-    def stub(base, tuned, data, vocab, out, settings, log):
+    def stub(base, tuned, data, vocab, out, settings, log, force=False):
         print("compare started")
         return SimpleNamespace(report=out / "report.html", results=out / "results.json", path=out)
 
