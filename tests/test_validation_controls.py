@@ -58,8 +58,8 @@ def test_planted_head_pairs_are_recovered_as_strength_grows(base: ControlInputs)
     curve = head_curve(base.words, wq, wk, plants, [0, 0.5, 1, 2, 4], 100, base.pair_filter)
     recall = [c.recall for c in curve]
     precision = [c.precision for c in curve]
-    assert recall == sorted(recall) and recall[0] == 0.0 and recall[3] >= 0.9  # measured 0, 0.38, 0.96, 0.99, 1
-    assert precision[0] == 0.0 and precision[-1] >= 0.8  # the strongest pairs of the dimension: measured 0.94
+    assert recall == sorted(recall) and recall[0] == 0.0 and recall[3] >= 0.9  # measured 0, 0.09, 0.60, 1, 1
+    assert precision[0] == 0.0 and precision[-1] >= 0.8  # the strongest pairs of the dimension: measured 0.95
 
 
 def test_table3_flags_planted_verbs_and_not_random_words(base: ControlInputs) -> None:
