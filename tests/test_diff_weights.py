@@ -99,3 +99,18 @@ def test_mismatched_inputs_are_one_line_errors(lora_pair, tmp_path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(AdapterError, match="adapter_config.json not found"):
         lora_updates(tmp_path / "empty")
+
+
+def test_the_null_is_full_rank_noise_of_the_same_size(lora_pair) -> None:
+    """Noise as large as the LoRA, row by row: full rank where the LoRA has rank 2, zero where nothing changed."""
+    base, _, adapter = lora_pair
+    rows = weight_map(ModuleWeights(base), base.config, lora_updates(adapter), null_seed=0)
+    for row in rows:
+        if row["head"] != -1:
+            continue
+        if row["module"] in ("q", "v"):
+            assert row["effective_rank"] == 2 < row["effective_rank_null"]
+        else:
+            assert row["effective_rank"] == row["effective_rank_null"] == 0
+    assert weight_map(ModuleWeights(base), base.config, lora_updates(adapter), null_seed=0) == rows  # seeded
+    assert "effective_rank_null" not in weight_map(ModuleWeights(base), base.config, lora_updates(adapter), None)[0]

@@ -15,6 +15,7 @@ import torch
 from shiftlens.architecture import WeightSource, geometry, layer_matrices, model_matrices, spec_for
 from shiftlens.diff.delta import LowRank, delta_stats
 from shiftlens.errors import ShiftlensError
+from shiftlens.nulls import perturb_like
 
 Row = dict[str, Any]
 PER_HEAD_ROWS = ("q", "k", "v")  # head h owns rows h·d … (h+1)·d; of o it owns those columns
@@ -32,12 +33,30 @@ def head_slices(module: str, matrix: torch.Tensor, head_dim: int) -> Iterator[tu
         yield from enumerate(matrix.split(head_dim, dim=1))
 
 
-def _rows(layer: int, module: str, base: torch.Tensor, delta: torch.Tensor | LowRank, head_dim: int) -> list[Row]:
+def _stats(base: torch.Tensor, delta: torch.Tensor | LowRank, generator: torch.Generator | None) -> dict[str, Any]:
+    """`delta_stats`, and beside it (with a ``generator``) the same of noise as large as ΔW, row by row."""
+    stats = delta_stats(base, delta).to_json()
+    if generator is not None:
+        dense = delta.dense() if isinstance(delta, LowRank) else delta
+        noise = perturb_like(base.double(), base.double() + dense, generator) - base.double()
+        null = delta_stats(base, noise)
+        stats.update(effective_rank_null=null.effective_rank, principal_angle_null_deg=null.principal_angle_deg)
+    return stats
+
+
+def _rows(
+    layer: int,
+    module: str,
+    base: torch.Tensor,
+    delta: torch.Tensor | LowRank,
+    head_dim: int,
+    generator: torch.Generator | None,
+) -> list[Row]:
     """The module's row and, for attention projections, one row per head."""
-    rows = [{"layer": layer, "module": module, "head": -1, **delta_stats(base, delta).to_json()}]
+    rows = [{"layer": layer, "module": module, "head": -1, **_stats(base, delta, generator)}]
     dense = delta.dense() if isinstance(delta, LowRank) else delta
     slices = zip(head_slices(module, base, head_dim), head_slices(module, dense, head_dim))
-    rows += [{"layer": layer, "module": module, "head": h, **delta_stats(b, d).to_json()} for (h, b), (_, d) in slices]
+    rows += [{"layer": layer, "module": module, "head": h, **_stats(b, d, generator)} for (h, b), (_, d) in slices]
     return rows
 
 
@@ -100,15 +119,22 @@ def weight_map(
     base: WeightSource,
     config: Any,
     tuned: WeightSource | dict[str, LowRank],
+    null_seed: int | None = 0,
     progress: Callable[[int], None] | None = None,
 ) -> list[Row]:
-    """Every row of the map: the model-level weights (layer −1), then each layer's modules and heads."""
+    """Every row of the map: the model-level weights (layer −1), then each layer's modules and heads.
+
+    With ``null_seed`` each row also holds the effective rank and principal angle of noise as large as its ΔW,
+    row by row (`shiftlens.nulls.perturb_like`, seeded): the relative size is the same by construction, so
+    only a rank or rotation beyond the null's says the update has structure.
+    """
+    generator = None if null_seed is None else torch.Generator().manual_seed(null_seed)
     geo = geometry(config)
     deltas = _lora_deltas(base, tuned, config) if isinstance(tuned, dict) else _dense_deltas(base, tuned, config)
     rows: list[Row] = []
     for layer in [None, *range(geo.n_layers)]:
         for module, (weight, delta) in deltas(layer).items():
-            rows += _rows(-1 if layer is None else layer, module, weight, delta, geo.head_dim)
+            rows += _rows(-1 if layer is None else layer, module, weight, delta, geo.head_dim, generator)
         if progress is not None and layer is not None:
             progress(layer)
     return rows
