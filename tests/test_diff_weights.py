@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
 import torch
-from conftest import tiny_model
+from conftest import save_tiny_model, tiny_model
 
 from shiftlens.diff.delta import LowRank, delta_stats, effective_rank, principal_angle, singular_values
 from shiftlens.diff.lora import AdapterError, lora_updates
@@ -114,3 +115,29 @@ def test_the_null_is_full_rank_noise_of_the_same_size(lora_pair) -> None:
             assert row["effective_rank"] == row["effective_rank_null"] == 0
     assert weight_map(ModuleWeights(base), base.config, lora_updates(adapter), null_seed=0) == rows  # seeded
     assert "effective_rank_null" not in weight_map(ModuleWeights(base), base.config, lora_updates(adapter), None)[0]
+
+
+def test_diff_weights_writes_the_map_of_two_checkpoints_or_an_adapter(tmp_path) -> None:
+    import pyarrow.parquet as pq
+    from peft import LoraConfig, get_peft_model
+
+    from shiftlens.diff.run import diff_weights
+
+    base, _ = save_tiny_model(tmp_path / "base")
+    save_tiny_model(tmp_path / "other", seed=1)
+    table = pq.read_table(diff_weights(str(tmp_path / "base"), str(tmp_path / "other"), tmp_path / "d1")).to_pydict()
+    assert {"layer", "module", "head", "rel_frobenius", "effective_rank", "effective_rank_null"} <= set(table)
+    matrices = [r for m, r in zip(table["module"], table["rel_frobenius"]) if not m.endswith("norm")]
+    assert min(matrices) > 0  # another seed: every matrix differs (the norms' gains start at 1 in both)
+    tuned = get_peft_model(copy.deepcopy(base), LoraConfig(r=1, target_modules=["k_proj"]))
+    for name, parameter in tuned.named_parameters():
+        if "lora_B" in name:
+            parameter.data = torch.full(parameter.shape, 0.01)
+    tuned.save_pretrained(tmp_path / "adapter")
+    path = diff_weights(str(tmp_path / "base"), None, tmp_path / "d2", adapter=tmp_path / "adapter")
+    lora = pq.read_table(path).to_pydict()
+    expected = weight_map(ModuleWeights(base), base.config, lora_updates(tmp_path / "adapter"))
+    assert lora["rel_frobenius"] == pytest.approx([r["rel_frobenius"] for r in expected])
+    assert {m for m, r in zip(lora["module"], lora["rel_frobenius"]) if r > 0} == {"k"}
+    with pytest.raises(ValueError, match="not both or neither"):
+        diff_weights(str(tmp_path / "base"), str(tmp_path / "other"), tmp_path / "d3", adapter=tmp_path / "adapter")
