@@ -8,13 +8,16 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shiftlens.config import setting
 from shiftlens.errors import ShiftlensError, warn
 from shiftlens.evidence import DEFAULT_PROTOCOL
 from shiftlens.ffn.answer_cache import CACHE_FILE, AnswerCache
 from shiftlens.ffn.endpoint import PROBE_TIMEOUT, ChatEndpoint, Sampling, api_key_from_environment, check_url, probe
-from shiftlens.ffn.labels import Annotator
+
+if TYPE_CHECKING:
+    from shiftlens.ffn.labels import Annotator
 
 KINDS = ("lexical", "llm", "openai")  # "openai" = "llm": any OpenAI-compatible chat-completions endpoint
 
