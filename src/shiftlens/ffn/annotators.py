@@ -61,6 +61,13 @@ def check_annotator(kind: str | None, settings: EndpointSettings) -> None:
                 f"the {kind or 'absent'} annotator ignores the endpoint settings {', '.join(ignored)}; "
                 "choose the llm annotator to label with that endpoint"
             )
+    check_endpoint(kind, settings)
+
+
+def check_endpoint(kind: str | None, settings: EndpointSettings) -> None:
+    """An LLM annotator's kind and endpoint (probed once); nothing to check for the lexical one or none. The
+    command line asks this before torch loads, so that a dead endpoint fails at once."""
+    if kind is None or kind == "lexical":
         return
     if kind not in KINDS:
         raise ShiftlensError(f"unknown annotator {kind!r}; choose one of {', '.join(KINDS)}")
