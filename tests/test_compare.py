@@ -98,7 +98,7 @@ def test_rerun_resumes_without_loading_a_model_or_recomputing(demo_dir, monkeypa
     def refuse(*args, **kwargs):
         raise AssertionError("a finished comparison loaded a model")
 
-    monkeypatch.setattr("shiftlens.models.spec.load_model", refuse)  # what ModelSpec.load calls
+    monkeypatch.setattr("shiftlens.models.load.load_model", refuse)  # what ModelSpec.load calls
     assert main(["demo", "--out", str(demo_dir), "--limit", "6"]) == 0
     assert not re.search(r"^\[\d+/8\]", capsys.readouterr().err, re.M)  # no step ran
     assert {p: p.stat().st_mtime_ns for p in demo_dir.glob("*/*/units/*")} == units

@@ -17,7 +17,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(
         (
             "errors config evidence progress safe_pickle spans prompting storage atomic runs distributed options stats "
-            "nulls tables plots vocabulary wordnet architecture density examples models weights"
+            "nulls tables plots vocabulary wordnet architecture density examples models weights lazy"
         ).split(),
         INFRASTRUCTURE,
     ),

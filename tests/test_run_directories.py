@@ -85,7 +85,7 @@ def test_a_foreign_non_empty_directory_is_refused_before_the_model_loads(tmp_pat
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr("shiftlens.models.spec.load_model", refuse)
+    monkeypatch.setattr("shiftlens.models.load.load_model", refuse)
     with pytest.raises(StorageError, match=f"^{tmp_path / 'photos'} is not empty and holds no shiftlens run"):
         attribute(ModelSpec("organism-tuned"), [Example("a", "Hi.")], tmp_path / "photos")
     assert [p.name for p in (tmp_path / "photos").iterdir()] == ["a.jpg"]

@@ -319,7 +319,7 @@ def test_responses_from_a_run_of_another_tokenizer_is_refused_before_the_model_l
     run = attribute(str(model), data, tmp_path / "run")
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["model"]["tokenizer_sha256"]
-    monkeypatch.setattr("shiftlens.models.spec.load_model", refuse("load_model"))
+    monkeypatch.setattr("shiftlens.models.load.load_model", refuse("load_model"))
     with pytest.raises(ShiftlensError, match=r"responses_from .* was made with another tokenizer .*organism-base"):
         attribute("organism-base", data, tmp_path / "other", AttributionSettings(responses_from=str(run)))
     assert not (tmp_path / "other").exists()

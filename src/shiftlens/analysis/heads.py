@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from shiftlens.analysis.heads_settings import HeadsAnalysisSettings
 from shiftlens.analysis.pairing import check_same_inputs, check_same_shape
 from shiftlens.analysis.result import JSON_FILES, AnalysisResult
-from shiftlens.evidence import DEFAULT_PROTOCOL, Finding, adjust, check_protocol
-from shiftlens.heads.controls import CONTROLS_PER_WORD, matched_controls
+from shiftlens.evidence import Finding, adjust, check_protocol
+from shiftlens.heads.controls import matched_controls
 from shiftlens.heads.knowledge import (
     PAIR_COUNTERS,
     HeadKey,
@@ -47,7 +48,7 @@ from shiftlens.heads.knowledge import (
     word_counts,
 )
 from shiftlens.heads.records import read_pair_rows
-from shiftlens.heads.statistics import BOOTSTRAP_RESAMPLES, PERMUTATIONS, permutation_test, welch_test
+from shiftlens.heads.statistics import permutation_test, welch_test
 from shiftlens.stats import json_safe, summary_json
 from shiftlens.vocabulary import read_word_list
 
@@ -60,30 +61,7 @@ INSTRUCTION_VERBS: tuple[str, ...] = (
     "solve", "follow", "clarify", "say", "help", "act", "recommend", "estimate", "edit", "format", "repeat",
     "write", "give", "find", "make", "have", "tell", "output", "predict", "detect",
 )  # fmt: skip
-MIN_HEADS = 5
-
-
-@dataclass(frozen=True)
-class HeadsAnalysisSettings:
-    """The analysis choices; ``n_groups``, ``min_heads`` and ``controls_per_word`` apply to ``sound`` only."""
-
-    protocol: str = DEFAULT_PROTOCOL
-    n_groups: int | None = None
-    min_heads: int = MIN_HEADS
-    controls_per_word: int = CONTROLS_PER_WORD
-    permutations: int = PERMUTATIONS
-    resamples: int = BOOTSTRAP_RESAMPLES
-    seed: int = 0
-
-    def checked(self) -> HeadsAnalysisSettings:
-        """These settings, or a one-line error for a value the protocol cannot use."""
-        check_protocol(self.protocol)
-        if self.protocol == "paper" and self.n_groups is not None:
-            raise HeadsAnalysisError("the paper protocol groups layers as layer // 8; --groups is for --protocol sound")
-        for name in ("min_heads", "controls_per_word", "permutations", "resamples"):
-            if getattr(self, name) < 1:
-                raise HeadsAnalysisError(f"{name.replace('_', ' ')} must be at least 1")
-        return self
+DEFAULT_SETTINGS = HeadsAnalysisSettings()
 
 
 @dataclass(frozen=True)
@@ -227,7 +205,7 @@ def compare_pairs(
     tuned_rows: dict[str, np.ndarray],
     instruction: list[str] | tuple[str, ...] = INSTRUCTION_VERBS,
     general: list[str] | None = None,
-    settings: HeadsAnalysisSettings = HeadsAnalysisSettings(),
+    settings: HeadsAnalysisSettings = DEFAULT_SETTINGS,
     n_examples: int = 5,
 ) -> HeadsResult:
     """Table 3 per layer group, per-layer head overlap and example pairs from two runs' flat pair rows."""
@@ -284,7 +262,7 @@ def analyze_heads(
     instruction: list[str] | tuple[str, ...] = INSTRUCTION_VERBS,
     general: list[str] | None = None,
     n_groups: int | None = None,
-    settings: HeadsAnalysisSettings = HeadsAnalysisSettings(),
+    settings: HeadsAnalysisSettings = DEFAULT_SETTINGS,
     null: NullSettings | None = None,
 ) -> HeadsResult:
     """Table 3 of two `shiftlens heads` output directories (base, tuned); see the module doc.

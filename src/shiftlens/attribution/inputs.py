@@ -7,13 +7,12 @@ from typing import Any
 
 import torch
 
-from shiftlens.attribution.plan import MODES
+from shiftlens.attribution.plan import MODES, OBJECTIVES
 from shiftlens.errors import ShiftlensError
 from shiftlens.models.fingerprint import tokenizer_fingerprint
 from shiftlens.runs.manifest import model_record
 from shiftlens.storage import read_manifest
 
-OBJECTIVES = ("prob", "logprob", "logit")
 PADDING = ("right", "left")
 
 

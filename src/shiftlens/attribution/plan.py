@@ -40,6 +40,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 MODES = ("auto", "loop", "batched", "forward")
+OBJECTIVES = ("prob", "logprob", "logit")  # what `core` differentiates: the response token's prob, ...
 REVERSE_COST = 1.25  # one target's vmapped backward, in forwards of the same prefix (SmolLM2: 0.90 s vs 0.73 s)
 FORWARD_COST = 1.5  # one source's vmapped JVP, in forwards of the same sequence (SmolLM2: 1.10 s vs 0.73 s)
 DEFAULT_MEMORY_BUDGET = 1.5  # peak ≤ 1.5 × (weights + one forward's activations)

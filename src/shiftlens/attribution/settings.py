@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shiftlens.attribution.core import OBJECTIVES
-from shiftlens.attribution.plan import DEFAULT_MEMORY_BUDGET, MODES
+from shiftlens.attribution.plan import DEFAULT_MEMORY_BUDGET, MODES, OBJECTIVES
 from shiftlens.config import check_choices, setting
 from shiftlens.density import DensityParams
 from shiftlens.errors import ShiftlensError

@@ -10,7 +10,7 @@ from shiftlens.evidence import DEFAULT_PROTOCOL, PROTOCOLS
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `analyze heads` subcommand."""
-    from shiftlens.analysis.heads import HeadsAnalysisSettings
+    from shiftlens.analysis.heads_settings import HeadsAnalysisSettings
 
     defaults = HeadsAnalysisSettings()
     parser = subparsers.add_parser("heads", help="instruction verbs vs control words in base and tuned heads")

@@ -12,7 +12,7 @@ from pathlib import Path
 from shiftlens.cli.common import add_force_argument, out_dir
 from shiftlens.cli.flags import add_settings, renamed, settings_from
 from shiftlens.ffn.annotation_settings import AnnotationSettings
-from shiftlens.ffn.annotators import EndpointSettings
+from shiftlens.ffn.annotators import EndpointSettings, check_endpoint
 
 TOP = ("annotator", "protocol")  # spelled as in `compare`; the annotation's other flags are --annotation-*
 
@@ -39,14 +39,13 @@ def annotation_settings(args: argparse.Namespace) -> AnnotationSettings:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run `shiftlens.ffn.annotate.annotate` with the parsed options and print what it labelled."""
+    """Run `shiftlens.ffn.annotate.annotate` with the parsed options and print what it labelled (an LLM
+    endpoint is probed first, before torch loads)."""
     import json
 
     from shiftlens.errors import ShiftlensError
-    from shiftlens.ffn import annotate
     from shiftlens.ffn.endpoint import Sampling
 
-    args.out = out = Path(args.out) if args.out else annotate.default_out(args.ffn_dir)  # named on Ctrl-C
     if args.protocol == "paper" and args.annotator_temperature is not None:
         raise ShiftlensError(
             "--protocol paper fixes the temperatures (concept 1.0, tasks and level 0); drop --annotator-temperature"
@@ -54,12 +53,17 @@ def run(args: argparse.Namespace) -> int:
     if args.annotator_temperature is None:
         args.annotator_temperature = Sampling.temperature
     settings = annotation_settings(args)
+    endpoint = settings_from(args, EndpointSettings, "annotator")
+    check_endpoint(settings.annotator, endpoint)
+    from shiftlens.ffn import annotate
+
+    args.out = out = Path(args.out) if args.out else annotate.default_out(args.ffn_dir)  # named on Ctrl-C
     if settings.annotator == "lexical":
         print("annotator: lexical (HEURISTIC: WordNet lexicographer files and word lists, not an LLM)")
     annotate.annotate(
         args.ffn_dir,
         settings,
-        settings_from(args, EndpointSettings, "annotator"),
+        endpoint,
         out=out,
         cache=args.cache,
         force=args.force,

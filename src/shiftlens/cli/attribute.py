@@ -20,12 +20,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Call `shiftlens.attribution.pipeline.attribute` with the parsed options."""
+    """Call `shiftlens.attribution.pipeline.attribute` with the parsed options (the model's name checked first)."""
+    spec = model_spec(args)
     from shiftlens.attribution.pipeline import attribute
 
     placement = run_placement(args)
     settings = settings_from(args, AttributionSettings)
-    out = attribute(model_spec(args), args.data, args.out, settings, force=args.force, **placement)
+    out = attribute(spec, args.data, args.out, settings, force=args.force, **placement)
     if not report_partial(out, **placement):
         print(f"wrote {out} ({out / 'summary.csv'})")
     return 0

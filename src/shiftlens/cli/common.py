@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from shiftlens.cli.flags import Parser, add_settings, settings_from
-from shiftlens.models import ModelSpec
+from shiftlens.models.spec import ModelSpec, check_name
 
 MODEL_HELP = "hub id, local directory, .gguf file or built-in name"
 
@@ -21,7 +21,9 @@ def add_model_arguments(parser: Parser, *, exclude: Collection[str] = ()) -> Non
 
 
 def model_spec(args: argparse.Namespace, *, exclude: Collection[str] = ()) -> ModelSpec:
-    """The `ModelSpec` the parsed `add_model_arguments` options name."""
+    """The `ModelSpec` the parsed `add_model_arguments` options name, its name checked first (`check_name`):
+    a misspelled built-in name or a missing model fails at once, before torch loads to resolve the device."""
+    check_name(args.model, getattr(args, "gguf_file", None), getattr(args, "adapter", None))
     return settings_from(args, ModelSpec, exclude=exclude, name=args.model)
 
 

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from shiftlens.cli.common import add_force_argument, out_dir
 from shiftlens.cli.flags import add_settings, renamed, settings_from
 from shiftlens.compare.settings import COMPARE_SETS, CompareSettings, EndpointSettings, ModelSpec
+from shiftlens.ffn.annotators import check_endpoint
+from shiftlens.models.spec import check_name
 
 if TYPE_CHECKING:
     from shiftlens.compare import CompareSummary
@@ -54,9 +56,9 @@ def add_compare_settings(parser: argparse.ArgumentParser, defaults: CompareSetti
 
 def compare_settings(args: argparse.Namespace, defaults: CompareSettings | None = None, **overrides: Any) -> Any:
     """The `CompareSettings` of the parsed flags; the verbs from ``--instruction-verbs`` when given."""
-    from shiftlens.analysis.heads import word_list
-
     if args.instruction_verbs is not None:
+        from shiftlens.analysis.heads import word_list
+
         overrides["instruction_verbs"] = tuple(word_list(args.instruction_verbs))
     return settings_from(args, CompareSettings, exclude=EXCLUDED, defaults=defaults, **overrides)
 
@@ -78,6 +80,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def check_names(args: argparse.Namespace) -> None:
+    """Both models' names, GGUF files and adapters (`check_name`), before torch loads to resolve the device."""
+    for role in ROLES:
+        check_name(getattr(args, role), getattr(args, f"{role}_gguf_file"), getattr(args, f"{role}_adapter"))
+
+
+def check_endpoint_of(settings: CompareSettings) -> None:
+    """The LLM annotator's endpoint probed before torch loads (a dead one fails at once), if the FFN step runs."""
+    if "ffn" in settings.methods:
+        check_endpoint(settings.annotator, settings.endpoint)
+
+
 def model_specs(args: argparse.Namespace) -> dict[str, ModelSpec]:
     """The base's and the tuned model's `ModelSpec` (shared loading options, per-model files and adapter)."""
     shared = settings_from(args, ModelSpec, exclude=PER_MODEL, name="")
@@ -93,12 +107,14 @@ def report_summary(summary: CompareSummary) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Call `shiftlens.compare.compare` with the parsed options."""
+    """Call `shiftlens.compare.compare` with the parsed options; what fails without torch is checked first."""
+    check_names(args)
+    settings = compare_settings(args)
+    check_endpoint_of(settings)
+    specs = model_specs(args)
     from shiftlens.compare import compare
 
-    specs = model_specs(args)
     log = lambda message: print(message, file=sys.stderr)  # noqa: E731
-    settings = compare_settings(args)
     summary = compare(
         specs["base"], specs["tuned"], args.data, args.vocab, args.out, settings, log=log, force=args.force
     )

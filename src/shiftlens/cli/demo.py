@@ -8,7 +8,7 @@ from pathlib import Path
 
 from shiftlens.attribution.settings import AttributionSettings
 from shiftlens.cli.common import add_force_argument, out_dir
-from shiftlens.cli.compare import add_compare_settings, compare_settings, report_summary
+from shiftlens.cli.compare import add_compare_settings, check_endpoint_of, compare_settings, report_summary
 from shiftlens.compare.settings import CompareSettings
 
 DEFAULTS = CompareSettings(attribution=AttributionSettings(max_new_tokens=60))  # the organism's answers are short
@@ -30,13 +30,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Compare organism-base with organism-tuned on the packaged prompts and word list."""
     from shiftlens import organism
-    from shiftlens.compare import compare
     from shiftlens.organism.validation import instruction_verbs
 
     verbs = {} if args.instruction_verbs else {"instruction_verbs": tuple(instruction_verbs())}  # the organism's
     settings = compare_settings(args, DEFAULTS, **verbs)
     data, vocab = organism.prompts_path(), organism.vocab_path()
     print(choices(settings, data, vocab, args.out), flush=True)
+    check_endpoint_of(settings)
+    from shiftlens.compare import compare
+
     summary = compare(
         *MODELS, data, vocab, args.out, settings, log=lambda message: print(message, file=sys.stderr), force=args.force
     )  # fmt: skip

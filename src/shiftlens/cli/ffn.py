@@ -17,13 +17,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run `explain_ffn` and print R and where the results are."""
+    """Run `explain_ffn` and print R and where the results are (the model's name checked first)."""
+    spec = model_spec(args)
     from shiftlens.ffn.pipeline import explain_ffn
     from shiftlens.storage import read_manifest
 
     placement = run_placement(args)
     settings = settings_from(args, FfnSettings)
-    out = explain_ffn(model_spec(args), args.vocab, args.out, settings, force=args.force, **placement)
+    out = explain_ffn(spec, args.vocab, args.out, settings, force=args.force, **placement)
     if report_partial(out, **placement):
         return 0
     manifest = read_manifest(out)

@@ -22,12 +22,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run `explain_heads` and print where the results are."""
+    """Run `explain_heads` and print where the results are (the model's name checked first)."""
+    spec = model_spec(args, exclude=NO_DTYPE)
     from shiftlens.heads.pipeline import explain_heads
     from shiftlens.storage import read_manifest
 
     placement = run_placement(args)
-    spec = model_spec(args, exclude=NO_DTYPE)
     settings = settings_from(args, HeadsSettings)
     out = explain_heads(spec, args.vocab, args.out, settings, force=args.force, **placement)
     if report_partial(out, **placement):

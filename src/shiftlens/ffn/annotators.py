@@ -8,13 +8,16 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shiftlens.config import setting
 from shiftlens.errors import ShiftlensError, warn
 from shiftlens.evidence import DEFAULT_PROTOCOL
 from shiftlens.ffn.answer_cache import CACHE_FILE, AnswerCache
 from shiftlens.ffn.endpoint import PROBE_TIMEOUT, ChatEndpoint, Sampling, api_key_from_environment, check_url, probe
-from shiftlens.ffn.labels import Annotator
+
+if TYPE_CHECKING:
+    from shiftlens.ffn.labels import Annotator
 
 KINDS = ("lexical", "llm", "openai")  # "openai" = "llm": any OpenAI-compatible chat-completions endpoint
 
@@ -58,6 +61,13 @@ def check_annotator(kind: str | None, settings: EndpointSettings) -> None:
                 f"the {kind or 'absent'} annotator ignores the endpoint settings {', '.join(ignored)}; "
                 "choose the llm annotator to label with that endpoint"
             )
+    check_endpoint(kind, settings)
+
+
+def check_endpoint(kind: str | None, settings: EndpointSettings) -> None:
+    """An LLM annotator's kind and endpoint (probed once); nothing to check for the lexical one or none. The
+    command line asks this before torch loads, so that a dead endpoint fails at once."""
+    if kind is None or kind == "lexical":
         return
     if kind not in KINDS:
         raise ShiftlensError(f"unknown annotator {kind!r}; choose one of {', '.join(KINDS)}")

@@ -21,16 +21,12 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import svds
 
-from shiftlens.errors import ShiftlensError
+from shiftlens.heads.settings import CooccurrenceError, parse_spec
 from shiftlens.models import cache_root
 from shiftlens.storage import atomic_write_bytes, atomic_write_text
 from shiftlens.wordnet import wordnet
 
 _TOKEN = re.compile(r"[a-z]+(?:'[a-z]+)?")
-
-
-class CooccurrenceError(ShiftlensError, ValueError):
-    """A co-occurrence backend spec or its file that cannot be used."""
 
 
 @dataclass
@@ -208,17 +204,6 @@ def _sentence_transformer(name: str, words: list[str]) -> np.ndarray:
     except Exception as exc:  # noqa: BLE001 - any load failure is a user-facing error here
         raise CooccurrenceError(f"could not load sentence-transformers model {name!r}: {exc}") from exc
     return np.asarray(model.encode(words, convert_to_numpy=True), dtype=np.float64)
-
-
-def parse_spec(spec: str) -> tuple[str, str]:
-    """Split a backend spec into (kind, argument), refusing unknown kinds."""
-    kind, _, argument = spec.partition(":")
-    if not (spec == "none" or (kind in ("glove", "st", "ppmi") and argument)):
-        raise CooccurrenceError(
-            f"unknown co-occurrence backend {spec!r}; use glove:PATH, st:NAME_OR_PATH, ppmi:CORPUS "
-            "(ppmi:wordnet for the WordNet glosses) or none"
-        )
-    return kind, argument
 
 
 def word_vectors(spec: str, words: list[str]) -> WordVectors | None:

@@ -22,17 +22,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from shiftlens.errors import ShiftlensError
+from shiftlens.heads.settings import HeadsAnalysisError
 
 Pair = tuple[str, str]
 HeadKey = tuple[int, int]
 PAPER_GROUP_SIZE = 8  # the authors group layers as layer // 8
 MIN_GROUP_LAYERS = 4  # sound protocol: a layer group has at least this many layers
 SOUND_GROUPS = 4  # sound protocol: quarters of the depth once there are 4 × MIN_GROUP_LAYERS layers
-
-
-class HeadsAnalysisError(ShiftlensError, ValueError):
-    """Settings of a heads comparison that the protocol does not allow (layer groups, word lists, ...)."""
 
 
 def _heads(rows: dict[str, np.ndarray]) -> list[HeadKey]:

@@ -7,11 +7,30 @@ from typing import Any
 
 from shiftlens.config import check_choices, setting, settings_fields
 from shiftlens.errors import ShiftlensError
-from shiftlens.heads.cooccurrence import parse_spec
 
 
 class HeadsError(ShiftlensError, ValueError):
     """Bad settings for a head explanation (layers out of range, bad top-k, ...)."""
+
+
+class HeadsAnalysisError(ShiftlensError, ValueError):
+    """Settings of a heads comparison that the protocol does not allow (layer groups, word lists, ...)."""
+
+
+class CooccurrenceError(ShiftlensError, ValueError):
+    """A co-occurrence backend spec or its file that cannot be used."""
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """Split a co-occurrence backend spec (`shiftlens.heads.cooccurrence`) into (kind, argument), refusing
+    unknown kinds."""
+    kind, _, argument = spec.partition(":")
+    if not (spec == "none" or (kind in ("glove", "st", "ppmi") and argument)):
+        raise CooccurrenceError(
+            f"unknown co-occurrence backend {spec!r}; use glove:PATH, st:NAME_OR_PATH, ppmi:CORPUS "
+            "(ppmi:wordnet for the WordNet glosses) or none"
+        )
+    return kind, argument
 
 
 @dataclass(frozen=True)

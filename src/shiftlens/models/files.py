@@ -13,8 +13,6 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-import torch
-
 from shiftlens.models.checks import check_local, check_source
 from shiftlens.models.errors import ModelLoadError
 from shiftlens.models.fingerprint import file_fingerprint
@@ -57,6 +55,7 @@ def gguf_to_safetensors(path: Path, gguf_file: str, cache: Path | None = None) -
     The GGUF-loaded model refuses ``save_pretrained``; the model class is rebuilt from its config
     without ``quantization_config`` and given the dequantized state dict, which it can save.
     """
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf_path = path / gguf_file

@@ -13,12 +13,9 @@ from shiftlens.models.device import check_device
 from shiftlens.models.errors import ModelLoadError
 from shiftlens.models.files import local_source
 from shiftlens.models.fingerprint import tokenizer_fingerprint, weight_hash
+from shiftlens.models.spec import DTYPE_NAMES
 
-DTYPES: dict[str, torch.dtype] = {
-    "float32": torch.float32,
-    "bfloat16": torch.bfloat16,
-    "float16": torch.float16,
-}
+DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 @dataclass
