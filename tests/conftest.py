@@ -22,6 +22,27 @@ def paper_data() -> Path:
     return PAPER_DATA
 
 
+@pytest.fixture(autouse=True)
+def _hub_offline_restored():
+    """Restore huggingface_hub's offline switch, which a load from the hub cache without a hub turns on."""
+    from huggingface_hub import constants
+
+    offline = constants.HF_HUB_OFFLINE
+    yield
+    constants.HF_HUB_OFFLINE = offline
+
+
+@pytest.fixture(scope="session")
+def organism_ffn_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished FFN run of organism-base's first layer (for `shiftlens annotate` tests)."""
+    from shiftlens import organism
+    from shiftlens.ffn.pipeline import explain_ffn
+    from shiftlens.ffn.settings import FfnSettings
+
+    out = tmp_path_factory.mktemp("ffn") / "run"
+    return explain_ffn("organism-base", organism.vocab_path(), out, FfnSettings(layers=(0,)))
+
+
 def tiny_config(family: str, **overrides):
     """A tiny config of a supported family (random weights), small enough for exact tests."""
     import transformers

@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 
 from shiftlens import organism
-from shiftlens.ffn.pipeline import explain_ffn
-from shiftlens.ffn.settings import FfnSettings
 
 HEAVY = ("torch", "transformers", "scipy", "pyarrow", "matplotlib")
 # main(argv) in a fresh interpreter; then the heavy packages it imported, as the last line of stderr
@@ -71,22 +69,16 @@ def test_a_misspelled_builtin_name_fails_before_torch_loads(command: list[str], 
     assert not out.exists()
 
 
-@pytest.fixture(scope="module")
-def ffn_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished FFN run of the organism's first layer, for `shiftlens annotate`."""
-    out = tmp_path_factory.mktemp("ffn") / "run"
-    return explain_ffn("organism-base", organism.vocab_path(), out, FfnSettings(layers=(0,)))
-
-
-def test_a_dead_endpoint_fails_before_torch_loads(ffn_run: Path, tmp_path: Path) -> None:
+def test_a_dead_endpoint_fails_before_torch_loads(organism_ffn_run: Path, tmp_path: Path) -> None:
     dead = ["--annotator", "llm", "--annotator-endpoint", f"http://127.0.0.1:{closed_port()}/v1"]
     dead += ["--annotator-model", "m"]
     out = tmp_path / "cmp"
     data = ["--data", organism.prompts_path(), "--vocab", organism.vocab_path(), "--out", out]
-    for command in (["annotate", ffn_run, *dead], ["compare", "organism-base", "organism-tuned", *data, *dead]):
+    compare = ["compare", "organism-base", "organism-tuned", *data, *dead]
+    for command in (["annotate", organism_ffn_run, *dead], compare):
         code, error, imported = run_cli(*command)
         assert code == 2, command[0]
         assert error.startswith("shiftlens: error: cannot reach the endpoint http://127.0.0.1:"), error
         assert "Connection refused" in error
         assert imported == "", command[0]
-    assert not (ffn_run / "annotations").exists() and not out.exists()
+    assert not (organism_ffn_run / "annotations").exists() and not out.exists()

@@ -123,9 +123,10 @@ def test_bad_wordnet_directories_are_refused_by_name(tmp_path, monkeypatch, make
         WordNet()
 
 
-def test_bad_wordnet_variable_is_one_line_and_exit_2(tmp_path):
+def test_bad_wordnet_variable_is_one_line_and_exit_2(tmp_path, organism_ffn_run):
     env = {**os.environ, ENV: str(tmp_path / "absent")}
-    code = "from shiftlens.cli.main import main; raise SystemExit(main(['annotate', 'x', '--annotator', 'lexical']))"
+    argv = ["annotate", str(organism_ffn_run), "--annotator", "lexical", "--out", str(tmp_path / "labels")]
+    code = f"from shiftlens.cli.main import main; raise SystemExit(main({argv!r}))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
