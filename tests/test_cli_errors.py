@@ -228,3 +228,16 @@ def test_ctrl_c_exits_130_with_one_line_keeps_the_finished_units_and_the_rerun_r
     assert main(argv) == 0  # the rerun, in this process (a second interpreter start costs ~10 s here)
     after = unit_records(out)
     assert len(after) == len(rows) and all(after[name] == mtime for name, mtime in kept.items())
+
+
+def test_a_shiftlens_warning_is_one_line_on_stderr() -> None:
+    """What a command ignored is said as `shiftlens: warning: ...`, not Python's two-line file:line form."""
+    code = (
+        "from shiftlens.cli.parser import warnings_to_stderr; warnings_to_stderr(); warnings_to_stderr()\n"
+        "from shiftlens.errors import warn; warn('the lexical annotator ignores\\n  the endpoint')\n"
+        "import warnings; warnings.warn('other', UserWarning)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    lines = done.stderr.splitlines()
+    assert lines[0] == "shiftlens: warning: the lexical annotator ignores the endpoint"  # once, though installed twice
+    assert "UserWarning: other" in lines[1]  # other warnings as Python shows them

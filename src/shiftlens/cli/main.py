@@ -14,7 +14,7 @@ import os
 import sys
 
 from shiftlens import __version__
-from shiftlens.cli.parser import CommandParser, log_to_stderr
+from shiftlens.cli.parser import CommandParser, log_to_stderr, warnings_to_stderr
 from shiftlens.errors import ShiftlensError
 
 COMMAND_MODULES: tuple[str, ...] = (
@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run one subcommand; bad inputs end with a one-line error and exit code 2, Ctrl-C with 130."""
     args = build_parser().parse_args(argv)
     log_to_stderr()
+    warnings_to_stderr()
     try:
         result = args.func(args)
     except KeyboardInterrupt:

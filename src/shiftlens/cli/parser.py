@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 from typing import Any
 
 from shiftlens.cli.flags import show
+from shiftlens.errors import ShiftlensWarning
 
 UNSHOWN = (None, False, argparse.SUPPRESS)  # no default worth saying: not given means off / not used
 
@@ -48,3 +50,19 @@ def log_to_stderr() -> None:
     if not any(isinstance(h, StderrHandler) for h in logger.handlers):
         logger.addHandler(StderrHandler())
         logger.setLevel(logging.INFO)
+
+
+def warnings_to_stderr() -> None:
+    """Show shiftlens's own warnings as one line ``shiftlens: warning: ...`` (others as Python shows them)."""
+    default = warnings.showwarning
+    if getattr(default, "shiftlens", False):
+        return
+
+    def show_warning(message: Any, category: type[Warning], filename: str, lineno: int, *rest: Any) -> None:
+        if issubclass(category, ShiftlensWarning):
+            print(f"shiftlens: warning: {' '.join(str(message).split())}", file=sys.stderr)
+        else:
+            default(message, category, filename, lineno, *rest)
+
+    show_warning.shiftlens = True  # type: ignore[attr-defined]
+    warnings.showwarning = show_warning
