@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pytest
 from conftest import save_tiny_model
+from support.prompts import SHORT_ROWS
 
 from shiftlens import organism
 from shiftlens.attribution.records import read_attribution_run
@@ -149,20 +150,7 @@ def test_notebook_view_renders_the_saved_results(demo_dir):
 
 @pytest.fixture()
 def short_data(tmp_path):
-    rows = [
-        {
-            "id": "a",
-            "prompt": "Define this word. The word is cat.",
-            "instruction_spans": [[0, 17]],
-            "response": "A cat.",
-        },
-        {
-            "id": "b",
-            "prompt": "The word is dog. Give a synonym.",
-            "instruction_spans": [[17, 32]],
-            "response": "Hound.",
-        },
-    ]
+    rows = list(SHORT_ROWS)
     path = tmp_path / "data.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from conftest import save_tiny_model
 from support.browser import console_errors, headless_chromium, missing_reason
+from support.prompts import SHORT_ROWS
 
 from shiftlens import organism
 from shiftlens.attribution.records import ExampleAttribution
@@ -131,18 +132,7 @@ def failed_compare(tmp_path_factory):
     root = tmp_path_factory.mktemp("failed")
     save_tiny_model(root / "tiny")
     rows = [
-        {
-            "id": "a",
-            "prompt": "Define this word. The word is cat.",
-            "instruction_spans": [[0, 17]],
-            "response": "A cat.",
-        },
-        {
-            "id": "b",
-            "prompt": "The word is dog. Give a synonym.",
-            "instruction_spans": [[17, 32]],
-            "response": "Hound.",
-        },
+        *SHORT_ROWS,
         {"id": "too-long", "prompt": "word " * 300, "instruction_spans": [[0, 4]], "response": "Yes."},
     ]
     data = root / "data.jsonl"
