@@ -38,3 +38,15 @@ def test_two_vocabularies_are_refused(pair, tmp_path) -> None:
     examples = load_examples(organism.prompts_path(), None, 1)
     with pytest.raises(TokenizerMismatch, match="the two tokenizers differ"):
         diff_tokens(load_model(str(tmp_path / "tiny")), pair[1], examples, tmp_path / "o")
+
+
+def test_the_logit_lens_of_both_models_is_in_the_same_run(pair, tmp_path) -> None:
+    base, tuned = pair
+    out = diff_tokens(base, tuned, load_examples(organism.prompts_path(), None, 2), tmp_path / "lens")
+    lens = json.loads((out / SUMMARY_FILE).read_text())["logit_lens"]
+    n_layers = base.model.config.num_hidden_layers
+    assert len(lens["mean_probability_by_layer_base"]) == len(lens["mean_probability_by_layer_tuned"]) == n_layers
+    table = pq.read_table(out / TOKENS_FILE).to_pydict()
+    assert lens["mean_probability_by_layer_tuned"][-1] == pytest.approx(sum(table["p_tuned"]) / len(table["p_tuned"]))
+    assert all(-1 <= f < n_layers for f in table["formation_base"] + table["formation_tuned"])
+    assert lens["tokens_formed"]["both"] <= min(lens["tokens_formed"]["base"], lens["tokens_formed"]["tuned"])

@@ -2,7 +2,8 @@
 
 Both models are teacher-forced on the same ids: the prompt in the tuned model's chat template, then the
 example's response (the data's, or the tuned model's greedy reply), so the statistics of
-`shiftlens.diff.divergence` cost one forward per model per example. Both models are held at once here (the
+`shiftlens.diff.divergence` and both models' logit lens (`shiftlens.diff.lens`) cost one forward per model
+per example. Both models are held at once here (the
 weight map never holds more than two tensors).
 """
 
@@ -16,7 +17,8 @@ import numpy as np
 import pyarrow as pa
 
 from shiftlens.atomic import atomic_write_json, atomic_write_parquet
-from shiftlens.diff.divergence import response_logits, token_divergence
+from shiftlens.diff.divergence import token_divergence
+from shiftlens.diff.lens import formation_layer, read_forward
 from shiftlens.errors import ShiftlensError
 from shiftlens.examples import Example
 from shiftlens.models import LoadedModel
@@ -29,7 +31,7 @@ RUN_KIND = "diff-tokens"
 TOKENS_FILE, SUMMARY_FILE = "tokens.parquet", "summary.json"
 POSITION_BINS = 10  # the summary's relative positions in the response: tenths
 TOP_TOKENS = 20  # the summary's most disagreeing tokens
-COLUMNS = ("kl", "p_base", "p_tuned", "rank_base", "rank_tuned")
+COLUMNS = ("kl", "p_base", "p_tuned", "rank_base", "rank_tuned", "formation_base", "formation_tuned")
 
 
 class TokenizerMismatch(ShiftlensError, ValueError):
@@ -76,19 +78,20 @@ class TokensJob(Job):
             source = "generated"
         seq = build_sequence(self.tuned.model, self.fmt, tokenizer, example.prompt, response, example.id)
         ids, positions = seq.input_ids, seq.response_positions
-        divergence = token_divergence(
-            response_logits(self.base.model, ids, positions),
-            response_logits(self.tuned.model, ids, positions),
-            ids[positions],
-        )
+        base, tuned = read_forward(self.base.model, ids, positions), read_forward(self.tuned.model, ids, positions)
+        arrays = token_divergence(base.logits, tuned.logits, ids[positions]).arrays()
+        for role, reading in (("base", base), ("tuned", tuned)):
+            arrays[f"lens_probability_{role}"] = reading.lens_probability
+            arrays[f"lens_rank_{role}"] = reading.lens_rank
+            arrays[f"formation_{role}"] = formation_layer(reading.lens_rank)
         meta = {"id": example.id, "response": response, "source": source, "tokens": seq.response.tokens}
-        return meta, {name: value.numpy() for name, value in divergence.arrays().items()}
+        return meta, {name: value.numpy() for name, value in arrays.items()}
 
     def finish(self, run: RunDirectory, failed: dict[str, str]) -> None:
         """``tokens.parquet`` (one row per response token) and ``summary.json``."""
         rows: dict[str, list[Any]] = {"id": [], "position": [], "relative_position": [], "token": []}
         rows.update({name: [] for name in COLUMNS})
-        per_example = []
+        per_example, lens = [], {"base": [], "tuned": []}
         for unit in self.units():
             if not run.has_unit(unit.name):
                 continue
@@ -101,8 +104,12 @@ class TokensJob(Job):
             for name in COLUMNS:
                 rows[name] += arrays[name].tolist()
             per_example.append({"id": meta["id"], "mean_kl": float(arrays["kl"].mean()), "tokens": n})
+            for role in lens:
+                lens[role].append(arrays[f"lens_probability_{role}"])
         atomic_write_parquet(run.path / TOKENS_FILE, pa.table(rows))
-        atomic_write_json(run.path / SUMMARY_FILE, summary(rows, per_example, failed))
+        result = summary(rows, per_example, failed)
+        result["logit_lens"] = lens_summary(rows, lens)
+        atomic_write_json(run.path / SUMMARY_FILE, result)
 
 
 def summary(rows: dict[str, list[Any]], per_example: list[dict[str, Any]], failed: dict[str, str]) -> dict[str, Any]:
@@ -126,6 +133,22 @@ def summary(rows: dict[str, list[Any]], per_example: list[dict[str, Any]], faile
         "top_tokens": [{k: rows[k][i] for k in keys} for i in top.tolist()],
         "failed": failed,
     }
+
+
+def lens_summary(rows: dict[str, list[Any]], lens: dict[str, list[np.ndarray]]) -> dict[str, Any]:
+    """Per layer each model's mean probability of the response token, and where predictions form (layer means)."""
+    out: dict[str, Any] = {}
+    for role, parts in lens.items():
+        out[f"mean_probability_by_layer_{role}"] = np.concatenate(parts, axis=1).mean(1).tolist() if parts else []
+    base, tuned = np.asarray(rows["formation_base"]), np.asarray(rows["formation_tuned"])
+    both = (base >= 0) & (tuned >= 0)
+    out["tokens_formed"] = {"base": int((base >= 0).sum()), "tuned": int((tuned >= 0).sum()), "both": int(both.sum())}
+    out["mean_formation_layer"] = {
+        "base": float(base[both].mean()) if both.any() else None,
+        "tuned": float(tuned[both].mean()) if both.any() else None,
+        "tuned_minus_base": float((tuned[both] - base[both]).mean()) if both.any() else None,
+    }
+    return out
 
 
 def diff_tokens(
