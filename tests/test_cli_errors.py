@@ -46,6 +46,15 @@ CASES: dict[str, list[list[str]]] = {
             "{empty_dir}",
         ],
     ],
+    "diff": [
+        ["organism-base", "organism-tuned", *RUN],
+        ["{nowhere}", "organism-tuned", "--weights-only", *RUN],
+        ["organism-base", "organism-tuned", "--data", "{missing}", *RUN],
+        ["organism-base", "organism-tuned", "--data", "{garbage}", *RUN],
+        ["organism-base", "organism-tuned", "--tuned-adapter", "{missing}", "--weights-only", *RUN],
+        ["organism-base", "organism-base", "--tuned-adapter", "{empty_dir}", "--weights-only", *RUN],
+        ["organism-base", "organism-tuned", "--weights-only", "--limit", "x", *RUN],
+    ],
     "demo": [
         ["--limit", "many"],
         ["--annotator", "bogus"],

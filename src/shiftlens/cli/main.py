@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "heads",
     "ffn",
     "annotate",
+    "diff",
     "analyze",
     "reproduce",
 )

@@ -152,9 +152,17 @@ def lens_summary(rows: dict[str, list[Any]], lens: dict[str, list[np.ndarray]]) 
 
 
 def diff_tokens(
-    base: LoadedModel, tuned: LoadedModel, examples: Sequence[Example], out: str | Path, **options: Any
+    base: LoadedModel,
+    tuned: LoadedModel,
+    examples: Sequence[Example],
+    out: str | Path,
+    max_new_tokens: int = 200,
+    force: bool = False,
 ) -> Path:
-    """Run (or resume) the per-token divergence of ``examples`` into the run directory ``out``."""
+    """Run (or resume; ``force``: start over) the per-token divergence of ``examples`` into the run ``out``."""
     from shiftlens.runs import execute
 
-    return execute(lambda: TokensJob(base, tuned, examples, **options), out, device=str(base.model.device))
+    def setup() -> TokensJob:
+        return TokensJob(base, tuned, examples, max_new_tokens)
+
+    return execute(setup, out, device=str(base.model.device), force=force)
