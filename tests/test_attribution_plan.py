@@ -152,3 +152,10 @@ def test_activation_probes_run_once_per_model_and_batch_layout(monkeypatch: pyte
     assert (first, second) == (count(model, Padded.of([embeds[:100]])), count(model, Padded.of([embeds[:120]])))
     memory.estimated_activation_bytes(model, Padded.of([embeds[:120], embeds[:90]]))  # another layout: probed anew
     assert len(calls) == 2 * len(memory.PROBE_LENGTHS)
+    for n in (16, 23, 40, 48):  # shorter batches read the cached quadratic too, exactly, without a forward
+        batch = Padded.of([embeds[:n]])
+        assert memory.estimated_activation_bytes(model, batch) == count(model, batch)
+    assert len(calls) == 2 * len(memory.PROBE_LENGTHS)
+    short = tiny_model("llama", seed=3)
+    memory.estimated_activation_bytes(short, Padded.of([embeds[:40]]))  # nothing cached: counted directly
+    assert calls[-1] == 40 and short not in memory._PROBES

@@ -43,16 +43,19 @@ PROBE_LENGTHS = (16, 32, 48)  # the activations of longer batches are extrapolat
 _PROBES: weakref.WeakKeyDictionary[Any, dict[tuple[Any, ...], list[int]]] = weakref.WeakKeyDictionary()
 
 
+def _probe_key(model: Any, batch: Padded) -> tuple[Any, ...]:
+    """What a batch's saved bytes depend on besides its length: size, mask presence, dtype, device, attention."""
+    attention = getattr(model.config, "_attn_implementation", None)
+    return (batch.embeds.shape[0], batch.mask is None, batch.embeds.dtype, str(batch.embeds.device), attention)
+
+
 def _probe_counts(model: Any, batch: Padded) -> list[int]:
-    """`activation_bytes` of copies of the batch's first 16, 32 and 48 positions (a padded position kept), cached."""
-    key = (
-        batch.embeds.shape[0],
-        batch.mask is None,
-        batch.embeds.dtype,
-        str(batch.embeds.device),
-        getattr(model.config, "_attn_implementation", None),
-    )
+    """`activation_bytes` of copies of the batch's first 16, 32 and 48 positions (a padded position kept), cached.
+
+    Only a batch longer than the last probe may fill the cache (a shorter one has no 48 positions to copy).
+    """
     cache = _PROBES.setdefault(model, {})
+    key = _probe_key(model, batch)
     if key not in cache:
         counts = []
         for n in PROBE_LENGTHS:
@@ -68,17 +71,19 @@ def _probe_counts(model: Any, batch: Padded) -> list[int]:
 
 
 def estimated_activation_bytes(model: Any, batch: Padded) -> int:
-    """`activation_bytes` of ``batch``, counted on its first 16, 32 and 48 positions and extrapolated.
+    """`activation_bytes` of ``batch``, from the counts of its first 16, 32 and 48 positions (a quadratic).
 
     The saved bytes of a causal LM forward are a quadratic in the length (per-token tensors, and per-layer
     T × T attention weights and masks for eager attention), so three counts fix them; probing short prefixes
-    keeps the probe's memory (which the allocator may keep after it is freed) and time small; the counts are
-    cached per model (`_probe_counts`).
+    keeps the probe's memory (which the allocator may keep after it is freed) and time small. The counts are
+    cached per model (`_probe_counts`) and read at any length from 16 on; a batch of at most 48 positions is
+    counted directly until a longer one has filled the cache.
     """
     length = batch.embeds.shape[1]
-    if length <= PROBE_LENGTHS[-1]:
+    cached = _PROBES.get(model, {}).get(_probe_key(model, batch))
+    if length < PROBE_LENGTHS[0] or (length <= PROBE_LENGTHS[-1] and cached is None):
         return activation_bytes(model, batch)
-    counts = _probe_counts(model, batch)
+    counts = cached or _probe_counts(model, batch)
     total = 0.0  # the Lagrange form of the quadratic through the three counts, at `length`
     for i, (x_i, y_i) in enumerate(zip(PROBE_LENGTHS, counts)):
         weight = 1.0
@@ -86,4 +91,4 @@ def estimated_activation_bytes(model: Any, batch: Padded) -> int:
             if j != i:
                 weight *= (length - x_j) / (x_i - x_j)
         total += weight * y_i
-    return max(round(total), counts[-1])
+    return max(round(total), counts[0])
