@@ -50,9 +50,15 @@ class DeltaStats:
 
 
 def singular_values(matrix: torch.Tensor) -> torch.Tensor:
-    """Singular values of a matrix (a vector counts as a 1 × n matrix), descending, float64."""
+    """Singular values of a matrix (a vector counts as a 1 × n matrix), descending, float64.
+
+    From the eigenvalues of the Gram matrix of the smaller side: several times cheaper than an SVD, and exact
+    enough for what they serve (norms and the 99 %-energy rank; values below ~1e-8 of the largest blur).
+    """
     matrix = matrix.double()
-    return torch.linalg.svdvals(matrix.reshape(1, -1) if matrix.ndim == 1 else matrix)
+    matrix = matrix.reshape(1, -1) if matrix.ndim == 1 else matrix
+    gram = matrix @ matrix.T if matrix.shape[0] <= matrix.shape[1] else matrix.T @ matrix
+    return torch.linalg.eigvalsh(gram).clamp_min(0.0).sqrt().flip(0)
 
 
 def effective_rank(values: torch.Tensor, energy: float = ENERGY) -> int:
@@ -65,11 +71,15 @@ def effective_rank(values: torch.Tensor, energy: float = ENERGY) -> int:
 
 
 def top_left_subspace(matrix: torch.Tensor, k: int) -> torch.Tensor:
-    """The top-``k`` left singular vectors of a matrix (out × k), from the eigenvectors of M Mᵀ or the SVD."""
+    """The top-``k`` left singular vectors of a matrix (out × k), from the Gram matrix of its smaller side.
+
+    Wide: eigenvectors of M Mᵀ. Tall: eigenvectors V of Mᵀ M, then U = M V normalised (U = M V Σ⁻¹).
+    """
     matrix = matrix.double()
     if matrix.shape[0] <= matrix.shape[1]:
         return torch.linalg.eigh(matrix @ matrix.T).eigenvectors[:, -k:]
-    return torch.linalg.svd(matrix, full_matrices=False).U[:, :k]
+    left = matrix @ torch.linalg.eigh(matrix.T @ matrix).eigenvectors[:, -k:]
+    return left / left.norm(dim=0, keepdim=True)
 
 
 def principal_angle(a: torch.Tensor, b: torch.Tensor, k: int = TOP_SUBSPACE) -> float | None:
