@@ -263,28 +263,38 @@ def layer_parameter_names(config: Any, layer: int) -> list[str]:
     return [prefix + n for n in names if n]
 
 
+LAYER_LINEAR = ("o", "gate", "up", "down")  # a layer's projections besides q/k/v (Linear layout)
+LAYER_NORMS = ("attn_norm", "mlp_norm")  # a layer's norm gains
+
+
+def layer_weight_names(config: Any, layer: int) -> dict[str, str]:
+    """State-dict name of each of a layer's modules with a tensor of its own (q, k, v only when not fused)."""
+    spec = spec_for(config)
+    prefix = spec.layer.format(i=layer)
+    modules = (*(() if spec.qkv else ("q", "k", "v")), *LAYER_LINEAR, *LAYER_NORMS)
+    return {m: prefix + getattr(spec, m) for m in modules if getattr(spec, m) is not None}
+
+
+def model_weight_names(source: WeightSource, config: Any) -> dict[str, str]:
+    """State-dict names of the weights outside the layers: embeddings, final norm, an untied unembedding."""
+    spec = spec_for(config)
+    names = {"embed": spec.embed, "final_norm": spec.final_norm}
+    unembed = next((n for n in spec.unembed if source.has(n)), None)
+    return names if unembed is None else {**names, "unembed": unembed}
+
+
 def layer_matrices(source: WeightSource, config: Any, layer: int) -> dict[str, torch.Tensor]:
     """Every weight of a layer by module (q, k, v, o, gate, up, down in Linear layout; attn_norm, mlp_norm gains).
 
     A fused q/k/v projection is split into its three parts (rows of head h are rows h·d … (h+1)·d of each).
     """
     spec = spec_for(config)
-    prefix = spec.layer.format(i=layer)
-    out = _projections(source, prefix, spec, geometry(config), "qkv")
-    for module in ("o", "gate", "up", "down"):
-        if getattr(spec, module) is not None:
-            out[module] = _linear(source, prefix + getattr(spec, module), spec)
-    for module in ("attn_norm", "mlp_norm"):
-        if getattr(spec, module) is not None:
-            out[module] = source.get(prefix + getattr(spec, module))
+    out = _projections(source, spec.layer.format(i=layer), spec, geometry(config), "qkv") if spec.qkv else {}
+    for module, name in layer_weight_names(config, layer).items():
+        out[module] = source.get(name) if module in LAYER_NORMS else _linear(source, name, spec)
     return out
 
 
 def model_matrices(source: WeightSource, config: Any) -> dict[str, torch.Tensor]:
     """The weights outside the layers: embeddings, the final norm's gain and an untied unembedding."""
-    spec = spec_for(config)
-    out = {"embed": input_embeddings(source, config), "final_norm": source.get(spec.final_norm)}
-    unembed = next((n for n in spec.unembed if source.has(n)), None)
-    if unembed is not None:
-        out["unembed"] = source.get(unembed)
-    return out
+    return {module: source.get(name) for module, name in model_weight_names(source, config).items()}

@@ -12,7 +12,15 @@ from typing import Any
 
 import torch
 
-from shiftlens.architecture import WeightSource, geometry, layer_matrices, model_matrices, spec_for
+from shiftlens.architecture import (
+    WeightSource,
+    geometry,
+    layer_matrices,
+    layer_weight_names,
+    model_matrices,
+    model_weight_names,
+    spec_for,
+)
 from shiftlens.diff.delta import LowRank, delta_stats
 from shiftlens.errors import ShiftlensError
 from shiftlens.nulls import perturb_like
@@ -81,28 +89,23 @@ def _dense_deltas(base: WeightSource, tuned: WeightSource, config: Any) -> Calla
     return deltas
 
 
-def _weight_names(config: Any, layer: int | None) -> dict[str, str]:
-    """State-dict name of each module `layer_matrices` / `model_matrices` reads (unfused architectures)."""
-    spec = spec_for(config)
-    if layer is None:
-        return {"embed": spec.embed, "final_norm": spec.final_norm, "unembed": spec.unembed[0]}
-    prefix = spec.layer.format(i=layer)
-    modules = ("q", "k", "v", "o", "gate", "up", "down", "attn_norm", "mlp_norm")
-    return {m: prefix + getattr(spec, m) for m in modules if getattr(spec, m) is not None}
-
-
 def _lora_deltas(base: WeightSource, updates: dict[str, LowRank], config: Any) -> Callable[[int | None], dict]:
     spec = spec_for(config)
     if spec.qkv is not None or spec.conv1d:
         raise WeightDiffError(f"LoRA deltas of the fused or Conv1D projections of {spec.family} are not read; merge it")
-    readable = {n for layer in [None, *range(geometry(config).n_layers)] for n in _weight_names(config, layer).values()}
+    layers = range(geometry(config).n_layers)
+    names_of = {
+        None: model_weight_names(base, config),
+        **{layer: layer_weight_names(config, layer) for layer in layers},
+    }
+    readable = {name for names in names_of.values() for name in names.values()}
     unknown = sorted(set(updates) - readable)
     if unknown:
         raise WeightDiffError(f"the adapter updates {unknown[0]}, which the model does not have ({len(unknown)} such)")
 
     def deltas(layer: int | None) -> dict[str, tuple[torch.Tensor, torch.Tensor | LowRank]]:
         matrices = model_matrices(base, config) if layer is None else layer_matrices(base, config, layer)
-        names = _weight_names(config, layer)
+        names = names_of[layer]
         out: dict[str, tuple[torch.Tensor, torch.Tensor | LowRank]] = {}
         for module, weight in matrices.items():
             update = updates.get(names[module])
