@@ -72,4 +72,4 @@ def test_cli_marks_the_labels_heuristic_everywhere(tmp_path, capsys):
     rows = pq.read_table(out / "labels.parquet").to_pylist()
     assert len(rows) == 4 and all(r["heuristic"] for r in rows)
     assert main(["annotate", str(tmp_path / "ffn")]) == 2
-    assert "needs --endpoint and --model" in capsys.readouterr().err
+    assert "needs --annotator-endpoint and --annotator-model" in capsys.readouterr().err

@@ -19,7 +19,7 @@ from shiftlens.errors import ShiftlensError
 from shiftlens.evidence import DEFAULT_PROTOCOL, PROTOCOLS
 from shiftlens.ffn.annotation_settings import AnnotationSettings
 from shiftlens.ffn.annotators import KINDS as ANNOTATORS
-from shiftlens.ffn.annotators import EndpointSettings
+from shiftlens.ffn.annotators import EndpointSettings, require_endpoint
 from shiftlens.ffn.settings import FfnSettings
 from shiftlens.heads.settings import HeadsSettings
 from shiftlens.models import ModelSpec
@@ -69,11 +69,7 @@ class CompareSettings:
             raise ShiftlensError(f"--null-draws must be 0 (no null band) or more, got {self.null_draws}")
         if not self.methods:
             raise ShiftlensError(f"--methods must be among {', '.join(METHODS)}, got none")
-        if self.annotator in ("llm", "openai") and not (self.endpoint.endpoint and self.endpoint.model):
-            raise ShiftlensError(
-                f"--annotator {self.annotator} needs --annotator-endpoint and --annotator-model "
-                "(or --annotator lexical)"
-            )
+        require_endpoint(self.annotator, self.endpoint)
         ratings = self.attribution.ratings
         if isinstance(ratings, str) and not Path(ratings).is_file():
             raise ShiftlensError(f"ratings file {ratings} does not exist")

@@ -69,11 +69,20 @@ def check_endpoint(kind: str | None, settings: EndpointSettings) -> None:
     command line asks this before torch loads, so that a dead endpoint fails at once."""
     if kind is None or kind == "lexical":
         return
+    require_endpoint(kind, settings)
+    _probe_once(check_url(settings.endpoint), api_key_from_environment())
+
+
+def require_endpoint(kind: str | None, settings: EndpointSettings) -> None:
+    """An LLM annotator's kind is known and its endpoint and model are named (nothing is contacted)."""
+    if kind is None or kind == "lexical":
+        return
     if kind not in KINDS:
         raise ShiftlensError(f"unknown annotator {kind!r}; choose one of {', '.join(KINDS)}")
     if not settings.endpoint or not settings.model:
-        raise ShiftlensError(f"--annotator {kind} needs --endpoint and --model (or use --annotator lexical)")
-    _probe_once(check_url(settings.endpoint), api_key_from_environment())
+        raise ShiftlensError(
+            f"--annotator {kind} needs --annotator-endpoint and --annotator-model (or use --annotator lexical)"
+        )
 
 
 @functools.cache
