@@ -9,10 +9,63 @@ import pytest
 import torch
 from conftest import save_tiny_model, tiny_model
 
-from shiftlens.diff.delta import LowRank, delta_stats, effective_rank, principal_angle, singular_values
+from shiftlens.diff import delta as delta_module
+from shiftlens.diff.delta import (
+    Difference,
+    LowRank,
+    accumulate,
+    delta_stats,
+    effective_rank,
+    principal_angle,
+    singular_values,
+)
 from shiftlens.diff.lora import AdapterError, lora_updates
 from shiftlens.diff.weights import WeightDiffError, weight_map
 from shiftlens.models.sources import ModuleWeights
+from shiftlens.nulls import perturb_like
+
+
+def reference_stats(base: torch.Tensor, tuned: torch.Tensor, k: int = 8) -> tuple[float, int, float]:
+    """‖ΔW‖/‖W‖, the 99 %-energy rank and the largest principal angle, literally: full SVDs, float64."""
+    base, tuned = base.double(), tuned.double()
+    delta = tuned - base
+    squares = torch.linalg.svdvals(delta) ** 2
+    rank = next(m for m in range(1, len(squares) + 1) if squares[:m].sum() >= 0.99 * squares.sum())
+    top_base, top_tuned = torch.linalg.svd(base).U[:, :k], torch.linalg.svd(tuned).U[:, :k]
+    cosine = float(torch.linalg.svdvals(top_base.T @ top_tuned).min())
+    return float(delta.norm() / base.norm()), rank, math.degrees(math.acos(min(1.0, cosine)))
+
+
+@pytest.mark.parametrize("shape", [(40, 24), (24, 40), (30, 30)])
+def test_gram_statistics_match_full_svds_in_any_blocking(shape, monkeypatch) -> None:
+    """Tall, wide and square W, read in one block or in blocks of a few rows/columns: the literal SVD's figures."""
+    g = torch.Generator().manual_seed(5)
+    base = torch.randn(shape, generator=g, dtype=torch.float64)
+    low = LowRank(torch.randn(shape[0], 3, generator=g), torch.randn(3, shape[1], generator=g), scale=0.2)
+    tuned = base + low.dense()
+    rel, rank, angle = reference_stats(base, tuned)
+    for block in (1 << 21, 50):  # 50 elements: blocks of one or two rows/columns
+        monkeypatch.setattr(delta_module, "BLOCK", block)
+        for delta in (low, low.dense(), Difference(tuned, base)):
+            stats = delta_stats(base, delta)[0]
+            assert stats.rel_frobenius == pytest.approx(rel, rel=1e-9)
+            assert stats.effective_rank == rank
+            assert stats.principal_angle_deg == pytest.approx(angle, abs=1e-6)
+
+
+def test_the_null_is_perturb_like_noise_gram_by_gram(monkeypatch) -> None:
+    """Tall W in one block: exactly perturb_like's draw. Wide W in blocks: every noise row as long as ΔW's."""
+    g = torch.Generator().manual_seed(6)
+    tall, delta = torch.randn(40, 12, generator=g, dtype=torch.float64), torch.randn(40, 12, generator=g) * 0.1
+    _, null = accumulate(tall, delta.double(), torch.Generator().manual_seed(0))
+    noise = perturb_like(tall, tall + delta, torch.Generator().manual_seed(0)) - tall
+    assert torch.allclose(null.uu, noise.T @ noise) and torch.allclose(null.wu, tall.T @ noise)
+    monkeypatch.setattr(delta_module, "BLOCK", 40)
+    wide, delta = tall.T.contiguous(), delta.T.contiguous()
+    _, null = accumulate(wide, delta.double(), torch.Generator().manual_seed(0))
+    assert torch.allclose(null.uu.diagonal(), (delta.double() ** 2).sum(1))
+    _, other = accumulate(wide, delta.double(), torch.Generator().manual_seed(1))
+    assert not torch.allclose(null.uu, other.uu)  # noise, not a function of ΔW alone
 
 
 def test_statistics_by_hand() -> None:
@@ -21,14 +74,14 @@ def test_statistics_by_hand() -> None:
     u, _ = torch.linalg.qr(torch.randn(20, 3, generator=g, dtype=torch.float64))
     v, _ = torch.linalg.qr(torch.randn(12, 3, generator=g, dtype=torch.float64))
     delta = u @ torch.diag(torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64)) @ v.T
-    stats = delta_stats(base, delta)
+    stats = delta_stats(base, delta)[0]
     assert stats.rel_frobenius == pytest.approx(math.sqrt(14) / float(base.norm()))
     assert stats.effective_rank == 3  # 9 + 4 + 1: the first two hold 13/14 < 0.99
     assert effective_rank(torch.tensor([3.0, 2.0, 0.01])) == 2  # 13 / 13.0001 ≥ 0.99
     assert effective_rank(torch.zeros(4)) == 0
     low = LowRank(torch.randn(20, 2, generator=g), torch.randn(2, 12, generator=g), scale=0.5)
     assert torch.allclose(low.singular_values(), singular_values(low.dense())[:2])
-    assert delta_stats(base, low).rel_frobenius == pytest.approx(delta_stats(base, low.dense()).rel_frobenius)
+    assert delta_stats(base, low)[0].rel_frobenius == pytest.approx(delta_stats(base, low.dense())[0].rel_frobenius)
 
 
 def test_principal_angle_of_a_known_rotation() -> None:

@@ -21,9 +21,8 @@ from shiftlens.architecture import (
     model_weight_names,
     spec_for,
 )
-from shiftlens.diff.delta import LowRank, delta_stats
+from shiftlens.diff.delta import Delta, Difference, LowRank, delta_stats, restrict
 from shiftlens.errors import ShiftlensError
-from shiftlens.nulls import perturb_like
 
 Row = dict[str, Any]
 PER_HEAD_ROWS = ("q", "k", "v")  # head h owns rows h·d … (h+1)·d; of o it owns those columns
@@ -33,51 +32,49 @@ class WeightDiffError(ShiftlensError, ValueError):
     """Two checkpoints that cannot be compared tensor by tensor (another architecture, shape or a missing tensor)."""
 
 
-def head_slices(module: str, matrix: torch.Tensor, head_dim: int) -> Iterator[tuple[int, torch.Tensor]]:
-    """(head, slice) of a q/k/v projection's rows or an o projection's columns; nothing for other modules."""
+def head_slices(module: str, shape: tuple[int, ...], head_dim: int) -> Iterator[tuple[int, tuple[slice, slice]]]:
+    """(head, (rows, columns)) of a q/k/v projection's rows or an o projection's columns; nothing otherwise."""
     if module in PER_HEAD_ROWS:
-        yield from enumerate(matrix.split(head_dim, dim=0))
+        count, block = shape[0] // head_dim, lambda s: (s, slice(None))
     elif module == "o":
-        yield from enumerate(matrix.split(head_dim, dim=1))
+        count, block = shape[1] // head_dim, lambda s: (slice(None), s)
+    else:
+        return
+    for head in range(count):
+        yield head, block(slice(head * head_dim, (head + 1) * head_dim))
 
 
-def _stats(base: torch.Tensor, delta: torch.Tensor | LowRank, generator: torch.Generator | None) -> dict[str, Any]:
-    """`delta_stats`, and beside it (with a ``generator``) the same of noise as large as ΔW, row by row."""
-    stats = delta_stats(base, delta).to_json()
-    if generator is not None:
-        dense = delta.dense() if isinstance(delta, LowRank) else delta
-        noise = perturb_like(base.double(), base.double() + dense, generator) - base.double()
-        null = delta_stats(base, noise)
+def _stats(base: torch.Tensor, delta: Delta, generator: torch.Generator | None) -> dict[str, Any]:
+    """`delta_stats`, and beside it (with a ``generator``) the rank and angle of noise as large as ΔW, row by row."""
+    observed, null = delta_stats(base, delta, generator=generator)
+    stats = observed.to_json()
+    if null is not None:
         stats.update(effective_rank_null=null.effective_rank, principal_angle_null_deg=null.principal_angle_deg)
     return stats
 
 
 def _rows(
-    layer: int,
-    module: str,
-    base: torch.Tensor,
-    delta: torch.Tensor | LowRank,
-    head_dim: int,
-    generator: torch.Generator | None,
+    layer: int, module: str, base: torch.Tensor, delta: Delta, head_dim: int, generator: torch.Generator | None
 ) -> list[Row]:
     """The module's row and, for attention projections, one row per head."""
     rows = [{"layer": layer, "module": module, "head": -1, **_stats(base, delta, generator)}]
-    dense = delta.dense() if isinstance(delta, LowRank) else delta
-    slices = zip(head_slices(module, base, head_dim), head_slices(module, dense, head_dim))
-    rows += [{"layer": layer, "module": module, "head": h, **_stats(b, d, generator)} for (h, b), (_, d) in slices]
+    for head, (r, c) in head_slices(module, tuple(base.shape), head_dim):
+        rows.append(
+            {"layer": layer, "module": module, "head": head, **_stats(base[r, c], restrict(delta, r, c), generator)}
+        )
     return rows
 
 
-def _checked(name: str, base: torch.Tensor, tuned: torch.Tensor) -> torch.Tensor:
+def _checked(name: str, base: torch.Tensor, tuned: torch.Tensor) -> Difference:
     if base.shape != tuned.shape:
         raise WeightDiffError(
             f"{name}: base {tuple(base.shape)} vs tuned {tuple(tuned.shape)}; not the same architecture"
         )
-    return tuned.double() - base.double()
+    return Difference(tuned, base)
 
 
 def _dense_deltas(base: WeightSource, tuned: WeightSource, config: Any) -> Callable[[int | None], dict]:
-    def deltas(layer: int | None) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def deltas(layer: int | None) -> dict[str, tuple[torch.Tensor, Delta]]:
         read = (lambda s: model_matrices(s, config)) if layer is None else (lambda s: layer_matrices(s, config, layer))
         try:
             before, after = read(base), read(tuned)
@@ -103,16 +100,16 @@ def _lora_deltas(base: WeightSource, updates: dict[str, LowRank], config: Any) -
     if unknown:
         raise WeightDiffError(f"the adapter updates {unknown[0]}, which the model does not have ({len(unknown)} such)")
 
-    def deltas(layer: int | None) -> dict[str, tuple[torch.Tensor, torch.Tensor | LowRank]]:
+    def deltas(layer: int | None) -> dict[str, tuple[torch.Tensor, Delta]]:
         matrices = model_matrices(base, config) if layer is None else layer_matrices(base, config, layer)
         names = names_of[layer]
-        out: dict[str, tuple[torch.Tensor, torch.Tensor | LowRank]] = {}
+        out: dict[str, tuple[torch.Tensor, Delta]] = {}
         for module, weight in matrices.items():
             update = updates.get(names[module])
             if update is not None and (update.b.shape[0], update.a.shape[1]) != tuple(weight.shape):
                 shape = f"{update.b.shape[0]}×{update.a.shape[1]}"
                 raise WeightDiffError(f"the adapter's {names[module]} is {shape}, the model's {tuple(weight.shape)}")
-            out[module] = (weight, update if update is not None else torch.zeros_like(weight, dtype=torch.float64))
+            out[module] = (weight, update if update is not None else Difference(weight, weight))
         return out
 
     return deltas
