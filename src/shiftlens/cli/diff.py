@@ -33,7 +33,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="N",
         help="length of the tuned model's replies to prompts without a response",
     )
-    parser.add_argument("--no-null", action="store_true", help="skip the weight map's null (noise as large as each ΔW)")
+    parser.add_argument(
+        "--no-null",
+        action="store_true",
+        help="skip the nulls: the weight map's (noise as large as each ΔW) and the per-token KL of base + such noise",
+    )
     add_force_argument(parser)
     add_settings(parser, ModelSpec, exclude=LOADING, title="loading (both models)")
     parser.set_defaults(func=run)
@@ -69,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
             Path(args.out) / "tokens",
             max_new_tokens=args.max_new_tokens,
             force=args.force,
+            null_seed=None if args.no_null else 0,
         )
         print(f"wrote {out} (tokens.parquet, summary.json)")
     return 0

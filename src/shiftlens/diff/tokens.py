@@ -3,39 +3,68 @@
 Both models are teacher-forced on the same ids: the prompt in the tuned model's chat template, then the
 example's response (the data's, or the tuned model's greedy reply), so the statistics of
 `shiftlens.diff.divergence` and both models' logit lens (`shiftlens.diff.lens`) cost one forward per model
-per example. Both models are held at once here (the
-weight map never holds more than two tensors).
+per example. Beside KL(tuned ‖ base) stands its null, KL(null ‖ base) on the same tokens, where the null
+model is the base with every parameter moved by `shiftlens.nulls.perturb_like` noise of the tuning's size
+(row by row, seeded): the same null as the weight map's, at one more forward per example. Both models (and
+the null) are held at once here (the weight map never holds more than two tensors).
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import torch
 
 from shiftlens.atomic import atomic_write_json, atomic_write_parquet
-from shiftlens.diff.divergence import token_divergence
+from shiftlens.diff.divergence import response_logits, token_divergence
 from shiftlens.diff.lens import formation_layer, read_forward
 from shiftlens.errors import ShiftlensError
 from shiftlens.examples import Example
 from shiftlens.models import LoadedModel
+from shiftlens.nulls import perturb_like
 from shiftlens.prompting import build_sequence, chat_format, generate
 from shiftlens.runs import Job, Unit, UnitData, model_key
 from shiftlens.runs.lifecycle import unit_file_name
-from shiftlens.storage import RunDirectory
+from shiftlens.storage import RunDirectory, Shard
 
 RUN_KIND = "diff-tokens"
 TOKENS_FILE, SUMMARY_FILE = "tokens.parquet", "summary.json"
 POSITION_BINS = 10  # the summary's relative positions in the response: tenths
 TOP_TOKENS = 20  # the summary's most disagreeing tokens
 COLUMNS = ("kl", "p_base", "p_tuned", "rank_base", "rank_tuned", "formation_base", "formation_tuned")
+NULL_COLUMN = "kl_null"  # KL(null ‖ base): the base moved by noise of the tuning's size
+GROWING = ("example_ids", "example_sha256")  # more examples extend a run
 
 
 class TokenizerMismatch(ShiftlensError, ValueError):
     """Two models whose vocabularies differ: their distributions over tokens cannot be compared."""
+
+
+def null_model(base: torch.nn.Module, tuned: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """A copy of ``base`` with every parameter replaced by `perturb_like` (base, tuned): noise of the tuning's size.
+
+    Parameters are taken in ``named_parameters`` order (tied weights once) with one seeded generator; a
+    parameter the tuning left unchanged stays exactly the base's.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    tuned_parameters = dict(tuned.named_parameters())
+    model = copy.deepcopy(base)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            other = tuned_parameters[name].to(parameter.device)
+            parameter.copy_(perturb_like(parameter.cpu(), other.cpu(), generator).to(parameter))
+    return model
+
+
+def example_sha256(example: Example) -> str:
+    """A short hash of what the models are forced on: the prompt and the data's response (if any)."""
+    return hashlib.sha256(f"{example.prompt}\0{example.response}".encode()).hexdigest()[:12]
 
 
 def _check_vocabularies(base: Any, tuned: Any) -> None:
@@ -52,22 +81,39 @@ class TokensJob(Job):
     kind, noun = RUN_KIND, "example"
 
     def __init__(
-        self, base: LoadedModel, tuned: LoadedModel, examples: Sequence[Example], max_new_tokens: int = 200
+        self,
+        base: LoadedModel,
+        tuned: LoadedModel,
+        examples: Sequence[Example],
+        max_new_tokens: int = 200,
+        null_seed: int | None = 0,
     ) -> None:
         _check_vocabularies(base.tokenizer, tuned.tokenizer)
-        self.base, self.tuned, self.max_new_tokens = base, tuned, max_new_tokens
+        self.base, self.tuned, self.max_new_tokens, self.null_seed = base, tuned, max_new_tokens, null_seed
         self.examples = {e.id: e for e in examples}
         self.fmt = chat_format(tuned.tokenizer, "auto", tuned.model)
+        self.null: torch.nn.Module | None = None
         self.params = {
             "models": {"base": model_key(base.manifest()), "tuned": model_key(tuned.manifest())},
             "max_new_tokens": max_new_tokens,
+            "null_seed": null_seed,
             "example_ids": list(self.examples),
+            "example_sha256": [example_sha256(e) for e in examples],
         }
         self.info = {"model": {"base": base.manifest(), "tuned": tuned.manifest()}}
 
     def units(self) -> list[Unit]:
         """One unit per example."""
         return [Unit(unit_file_name(i), i) for i in self.examples]
+
+    def open(self, out: Path, shard: Shard | None = None, force: bool = False) -> RunDirectory:
+        """The run directory; a longer list of examples extends a stored run."""
+        return RunDirectory(out, self.kind, self.params, self.info, shard=shard, force=force, growing=GROWING)
+
+    def prepare(self, todo: Sequence[Unit]) -> None:
+        """The null model, built only when some example is still to be computed."""
+        if self.null_seed is not None and self.null is None:
+            self.null = null_model(self.base.model, self.tuned.model, self.null_seed)
 
     def compute(self, unit: Unit) -> UnitData:
         """Both models' logits on the example's ids, and the statistics of every response token."""
@@ -84,13 +130,17 @@ class TokensJob(Job):
             arrays[f"lens_probability_{role}"] = reading.lens_probability
             arrays[f"lens_rank_{role}"] = reading.lens_rank
             arrays[f"formation_{role}"] = formation_layer(reading.lens_rank)
+        if self.null is not None:
+            null_logits = response_logits(self.null, ids, positions)
+            arrays[NULL_COLUMN] = token_divergence(base.logits, null_logits, ids[positions]).kl
         meta = {"id": example.id, "response": response, "source": source, "tokens": seq.response.tokens}
         return meta, {name: value.numpy() for name, value in arrays.items()}
 
     def finish(self, run: RunDirectory, failed: dict[str, str]) -> None:
         """``tokens.parquet`` (one row per response token) and ``summary.json``."""
         rows: dict[str, list[Any]] = {"id": [], "position": [], "relative_position": [], "token": []}
-        rows.update({name: [] for name in COLUMNS})
+        columns = (*COLUMNS, NULL_COLUMN) if self.null_seed is not None else COLUMNS
+        rows.update({name: [] for name in columns})
         per_example, lens = [], {"base": [], "tuned": []}
         stored = set(run.unit_names())
         for unit in self.units():
@@ -102,9 +152,10 @@ class TokensJob(Job):
             rows["position"] += list(range(n))
             rows["relative_position"] += [p / max(n - 1, 1) for p in range(n)]
             rows["token"] += meta["tokens"]
-            for name in COLUMNS:
+            for name in columns:
                 rows[name] += arrays[name].tolist()
-            per_example.append({"id": meta["id"], "mean_kl": float(arrays["kl"].mean()), "tokens": n})
+            means = {f"mean_{name}": float(arrays[name].mean()) for name in columns if name.startswith("kl")}
+            per_example.append({"id": meta["id"], **means, "tokens": n})
             for role in lens:
                 lens[role].append(arrays[f"lens_probability_{role}"])
         atomic_write_parquet(run.path / TOKENS_FILE, pa.table(rows))
@@ -114,21 +165,23 @@ class TokensJob(Job):
 
 
 def summary(rows: dict[str, list[Any]], per_example: list[dict[str, Any]], failed: dict[str, str]) -> dict[str, Any]:
-    """Mean KL per example and per tenth of the response, and the tokens where the models disagree most."""
-    kl, relative = np.asarray(rows["kl"], dtype=float), np.asarray(rows["relative_position"], dtype=float)
+    """Mean KL (and its null's) per example and per tenth of the response; the tokens where the models disagree most."""
+    relative = np.asarray(rows["relative_position"], dtype=float)
+    kls = {name: np.asarray(rows[name], dtype=float) for name in ("kl", NULL_COLUMN) if name in rows}
+    kl = kls["kl"]
     bins = np.minimum((relative * POSITION_BINS).astype(int), POSITION_BINS - 1)
     by_position = [
         {
             "bin": b,
-            "mean_kl": float(kl[bins == b].mean()) if (bins == b).any() else None,
+            **{f"mean_{name}": float(v[bins == b].mean()) if (bins == b).any() else None for name, v in kls.items()},
             "tokens": int((bins == b).sum()),
         }
         for b in range(POSITION_BINS)
     ]
     top = np.argsort(-kl, kind="stable")[:TOP_TOKENS]
-    keys = ("id", "position", "token", *COLUMNS)
+    keys = [k for k in ("id", "position", "token", *COLUMNS, NULL_COLUMN) if k in rows]
     return {
-        "mean_kl": float(kl.mean()) if len(kl) else None,
+        **{f"mean_{name}": float(v.mean()) if len(v) else None for name, v in kls.items()},
         "examples": per_example,
         "by_relative_position": by_position,
         "top_tokens": [{k: rows[k][i] for k in keys} for i in top.tolist()],
@@ -159,11 +212,15 @@ def diff_tokens(
     out: str | Path,
     max_new_tokens: int = 200,
     force: bool = False,
+    null_seed: int | None = 0,
 ) -> Path:
-    """Run (or resume; ``force``: start over) the per-token divergence of ``examples`` into the run ``out``."""
+    """Run (or resume; ``force``: start over) the per-token divergence of ``examples`` into the run ``out``.
+
+    ``null_seed``: the seed of the null model's noise (None: no null column).
+    """
     from shiftlens.runs import execute
 
     def setup() -> TokensJob:
-        return TokensJob(base, tuned, examples, max_new_tokens)
+        return TokensJob(base, tuned, examples, max_new_tokens, null_seed)
 
     return execute(setup, out, device=str(base.model.device), force=force)
