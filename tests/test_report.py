@@ -156,7 +156,7 @@ def test_hostile_text_is_escaped_everywhere(report_html):
 
 
 def test_every_section_is_rendered(report_html):
-    for anchor in ("summary", "instructions", "heads", "ffn", "examples", "meta"):
+    for anchor in ("summary", "instructions", "heads", "ffn", "diff", "examples", "meta"):
         assert f'id="sl-{anchor}"' in report_html
     assert "not run" not in report_html
     assert report_html.count("<svg") >= 8
@@ -165,7 +165,7 @@ def test_every_section_is_rendered(report_html):
 
 def test_missing_sections_say_not_run(tmp_path):
     html = render_report({}, tmp_path / "r.html").read_text()
-    assert html.count("not run") == 3 + 5  # three methods in the summary + five section bodies
+    assert html.count("not run") == 4 + 6  # four methods in the summary + six section bodies
     assert 'class="sl-explorer-root"' not in html
 
 

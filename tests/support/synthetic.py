@@ -187,5 +187,35 @@ def synthetic_results(
                 "heuristic": True,
             },
         },
+        "diff": synthetic_diff([e["id"] for e in examples["examples"]]),
         "examples": examples,
     }
+
+
+def synthetic_diff(ids: list[str], layers: int = 4) -> dict[str, Any]:
+    """A "Where tuning acted" section: a LoRA-like map (q and v changed), per-token KL beside its null."""
+    modules = [{"layer": -1, "module": m, "rel_frobenius": 0.0, "effective_rank": 0} for m in ("embed", "final_norm")]
+    for layer in range(layers):
+        for m in ("q", "k", "v", "o", "gate", "up", "down", "attn_norm", "mlp_norm"):
+            changed = m in ("q", "v")
+            modules.append({"layer": layer, "module": m, "rel_frobenius": 0.01 * (layer + 1) if changed else 0.0,
+                            "effective_rank": 2 if changed else 0, "effective_rank_null": 30 if changed else 0,
+                            "principal_angle_deg": 3.0 * layer if changed else 0.0,
+                            "principal_angle_null_deg": 1.0 if changed else 0.0})  # fmt: skip
+    heads = [{"layer": i, "module": m, "head": h, "rel_frobenius": 0.01 * h} for i in range(layers) for m in "qkvo"
+             for h in range(4)]  # fmt: skip
+    bins = [{"bin": b, "mean_kl": 0.1 + b / 50, "mean_kl_null": 0.01, "tokens": 30} for b in range(10)]
+    top = [{"id": ids[i % len(ids)], "position": i, "token": "</script><b>x</b>" if i == 0 else f"t{i}",
+            "kl": 2.0 - i / 10, "kl_null": 0.02, "p_base": 0.1, "p_tuned": 0.8, "rank_base": 5, "rank_tuned": 0}
+           for i in range(5)]  # fmt: skip
+    lens = {"mean_probability_by_layer_base": [0.1, 0.2, 0.3, 0.4],
+            "mean_probability_by_layer_tuned": [0.1, 0.3, 0.5, 0.6],
+            "tokens_formed": {"base": 10, "tuned": 12, "both": 9},
+            "mean_formation_layer": {"base": 2.5, "tuned": 2.0, "tuned_minus_base": -0.5}}  # fmt: skip
+    tokens = {"mean_kl": 0.2, "mean_kl_null": 0.01, "by_relative_position": bins, "top_tokens": top,
+              "logit_lens": lens, "examples": len(ids)}  # fmt: skip
+    finding = {"method": "diff", "claim": "tuned diverges more than its null", "testable": True, "reason": None,
+               "p_value": 0.001, "p_adjusted": None, "significant": False, "effect_size": 1.2,
+               "ci": [0.8, 1.6]}  # fmt: skip
+    return {"not_run": {}, "nulls": "noise of the tuning's size", "finding": [finding], "modules": modules,
+            "heads": heads, "tokens": tokens}  # fmt: skip

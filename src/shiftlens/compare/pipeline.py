@@ -3,11 +3,14 @@
 Layout of the output directory (itself a resumable run of kind "compare", one unit per finished step)::
 
     attribution/{tuned,base}/   heads/{tuned,base}/   ffn/{tuned,base}/ (+ annotations/)
+    diff/weights.parquet   diff/tokens/ (tokens.parquet, summary.json)
     analysis/{instructions,heads,ffn}/   results.json   report.html   chat_template.jinja
 
 The tuned model runs first: by default it generates the responses that both models then explain, on
 identical prompt tokens (the tuned model's chat template wraps the prompt for both). Each model is loaded
-once, only if one of its steps is unfinished, and freed before the other is loaded. Rerunning the same
+once, only if one of its steps is unfinished, and freed before the other is loaded; then the diff step
+(`shiftlens.diff`, on by default) streams both checkpoints' weights and forces both models on the same
+responses. Rerunning the same
 command resumes every step where it stopped, redoes a step whose settings changed and recomputes a damaged
 unit anywhere inside (`shiftlens.compare.steps`); the analyses and the report are always rebuilt.
 """
@@ -24,7 +27,7 @@ from typing import Any
 from shiftlens.attribution.pipeline import RunFailures
 from shiftlens.compare.results import assemble_results, null_draws, read_results, write_results
 from shiftlens.compare.settings import CompareSettings, ModelSpec
-from shiftlens.compare.steps import GROWING, NULL_UNIT, Steps, comparison_identity, step_name
+from shiftlens.compare.steps import DIFF_UNIT, GROWING, NULL_UNIT, Steps, comparison_identity, step_name
 from shiftlens.compare.tokenizers import check_tokenizers
 from shiftlens.errors import ShiftlensError
 from shiftlens.examples import Example, load_examples, require_responses
@@ -152,6 +155,12 @@ def compare(
                 runner.done(run, step_name(step, role), step, time.perf_counter() - start)
             del lm
             gc.collect()
+        if settings.diff and runner.plan(run, DIFF_UNIT, None, log):
+            log("diff: weight deltas per layer, module and head; per-token divergence on the same responses")
+            start = time.perf_counter()
+            notes = runner.diff(specs, difference)
+            runner.done(run, DIFF_UNIT, DIFF_UNIT, time.perf_counter() - start, not_run=notes)
+            gc.collect()
         if settings.null_draws and (runner.plan(run, NULL_UNIT, None, log) or ran):
             log(f"null baselines: {settings.null_draws} draws of base + noise of the tuning's size")
             start = time.perf_counter()
@@ -160,7 +169,8 @@ def compare(
         nulls = {key: nulls[key] for key in ("heads", "ffn") if key in nulls}
         timings = {name: run.read_unit(name)[0]["seconds"] for name in run.unit_names()}
         log("analyses and report")
-        results = assemble_results(out, specs, settings, timings, difference, nulls)
+        diff_notes = run.read_unit(DIFF_UNIT)[0].get("not_run", {}) if settings.diff else None
+        results = assemble_results(out, specs, settings, timings, difference, nulls, diff_notes)
         report, results_path = write_results(out, results)
         models = {role: s.record() for role, s in specs.items()}
         run.update_manifest(failed=failed, complete=not failed, settings=settings.record(), models=models)

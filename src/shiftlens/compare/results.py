@@ -110,8 +110,14 @@ def assemble_results(
     timings: dict[str, float],
     tokenizer_difference: str | None,
     nulls: dict[str, Any] | None = None,
+    diff_notes: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The report's results dict (meta, instructions, heads, ffn, examples) of a comparison directory."""
+    """The report's results dict (meta, instructions, heads, ffn, diff, examples) of a comparison directory.
+
+    ``diff_notes``: why parts of the diff step did not run (None: the step is off).
+    """
+    from shiftlens.diff.results import diff_results
+
     instructions, examples = instructions_section(out, settings.protocol)
     models = []
     for role in ("base", "tuned"):
@@ -135,6 +141,7 @@ def assemble_results(
         "instructions": instructions,
         "heads": heads_section(out, settings, nulls or {}) if "heads" in settings.methods else None,
         "ffn": ffn_section(out, settings, nulls or {}) if "ffn" in settings.methods else None,
+        "diff": None if diff_notes is None else diff_results(out / "diff", diff_notes),
         "examples": examples,
     }
     results["findings"] = [f.to_json() for f in gather(results)]

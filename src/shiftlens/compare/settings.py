@@ -53,6 +53,10 @@ class CompareSettings:
     null_draws: int = setting(
         20, "seeded draws of base + noise of the tuning's size behind the heads and FFN null bands (0: none)"
     )
+    diff: bool = setting(
+        True,
+        "the diff step: weight deltas per layer, module and head, and per-token divergence on the same responses",
+    )
     allow_different_tokenizers: bool = setting(
         False, "compare models whose tokenizers differ (per-token views are then not comparable)"
     )

@@ -16,7 +16,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from shiftlens.attribution.pipeline import attribute
+from shiftlens.attribution.pipeline import RunFailures, attribute
 from shiftlens.compare.settings import CompareSettings
 from shiftlens.config import identity
 from shiftlens.examples import Example
@@ -28,6 +28,7 @@ from shiftlens.runs.lifecycle import remove_run
 from shiftlens.storage import RunDirectory, damaged_units, file_sha256
 
 NULL_UNIT = "null-baselines"  # the seeded null draws, computed once both models finished their methods
+DIFF_UNIT = "diff"  # where tuning acted: the weight map and per-token divergence, both models at once
 
 
 def step_name(method: str, role: str) -> str:
@@ -39,6 +40,8 @@ def step_dir(out: Path, method: str, role: str) -> Path:
     """The run directory a step writes."""
     if method == "annotate":
         return out / "ffn" / role / "annotations"
+    if method == DIFF_UNIT:
+        return out / DIFF_UNIT / "tokens"
     return out / method / role
 
 
@@ -81,7 +84,13 @@ class Steps:
             "ffn": (ffn, layers),
             "annotate": ({**ffn, **annotation}, layers),
             NULL_UNIT: ({"null_draws": s.null_draws, **heads, **ffn}, layers),
+            DIFF_UNIT: ({"null_seed": self.diff_null_seed}, {"example_ids": [e.id for e in examples]}),
         }
+
+    @property
+    def diff_null_seed(self) -> int | None:
+        """The seed of the diff step's nulls: one draw beside the heads and FFN bands (none without them)."""
+        return 0 if self.settings.null_draws else None
 
     def plan(self, run: RunDirectory, method: str, role: str | None, log: Callable[[str], None]) -> bool:
         """Whether a step is to run: missing, extended, damaged or changed (then its old run is deleted first)."""
@@ -94,11 +103,11 @@ class Steps:
             changes = "; ".join(describe_changes(meta.get("identity") or {}, fixed))
             log(f"{name}: settings changed ({changes}); redoing that step")
             run.remove_unit(name)
-            if role is not None:
+            if role is not None or method == DIFF_UNIT:
                 keep = (CACHE_FILE,) if method == "annotate" else ()  # answers stay valid (keyed by question)
                 remove_run(step_dir(self.out, method, role), f"{name} settings changed", keep=keep)
             return True
-        damaged = damaged_units(step_dir(self.out, method, role)) if role else []
+        damaged = damaged_units(step_dir(self.out, method, role)) if role or method == DIFF_UNIT else []
         if damaged:
             log(f"{name}: {len(damaged)} damaged units ({', '.join(damaged[:3])}); recomputing them")
         return bool(damaged) or meta.get("extent", extent) != extent
@@ -134,6 +143,39 @@ class Steps:
         from shiftlens.ffn.pipeline import explain_ffn
 
         explain_ffn(lm, self.vocab, self.out / "ffn" / role, self.settings.ffn)
+
+    def diff(self, specs: dict[str, ModelSpec], tokenizer_difference: str | None) -> dict[str, Any]:
+        """The weight map into diff/weights.parquet and the per-token run into diff/tokens, on the responses the
+        attribution explains (the tuned model's, or the data's); what could not run is returned with its reason."""
+        from shiftlens.attribution.pipeline import responses_of
+        from shiftlens.diff.run import diff_weights
+        from shiftlens.diff.tokens import diff_tokens
+        from shiftlens.diff.weights import WeightDiffError
+
+        base, tuned, out, notes = specs["base"], specs["tuned"], self.out / DIFF_UNIT, {}
+        same_base = tuned.adapter and (tuned.name, tuned.gguf_file) == (base.name, base.gguf_file) and not base.adapter
+        try:
+            adapter = tuned.adapter if same_base else None
+            diff_weights(base, None if adapter else tuned, out, adapter=adapter, null_seed=self.diff_null_seed)
+        except WeightDiffError as exc:
+            notes["weights"] = f"the weights cannot be compared one by one: {exc}"
+        if tokenizer_difference is not None:
+            notes["tokens"] = f"the tokenizers differ ({tokenizer_difference}): no per-token divergence"
+            return notes
+        examples = list(self.examples)
+        explained = self.out / "attribution" / "tuned"
+        if self.settings.responses != "data" and (explained / "manifest.json").exists():
+            responses = responses_of(explained)  # the tuned model's replies, which both models explain
+            examples = [replace(e, response=responses[e.id]) for e in examples if e.id in responses]
+        try:
+            tokens = step_dir(self.out, DIFF_UNIT, None)
+            limit = self.settings.attribution.max_new_tokens
+            diff_tokens(
+                base.load(), tuned.load(), examples, tokens, max_new_tokens=limit, null_seed=self.diff_null_seed
+            )
+        except RunFailures as exc:
+            notes["tokens"] = f"{len(exc.failed)} examples failed (reasons in diff/tokens/manifest.json)"
+        return notes
 
     def annotate(self, lm: LoadedModel | None, role: str) -> None:
         """Concept labels of the FFN components (needs no model: an annotator reads the word lists)."""

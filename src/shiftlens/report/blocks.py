@@ -14,8 +14,14 @@ from shiftlens.report.svg import bar_chart, fmt_number, line_chart
 from shiftlens.stats import finite
 
 
+class Html(str):
+    """Markup built from escaped parts (e.g. a link): a table cell shows it as it is."""
+
+
 def cell(value: Any) -> str:
-    """One table cell's escaped text: numbers shortened, stats dicts as mean ± std (n)."""
+    """One table cell's escaped text: numbers shortened, stats dicts as mean ± std (n); `Html` as it is."""
+    if isinstance(value, Html):
+        return str(value)
     if isinstance(value, bool) or value is None:
         return escape(str(value if value is not None else "–"))
     if isinstance(value, (int, float)):

@@ -15,8 +15,9 @@ from typing import Any
 from shiftlens.evidence import ALPHA, Finding, adjust
 from shiftlens.report.svg import fmt_number
 
-SECTIONS = {"instructions": "attribution", "heads": "heads", "ffn": "ffn"}  # results key → finding method
+SECTIONS = {"instructions": "attribution", "heads": "heads", "ffn": "ffn", "diff": "diff"}  # results key → method
 TITLES = {"attribution": "Instruction attribution", "heads": "Attention heads", "ffn": "Feed-forward concepts"}
+TITLES["diff"] = "Where tuning acted"
 LEXICAL_ANNOTATORS = {"lexical", "heuristic", "wordnet", "keyword"}
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from shiftlens.errors import ShiftlensError
 from shiftlens.report import sections
+from shiftlens.report.diff import diff_html
 from shiftlens.report.notes import notes_html
 from shiftlens.report.summary import summary_html
 from shiftlens.storage import atomic_write_text
@@ -98,6 +99,7 @@ def body_html(results: dict[str, Any]) -> str:
         + sections.section("instructions", sections.instructions_html(results.get("instructions")))
         + sections.section("heads", sections.heads_html(results.get("heads")))
         + sections.section("ffn", sections.ffn_html(results.get("ffn")))
+        + sections.section("diff", diff_html(results.get("diff")))
         + sections.section("examples", examples_html(results.get("examples")))
         + sections.section("meta", sections.meta_html(meta))
     )

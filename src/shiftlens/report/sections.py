@@ -36,6 +36,7 @@ SECTION_TITLES = {
     "instructions": "1 · Instruction attribution (gradient × input)",
     "heads": "2 · Attention heads",
     "ffn": "3 · Feed-forward concepts",
+    "diff": "4 · Where tuning acted",
     "examples": "Examples: base vs tuned attribution",
     "meta": "Run details",
 }

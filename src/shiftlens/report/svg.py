@@ -218,3 +218,56 @@ def histogram(series: dict[str, Sequence[float]], *, title: str, x_label: str, b
     labels = [f"{fmt_number(a)}–{fmt_number(b)}" for a, b in zip(edges[:-1], edges[1:])]
     counts = {k: np.histogram(v, bins=edges)[0].astype(float).tolist() for k, v in finite.items()}
     return bar_chart(labels, counts, title=title, y_label="examples", x_label=x_label, label_every=4)
+
+
+HEAT_LOW, HEAT_HIGH = (247, 251, 255), (8, 48, 107)  # white to dark blue: 0 to the scale's maximum
+
+
+def heat_color(value: float, high: float) -> str:
+    """The cell colour of ``value`` on a 0 … ``high`` scale (clipped)."""
+    t = min(max(value / high, 0.0), 1.0) if high > 0 else 0.0
+    return "#" + "".join(f"{round(a + (b - a) * t):02x}" for a, b in zip(HEAT_LOW, HEAT_HIGH))
+
+
+def heatmap(
+    rows: Sequence[str],
+    columns: Sequence[str],
+    values: Sequence[Sequence[float | None]],
+    *,
+    title: str,
+    value_label: str,
+    high: float | None = None,
+    cell: tuple[int, int] = (44, 12),
+) -> str:
+    """A grid of cells coloured 0 → ``high`` (default: the largest value), each with its value on hover.
+
+    Missing (None) cells are grey. Charts sharing ``high`` are comparable cell by cell (an observed map
+    beside its null's).
+    """
+    finite = [v for row in values for v in row if v is not None and math.isfinite(v)]
+    high = max(finite, default=0.0) if high is None else high
+    left, top, (w, h) = 64, 28, cell
+    width, height = left + w * len(columns) + 12, top + h * len(rows) + 44
+    body = [f'<text x="{width / 2:.1f}" y="16" class="sl-chart-title">{escape(title)}</text>']
+    for c, name in enumerate(columns):
+        body.append(
+            f'<text x="{left + (c + 0.5) * w:.1f}" y="{top + h * len(rows) + 14}" class="sl-tick" '
+            f'text-anchor="middle">{escape(name)}</text>'
+        )
+    for r, name in enumerate(rows):
+        y = top + r * h
+        body.append(f'<text x="{left - 4}" y="{y + h - 2}" class="sl-tick" text-anchor="end">{escape(name)}</text>')
+        for c, value in enumerate(values[r]):
+            known = value is not None and math.isfinite(value)
+            fill = heat_color(value, high) if known else "#cbd5e0"
+            tip = f"{name} · {columns[c]}: {fmt_number(value) if known else 'none'}"
+            body.append(
+                f'<rect x="{left + c * w}" y="{y}" width="{w - 1}" height="{h - 1}" fill="{fill}">'
+                f"<title>{escape(tip)}</title></rect>"
+            )
+    scale = f"{value_label}: white 0 → dark {fmt_number(high)}"
+    body.append(f'<text x="{left}" y="{height - 8}" class="sl-tick">{escape(scale)}</text>')
+    return (
+        f'<svg class="sl-chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">' + "".join(body) + "</svg>"
+    )

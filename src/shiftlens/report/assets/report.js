@@ -264,6 +264,11 @@
     }
 
     if (data.single && examples.length) open(0);
+    root.openExample = function (id) {  /* a link elsewhere in the report (e.g. a disagreeing token) opens one */
+      var index = examples.findIndex(function (ex) { return String(ex.id) === id; });
+      if (index >= 0) open(index);
+      return index >= 0;
+    };
     return { open: open, applyFilter: applyFilter };
   }
 
@@ -280,8 +285,19 @@
     root.dataset.ready = "1";
   }
 
+  function followLink(e) {
+    var link = e.target.closest("a.sl-example-link");
+    if (!link) return;
+    var root = document.querySelector(".sl-explorer-root");
+    if (root && root.openExample && root.openExample(link.dataset.example)) {
+      root.scrollIntoView();
+      e.preventDefault();
+    }
+  }
+
   function mountAll() {
     document.querySelectorAll(".sl-explorer-root").forEach(mount);
+    document.addEventListener("click", followLink);
     window.__shiftlensReady = performance.now();
   }
 
