@@ -143,7 +143,7 @@ def test_a_lora_shows_exactly_on_its_modules_with_its_rank(lora_pair) -> None:
 def test_mismatched_inputs_are_one_line_errors(lora_pair, tmp_path) -> None:
     base, _, adapter = lora_pair
     other = tiny_model("llama", hidden_size=64)
-    with pytest.raises(WeightDiffError, match=r"model embed: base \(96, 32\) vs tuned \(96, 64\)"):
+    with pytest.raises(WeightDiffError, match=r"model.embed_tokens.weight: base \(96, 32\) vs tuned \(96, 64\)"):
         weight_map(ModuleWeights(base), base.config, ModuleWeights(other))
     with pytest.raises(WeightDiffError, match="the adapter's model.layers.0.self_attn.q_proj.weight is"):
         weight_map(ModuleWeights(other), other.config, lora_updates(adapter))

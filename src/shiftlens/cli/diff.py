@@ -38,6 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="skip the nulls: the weight map's (noise as large as each ΔW) and the per-token KL of base + such noise",
     )
+    parser.add_argument(
+        "--allow-different-shapes",
+        action="store_true",
+        help="leave tensors whose shapes differ out of the weight map (with a warning) instead of refusing the pair",
+    )
     add_force_argument(parser)
     add_settings(parser, ModelSpec, exclude=LOADING, title="loading (both models)")
     parser.set_defaults(func=run)
@@ -58,9 +63,10 @@ def run(args: argparse.Namespace) -> int:
     base = settings_from(args, ModelSpec, exclude=LOADING, name=args.base)
     tuned = settings_from(args, ModelSpec, exclude=LOADING, name=args.tuned)
     adapter = args.tuned_adapter
-    path = diff_weights(
-        base, None if adapter else tuned, args.out, adapter=adapter, null_seed=None if args.no_null else 0
-    )
+    null_seed = None if args.no_null else 0
+    other = None if adapter else tuned
+    shapes = args.allow_different_shapes
+    path = diff_weights(base, other, args.out, adapter=adapter, null_seed=null_seed, allow_different_shapes=shapes)
     print(f"wrote {path}")
     if examples is not None:
         from shiftlens.diff.tokens import diff_tokens
@@ -73,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             Path(args.out) / "tokens",
             max_new_tokens=args.max_new_tokens,
             force=args.force,
-            null_seed=None if args.no_null else 0,
+            null_seed=null_seed,
         )
         print(f"wrote {out} (tokens.parquet, summary.json)")
     return 0

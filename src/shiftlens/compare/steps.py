@@ -156,7 +156,11 @@ class Steps:
         same_base = tuned.adapter and (tuned.name, tuned.gguf_file) == (base.name, base.gguf_file) and not base.adapter
         try:
             adapter = tuned.adapter if same_base else None
-            diff_weights(base, None if adapter else tuned, out, adapter=adapter, null_seed=self.diff_null_seed)
+            shapes = self.settings.allow_different_tokenizers  # their embeddings differ; the layers may not
+            other = None if adapter else tuned
+            diff_weights(
+                base, other, out, adapter=adapter, null_seed=self.diff_null_seed, allow_different_shapes=shapes
+            )
         except WeightDiffError as exc:
             notes["weights"] = f"the weights cannot be compared one by one: {exc}"
         if tokenizer_difference is not None:

@@ -22,7 +22,7 @@ from shiftlens.architecture import (
     spec_for,
 )
 from shiftlens.diff.delta import Delta, Difference, LowRank, delta_stats, restrict
-from shiftlens.errors import ShiftlensError
+from shiftlens.errors import ShiftlensError, warn
 
 Row = dict[str, Any]
 PER_HEAD_ROWS = ("q", "k", "v")  # head h owns rows h·d … (h+1)·d; of o it owns those columns
@@ -65,23 +65,48 @@ def _rows(
     return rows
 
 
-def _checked(name: str, base: torch.Tensor, tuned: torch.Tensor) -> Difference:
-    if base.shape != tuned.shape:
-        raise WeightDiffError(
-            f"{name}: base {tuple(base.shape)} vs tuned {tuple(tuned.shape)}; not the same architecture"
-        )
-    return Difference(tuned, base)
+def _names(source: WeightSource, config: Any, layer: int | None) -> dict[str, str]:
+    return model_weight_names(source, config) if layer is None else layer_weight_names(config, layer)
 
 
-def _dense_deltas(base: WeightSource, tuned: WeightSource, config: Any) -> Callable[[int | None], dict]:
+def check_same_tensors(base: WeightSource, tuned: WeightSource, config: Any) -> None:
+    """Before any work: every tensor the map reads is in both checkpoints, and the tuned one has no extra layer."""
+    n_layers = geometry(config).n_layers
+    for layer in [None, *range(n_layers)]:
+        for name in _names(base, config, layer).values():
+            for role, source in (("base", base), ("tuned", tuned)):
+                if not source.has(name):
+                    raise WeightDiffError(f"{name} is missing from the {role} checkpoint; not the same architecture")
+    extra = [name for name in layer_weight_names(config, n_layers).values() if tuned.has(name)]
+    if extra:
+        raise WeightDiffError(f"the tuned checkpoint has {extra[0]}, beyond the base's {n_layers} layers")
+
+
+def _dense_deltas(
+    base: WeightSource, tuned: WeightSource, config: Any, allow_different_shapes: bool
+) -> Callable[[int | None], dict]:
+    check_same_tensors(base, tuned, config)
+
     def deltas(layer: int | None) -> dict[str, tuple[torch.Tensor, Delta]]:
         read = (lambda s: model_matrices(s, config)) if layer is None else (lambda s: layer_matrices(s, config, layer))
         try:
             before, after = read(base), read(tuned)
         except KeyError as exc:
             raise WeightDiffError(f"a tensor is missing from one checkpoint: {exc.args[0]}") from exc
-        where = "model" if layer is None else f"layer {layer}"
-        return {m: (w, _checked(f"{where} {m}", w, after[m])) for m, w in before.items() if m in after}
+        names, out = _names(base, config, layer), {}
+        for module, weight in before.items():
+            other = after[module]
+            if weight.shape == other.shape:
+                out[module] = (weight, Difference(other, weight))
+                continue
+            name = names.get(module, f"{'model' if layer is None else f'layer {layer}'} {module}")
+            shapes = f"base {tuple(weight.shape)} vs tuned {tuple(other.shape)}"
+            if not allow_different_shapes:
+                raise WeightDiffError(
+                    f"{name}: {shapes}; not the same architecture (--allow-different-shapes skips it)"
+                )
+            warn(f"{name} left out of the weight map: {shapes}")
+        return out
 
     return deltas
 
@@ -121,16 +146,23 @@ def weight_map(
     tuned: WeightSource | dict[str, LowRank],
     null_seed: int | None = 0,
     progress: Callable[[int], None] | None = None,
+    allow_different_shapes: bool = False,
 ) -> list[Row]:
     """Every row of the map: the model-level weights (layer −1), then each layer's modules and heads.
 
     With ``null_seed`` each row also holds the effective rank and principal angle of noise as large as its ΔW,
     row by row (`shiftlens.nulls.perturb_like`, seeded): the relative size is the same by construction, so
-    only a rank or rotation beyond the null's says the update has structure.
+    only a rank or rotation beyond the null's says the update has structure. Two checkpoints must hold the
+    same tensors in the same shapes (`WeightDiffError` naming the first that differs, before any work where it
+    can be told from the names); ``allow_different_shapes`` leaves tensors of other shapes out, with a warning.
     """
     generator = None if null_seed is None else torch.Generator().manual_seed(null_seed)
     geo = geometry(config)
-    deltas = _lora_deltas(base, tuned, config) if isinstance(tuned, dict) else _dense_deltas(base, tuned, config)
+    deltas = (
+        _lora_deltas(base, tuned, config)
+        if isinstance(tuned, dict)
+        else _dense_deltas(base, tuned, config, allow_different_shapes)
+    )
     rows: list[Row] = []
     for layer in [None, *range(geo.n_layers)]:
         for module, (weight, delta) in deltas(layer).items():
