@@ -51,24 +51,25 @@ def build_adapter(directory: Path, config, seed: int = 0) -> Path:
     return directory
 
 
-def timed(command: list[str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MiB) of a command run to completion in a fresh process."""
+def timed(command: list[str]) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS in MiB, CPU seconds) of a command run to completion in a fresh process."""
     start = time.perf_counter()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak <= before:  # ru_maxrss of children is the largest so far: measure each command in its own helper
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if after.ru_maxrss <= before.ru_maxrss:  # the largest child so far: measure each command in its own helper
         raise RuntimeError("run each timed command from a fresh helper process")
-    return time.perf_counter() - start, peak / 1024
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return time.perf_counter() - start, after.ru_maxrss / 1024, cpu
 
 
-def measure(command: list[str]) -> tuple[float, float]:
+def measure(command: list[str]) -> tuple[float, float, float]:
     """`timed` in a fresh helper process, so that each command's peak RSS is its own."""
     helper = f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import diff; "
     helper += f"print(json.dumps(diff.timed({command!r})))"
     out = subprocess.run([sys.executable, "-c", helper], check=True, capture_output=True, text=True).stdout
-    wall, rss = json.loads(out.strip().splitlines()[-1])
-    return wall, rss
+    wall, rss, cpu = json.loads(out.strip().splitlines()[-1])
+    return wall, rss, cpu
 
 
 def layer_mib(config) -> float:
@@ -83,47 +84,69 @@ def weight_map(config, tmp: Path) -> dict[str, float]:
     adapter = build_adapter(tmp / "adapter", config)
     command = [sys.executable, "-m", "shiftlens.cli.main", "diff", "smollm2", "smollm2", "--tuned-adapter"]
     command += [str(adapter), "--weights-only", "--out", str(tmp / "map")]
-    _, baseline = measure([sys.executable, "-c", OPEN_ONLY])
-    wall, peak = measure(command)
+    _, baseline, _ = measure([sys.executable, "-c", OPEN_ONLY])
+    wall, peak, cpu = measure(command)
     table = pq.read_table(tmp / "map" / "weights.parquet").to_pydict()
     rows = list(zip(table["module"], table["head"], table["rel_frobenius"], table["effective_rank"]))
     changed = {m for m, h, r, _ in rows if h == -1 and r > 0}
     assert changed == {"q", "v"}, changed
     assert max(rank for m, h, _, rank in rows if h == -1) <= RANK
     budget = 2 * layer_mib(config) + 200
-    print(f"weight map: {wall:.1f} s, peak RSS {peak:.0f} MiB = {baseline:.0f} MiB opening the weights + "
-          f"{peak - baseline:.0f} MiB (target ≤ 60 s and ≤ +{budget:.0f} MiB = 2 layers + 200 MB)")  # fmt: skip
-    return {"wall_s": wall, "peak_rss_mib": peak, "open_rss_mib": baseline, "budget_mib": budget}
+    print(f"weight map: {wall:.1f} s wall, {cpu:.1f} s CPU, peak RSS {peak:.0f} MiB = {baseline:.0f} MiB opening "
+          f"the weights + {peak - baseline:.0f} MiB (targets 60 s, +{budget:.0f} MiB)")  # fmt: skip
+    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_mib": peak, "open_rss_mib": baseline, "budget_mib": budget}
+
+
+def in_process(adapter: Path, out: Path) -> dict[str, float]:
+    """The map's own memory: RSS just before `diff_weights` (everything imported) and the peak after it."""
+    from shiftlens.diff.run import diff_weights
+
+    before = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    start, cpu = time.perf_counter(), time.process_time()
+    diff_weights("smollm2", None, out, adapter=adapter)
+    wall = time.perf_counter() - start
+    return {
+        "wall_s": wall,
+        "cpu_s": time.process_time() - cpu,
+        "rss_before_mib": before,
+        "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def tokens(n: int, tmp: Path) -> dict[str, float]:
-    """Part 2 (module doc): the diff's per-example compute against two plain forwards on the same ids."""
+    """Part 2 (module doc): two plain forwards per example, the divergence alone, and the whole unit."""
     from shiftlens import organism
+    from shiftlens.diff.divergence import response_logits, token_divergence
     from shiftlens.diff.tokens import TokensJob
     from shiftlens.examples import load_examples
     from shiftlens.models import load_model
     from shiftlens.prompting import build_sequence
 
     examples = load_examples(organism.prompts_path(), None, n)
-    adapter = tmp / "adapter"
-    base, tuned = load_model("smollm2"), load_model("smollm2", adapter=str(adapter))
+    base, tuned = load_model("smollm2"), load_model("smollm2", adapter=str(tmp / "adapter"))
     job = TokensJob(base, tuned, examples)
-    forward_s = compute_s = 0.0
+    job.prepare(job.units())
+    times = {"two_forwards_s": 0.0, "divergence_s": 0.0, "unit_s": 0.0}
     for unit in job.units():
         example = job.examples[unit.key]
         seq = build_sequence(tuned.model, job.fmt, tuned.tokenizer, example.prompt, example.response, example.id)
+        ids, positions = seq.input_ids, seq.response_positions
         start = time.perf_counter()
         with torch.no_grad():
             for lm in (base, tuned):
-                lm.model(input_ids=seq.input_ids[None])
-        forward_s += time.perf_counter() - start
+                lm.model(input_ids=ids[None])
+        times["two_forwards_s"] += time.perf_counter() - start
+        start = time.perf_counter()
+        token_divergence(*(response_logits(lm.model, ids, positions) for lm in (base, tuned)), ids[positions])
+        times["divergence_s"] += time.perf_counter() - start
         start = time.perf_counter()
         job.compute(unit)
-        compute_s += time.perf_counter() - start
-    ratio = compute_s / forward_s
-    print(f"per-token divergence, {n} examples: {compute_s:.2f} s against {forward_s:.2f} s for one plain forward "
-          f"per model ({ratio:.2f} × the two forwards; target ≤ 1)")  # fmt: skip
-    return {"examples": n, "compute_s": compute_s, "two_forwards_s": forward_s, "ratio": ratio}
+        times["unit_s"] += time.perf_counter() - start
+    forwards, alone = times["two_forwards_s"], times["divergence_s"]
+    print(f"per-token, {n} examples: two plain forwards {forwards:.2f} s; divergence alone {alone:.2f} s "
+          f"({alone / forwards:.2f} ×, target ≤ 1); whole unit with both logit lenses and the null "
+          f"{times['unit_s']:.2f} s ({times['unit_s'] / forwards:.2f} ×)")  # fmt: skip
+    return {"examples": n, **times}
 
 
 def main() -> None:
@@ -138,6 +161,14 @@ def main() -> None:
     config = weight_source("smollm2").config
     with tempfile.TemporaryDirectory() as tmp:
         figures = {"weight_map": weight_map(config, Path(tmp))}
+        helper = f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); import diff; from pathlib "
+        helper += f"import Path; print(json.dumps(diff.in_process(Path({tmp!r}) / 'adapter', Path({tmp!r}) / 'm2')))"
+        done = subprocess.run([sys.executable, "-c", helper], check=True, capture_output=True, text=True)
+        own = json.loads(done.stdout.strip().splitlines()[-1])
+        figures["weight_map_in_process"] = own
+        print(f"in process: {own['wall_s']:.1f} s wall, {own['cpu_s']:.1f} s CPU; "
+              f"RSS {own['rss_before_mib']:.0f} MiB before the map (all imported), "
+              f"peak {own['peak_mib']:.0f} MiB: +{own['peak_mib'] - own['rss_before_mib']:.0f} MiB")  # fmt: skip
         if args.examples:
             figures["tokens"] = tokens(args.examples, Path(tmp))
     if args.json:

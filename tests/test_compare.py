@@ -20,7 +20,7 @@ from shiftlens.errors import ShiftlensError
 from shiftlens.report import ComparisonView
 
 STEPS = [f"{method}-{role}" for role in ("base", "tuned") for method in ("annotate", "attribution", "ffn", "heads")]
-STEPS.append("null-baselines")
+STEPS += ["null-baselines", "diff"]
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +84,11 @@ def test_every_step_analysis_and_the_report_are_written(demo_dir):
     assert all(r["rotation_null"]["draws"] == 20 for r in results["ffn"]["rotation_by_layer"])
     assert [b["layer"] for b in results["heads"]["head_overlap_null"]] == [0, 1, 2, 3]
     findings = results["findings"]
-    assert {f["method"] for f in findings} == {"attribution", "heads", "ffn"}
+    assert {f["method"] for f in findings} == {"attribution", "heads", "ffn", "diff"}
+    assert results["diff"]["modules"] and results["diff"]["tokens"]["examples"] == 6
+    assert (demo_dir / "diff" / "weights.parquet").is_file() and (
+        demo_dir / "diff" / "tokens" / "tokens.parquet"
+    ).is_file()
     for finding in findings:  # no p-value where no test was possible; adjusted over all headlines
         assert (finding["p_value"] is None) == (not finding["testable"]), finding
         assert finding["testable"] or finding["reason"]

@@ -131,6 +131,13 @@ def test_a_lora_shows_exactly_on_its_modules_with_its_rank(lora_pair) -> None:
     rows = weight_map(ModuleWeights(base), base.config, lora_updates(adapter))
     changed = {(r["layer"], r["module"]) for r in rows if r["rel_frobenius"] > 0 and r["head"] == -1}
     assert changed == {(layer, m) for layer in range(2) for m in "qv"}
+    heads = [r for r in rows if r["head"] >= 0]
+    assert {(r["module"], r["rel_frobenius"] > 0) for r in heads} == {
+        ("q", True),
+        ("v", True),
+        ("k", False),
+        ("o", False),
+    }
     assert all(r["effective_rank"] <= 2 for r in rows)
     assert max(r["effective_rank"] for r in rows if r["module"] in "qv") == 2
     merged = tuned.merge_and_unload()
