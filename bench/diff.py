@@ -98,9 +98,12 @@ def weight_map(config, tmp: Path) -> dict[str, float]:
 
 
 def in_process(adapter: Path, out: Path) -> dict[str, float]:
-    """The map's own memory: RSS just before `diff_weights` (everything imported) and the peak after it."""
+    """The map's own memory: RSS just before `diff_weights` (everything imported, the weights opened once, so
+    that torch, transformers and the tokenizer are counted before) and the peak after it."""
     from shiftlens.diff.run import diff_weights
+    from shiftlens.models import weight_source
 
+    weight_source("smollm2")
     before = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
     start, cpu = time.perf_counter(), time.process_time()
     diff_weights("smollm2", None, out, adapter=adapter)
