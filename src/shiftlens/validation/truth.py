@@ -99,9 +99,8 @@ def parse_ground_truth(data: dict[str, Any], directory: Path, device: str = "cpu
         raise GroundTruthError(f"{where}: schema {data['schema']!r} is not the supported {SCHEMA}")
     models = _need(data, "models", where)
     base_name = _need(models, "base", f"{where} models")
-    tuned = _need(models, "tuned", f"{where} models")
-    adapters = models.get("tuned_adapter") or {}
-    if not isinstance(tuned, dict) or not (tuned or adapters):
+    tuned, adapters = models.get("tuned") or {}, models.get("tuned_adapter") or {}
+    if not isinstance(tuned, dict) or not isinstance(adapters, dict) or not (tuned or adapters):
         raise GroundTruthError(f"{where}: models.tuned must map each tuning seed to a model")
     specs = {str(seed): _model(directory, path, device) for seed, path in tuned.items()}
     specs.update({str(seed): _model(directory, base_name, device, path) for seed, path in adapters.items()})
