@@ -47,8 +47,10 @@ def _rate(result: dict[str, Any], method: str) -> str:
     rate, draws = rates.get(method), rates["draws"]
     if rate is None:
         return "not measured (no noise draws)"
+    tested = rates["testable_draws"][method]
     same = rates["base_vs_base"].get(method)
-    return f"{rate:.0%} of {draws} noise draws; base vs base p = {_num(same, 3)}"
+    itself = f"p = {_num(same, 3)}" if same is not None else f"not testable ({rates['base_vs_base_reasons'][method]})"
+    return f"{rate:.0%} of {draws} noise draws ({tested} testable); base vs base {itself}"
 
 
 def report_text(result: dict[str, Any]) -> str:
@@ -78,6 +80,7 @@ def report_text(result: dict[str, Any]) -> str:
         f"heads — planted: {heads['relations']} relations in {layers} "
         f"({heads['words_in_vocabulary']} words in the list)",
         f"  recovered: recall {_figure(result, 'heads_planted_recall')} (base {_figure(result, 'heads_recall_base')}), "
+        f"pair recall {_figure(result, 'heads_pair_recall')} (base {_figure(result, 'heads_pair_recall_base')}), "
         f"precision {_figure(result, 'heads_planted_precision')}; Table 3 {_p(result, 'heads')}",
         f"  continued vs base: {_other(continued, 'heads')}",
         f"  false positives: {_rate(result, 'heads')}",
