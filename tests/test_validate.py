@@ -23,7 +23,7 @@ from shiftlens.spans import token_mask
 from shiftlens.validation.ffn_check import concept_finding, concept_recall
 from shiftlens.validation.heads_check import relation_recall
 from shiftlens.validation.planted import build_planted_pair, contract_records
-from shiftlens.validation.run import HEADLINES, validate
+from shiftlens.validation.run import HEADLINES, spread, validate
 from shiftlens.validation.truth import (
     FILE,
     GroundTruthError,
@@ -196,3 +196,17 @@ def test_the_ffn_test_flags_a_held_concept_and_refuses_identical_models() -> Non
     assert found.testable and found.p_value < 0.01 and found.effect_size > 3
     same = concept_finding(base, base, [concept], "nothing")
     assert not same.testable and "zero variance" in same.reason
+
+
+def test_figures_over_seeds_are_mean_std_min_max_of_the_defined_ones() -> None:
+    seeds = [{"heads_p": 0.001, "ffn_p": None, "n": 3, "finding": []}, {"heads_p": 0.003, "ffn_p": None, "n": 5}]
+    got = spread(seeds)
+    assert got["heads_p"] == {
+        "mean": 0.002,
+        "std": pytest.approx(0.001414, rel=1e-3),
+        "n": 2,
+        "min": 0.001,
+        "max": 0.003,
+    }
+    assert got["ffn_p"] == {"mean": None, "std": None, "n": 0, "min": None, "max": None}
+    assert "finding" not in got and got["n"]["max"] == 5
