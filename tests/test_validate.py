@@ -64,7 +64,7 @@ def test_the_planted_heads_and_concept_are_recovered(result: dict) -> None:
 
 def test_the_continued_model_shows_no_planted_shift(result: dict) -> None:
     continued = result["continued_vs_base"]
-    for test in ("heads", "ffn", "attribution_control"):
+    for test in ("heads", "ffn", "attribution_control", "attribution_placement"):
         assert continued[f"{test}_p"] is None or continued[f"{test}_p"] > 0.05, test
     assert not any(f["significant"] for f in continued["finding"])
     assert continued["heads_planted_recall"] <= result["seeds"]["0"]["heads_planted_recall"]
@@ -74,9 +74,9 @@ def test_the_continued_model_shows_no_planted_shift(result: dict) -> None:
 def test_noise_and_the_base_itself_declare_nothing(result: dict) -> None:
     rates = result["false_positive_rate"]
     assert rates["draws"] == 1 and rates["heads"] == rates["ffn"] == 0.0
-    # attribution is tested too, but not held to 0 here: under noise as large as this surgery it declares 20 %
-    # of draws (docs/validation.md, "Negative controls"); at organism-tuned's size 0 of 10
-    assert rates["testable_draws"]["attribution"] == 1 and rates["attribution"] in (0.0, 1.0)
+    # attribution's tests run too, but are not held to 0 here: under noise as large as this surgery they declare
+    # 7–20 % of draws over 40 prompts (docs/validation.md, "Negative controls"); at organism-tuned's size 0 of 10
+    assert rates["testable_draws"]["attribution"] == rates["testable_draws"]["attribution_placement"] == 1
     assert set(rates["base_vs_base"].values()) == {None}  # identical models: every test refused, with its reason
     assert all(rates["base_vs_base_reasons"].values())
 
@@ -111,7 +111,7 @@ def test_the_base_against_itself_finds_nothing(tmp_path: Path, capsys) -> None:
     assert "follow accuracy not measured" in printed and f"wrote {out}" in printed
     data = json.loads(out.read_text())
     seed = data["seeds"]["0"]
-    assert [seed[f"{t}_p"] for t in HEADLINES if t != "table1"] == [None] * 4  # zero variance: not testable
+    assert {seed[f"{t}_p"] for t in HEADLINES if t != "table1"} == {None}  # zero variance: not testable
     assert all(seed[f"{t}_reason"] for t in HEADLINES if t != "table1")
     assert data["continued_vs_base"] is None and data["false_positive_rate"]["attribution"] is None
     assert data["follow_acc_tuned"]["n"] == 0

@@ -5,9 +5,10 @@ format, then the record's ``response``); a record's instruction score is the pap
 instruction tokens, its control score the same score over its ``control_spans`` (as many context tokens,
 never overlapping the instruction). Tests (sound protocol, `shiftlens.stats`, guarded by
 `shiftlens.evidence`): the instruction score other vs base (paired sign-flip), the tuning gain of the
-instruction beyond its control span's (paired sign-flip), and Table 1 of the other model: followed
-(rating ≥ 2) vs unfollowed responses, ROC-AUC of the score and the permutation test of the score beyond
-the control span.
+instruction beyond its control span's (paired sign-flip), the same gain beyond that of every placement of
+the instruction's shape in the prompt (the sound protocol's Table 2 placement randomization,
+`shiftlens.attribution.nulls`), and Table 1 of the other model: followed (rating ≥ 2) vs unfollowed
+responses, ROC-AUC of the score and the permutation test of the score beyond the control span.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import numpy as np
 import torch
 
 from shiftlens import stats
+from shiftlens.analysis.instruction_tables import _placement_finding
+from shiftlens.attribution import nulls
 from shiftlens.attribution.core import attribute_many
 from shiftlens.density import importance_density, instruction_score
 from shiftlens.evidence import Finding
@@ -59,16 +62,34 @@ def prompt_set(records: list[dict[str, Any]], model: Any, fmt: Any, tokenizer: A
     return PromptSet(ids, sequences, instruction, control, np.array(followed, dtype=bool), skipped)
 
 
-def span_scores(model: Any, prompts: PromptSet) -> np.ndarray:
-    """(records × 2): each record's instruction score and control score (NaN without a control span)."""
-    matrices = attribute_many(model, prompts.sequences)
-    out = np.full((len(matrices), 2), np.nan)
-    for i, matrix in enumerate(matrices):
-        density = importance_density(matrix.numpy())
+@dataclass(frozen=True)
+class Scores:
+    """One model's importance density of every record's prompt tokens, and its instruction and control scores."""
+
+    densities: list[np.ndarray]
+    spans: np.ndarray  # (records × 2): instruction score, control score (NaN without a control span)
+
+
+def span_scores(model: Any, prompts: PromptSet) -> Scores:
+    """Attribute every record under ``model``: densities and (instruction, control) scores."""
+    densities = [importance_density(matrix.numpy()) for matrix in attribute_many(model, prompts.sequences)]
+    out = np.full((len(densities), 2), np.nan)
+    for i, density in enumerate(densities):
         out[i, 0] = instruction_score(density, prompts.instruction[i])
         if prompts.control[i].any():
             out[i, 1] = instruction_score(density, prompts.control[i])
-    return out
+    return Scores(densities, out)
+
+
+def placement_finding(base: Scores, other: Scores, prompts: PromptSet, label: str, seed: int = 0) -> Finding:
+    """The instruction's gain beyond that of every placement of its shape (placement randomization)."""
+    sets = [
+        nulls.null_stats(i, "", (b, o), mask).gains
+        for i, b, o, mask in zip(prompts.ids, base.densities, other.densities, prompts.instruction, strict=True)
+        if nulls.has_control(mask)
+    ]
+    claim = f"{label} raises the instruction's score {{more|less}} than that of every placement of its shape"
+    return _placement_finding(claim, sets, seed)
 
 
 def _directed(finding: Finding, up: str, down: str) -> Finding:
@@ -78,9 +99,10 @@ def _directed(finding: Finding, up: str, down: str) -> Finding:
 
 
 def compare_scores(
-    base: np.ndarray, other: np.ndarray, followed: np.ndarray, label: str, seed: int = 0
+    base_scores: Scores, other_scores: Scores, prompts: PromptSet, label: str, seed: int = 0
 ) -> tuple[dict[str, Any], dict[str, Finding]]:
-    """Figures and findings (keys attribution, attribution_control, table1) of ``other`` against ``base``."""
+    """Figures and findings (attribution, attribution_control, attribution_placement, table1) of other vs base."""
+    base, other, followed = base_scores.spans, other_scores.spans, prompts.followed
     has_control = np.isfinite(base[:, 1]) & np.isfinite(other[:, 1])
     gain = other - base
     score = _directed(
@@ -121,4 +143,6 @@ def compare_scores(
         "n_unfollowed": int((~followed).sum()),
         "table1_auc": stats.finite(stats.roc_auc(other[:, 0], followed)),
     }
-    return figures, {"attribution": score, "attribution_control": control, "table1": table1}
+    placement = placement_finding(base_scores, other_scores, prompts, label, seed)
+    found = {"attribution": score, "attribution_control": control, "attribution_placement": placement}
+    return figures, {**found, "table1": table1}

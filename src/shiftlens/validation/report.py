@@ -71,11 +71,14 @@ def report_text(result: dict[str, Any]) -> str:
         f"attribution — planted: {planted['attribution'] or 'nothing named'}",
         f"  recovered: instruction score {_figure(result, 'instruction_score_base')} → "
         f"{_figure(result, 'instruction_score')}, {_p(result, 'attribution')}; beyond the control span "
-        f"{_p(result, 'attribution_control')}; Table 1 AUC {_figure(result, 'table1_auc')}, {_p(result, 'table1')}",
+        f"{_p(result, 'attribution_control')}; beyond every placement {_p(result, 'attribution_placement')}; "
+        f"Table 1 AUC {_figure(result, 'table1_auc')}, {_p(result, 'table1')}",
         f"  {follow}",
         f"  continued vs base: {_other(continued, 'attribution')}, beyond the control span "
-        f"{_other(continued, 'attribution_control')}",
+        f"{_other(continued, 'attribution_control')}, beyond every placement "
+        f"{_other(continued, 'attribution_placement')}",
         f"  false positives (beyond the control span): {_rate(result, 'attribution')}; "
+        f"beyond every placement: {_rate(result, 'attribution_placement')}; "
         f"raw score: {_rate(result, 'attribution_score')}",
         f"heads — planted: {heads['relations']} relations in {layers} "
         f"({heads['words_in_vocabulary']} words in the list)",

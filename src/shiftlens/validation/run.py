@@ -3,7 +3,7 @@
 For each tuning seed, the tuned model is compared with the base by the three methods (attribution:
 `attribution_check`, heads: `heads_check`, FFN: `ffn_check`); the same comparison runs for the continued
 model when there is one, for ``draws`` models base + noise as large as the first seed's update
-(`noise.noisy_model`) and for the base against itself. A comparison's five headline tests are
+(`noise.noisy_model`) and for the base against itself. A comparison's six headline tests are
 Holm-adjusted together (`shiftlens.evidence.adjust`). The false-positive rate of a method is the share of
 noise draws in which its test has p < 0.05. Figures of each seed are under ``seeds``; every figure's
 mean, std, min and max over seeds is at the top level (docs/validation.md lists the keys).
@@ -33,15 +33,21 @@ from shiftlens.validation.inputs import ControlInputs, control_inputs
 from shiftlens.validation.noise import noisy_model
 from shiftlens.validation.truth import GroundTruth, GroundTruthError, read_ground_truth
 
-HEADLINES = ("attribution", "attribution_control", "table1", "heads", "ffn")
-FPR_TESTS = {"attribution": "attribution_control", "attribution_score": "attribution", "heads": "heads", "ffn": "ffn"}
+HEADLINES = ("attribution", "attribution_control", "attribution_placement", "table1", "heads", "ffn")
+FPR_TESTS = {
+    "attribution": "attribution_control",
+    "attribution_placement": "attribution_placement",
+    "attribution_score": "attribution",
+    "heads": "heads",
+    "ffn": "ffn",
+}
 
 
 @dataclass
 class Features:
     """What the three methods read off one model: span scores per record, kept head pairs, FFN top words."""
 
-    scores: np.ndarray
+    scores: attribution_check.Scores
     heads: list[HeadPairs]
     rows: dict[str, np.ndarray]
     tops: np.ndarray
@@ -102,12 +108,10 @@ class Validation:
         return follow.follow_accuracy(loaded.model, self.fmt, self.tokenizer, self.examples)
 
     def compare(self, base: Features, other: Features, label: str) -> dict[str, Any]:
-        """Figures of ``other`` against ``base`` and the five headline findings, Holm-adjusted together."""
+        """Figures of ``other`` against ``base`` and the six headline findings, Holm-adjusted together."""
         assert self.prompts is not None
         truth = self.truth
-        figures, found = attribution_check.compare_scores(
-            base.scores, other.scores, self.prompts.followed, label, self.seed
-        )
+        figures, found = attribution_check.compare_scores(base.scores, other.scores, self.prompts, label, self.seed)
         recall = heads_check.relation_recall(other.heads, self.word_index, truth.relations, truth.head_layers)
         recall_base = heads_check.relation_recall(base.heads, self.word_index, truth.relations, truth.head_layers)
         found["heads"] = heads_check.table3_finding(base.rows, other.rows, truth.relations, self.like.vocabulary.words)
