@@ -53,7 +53,9 @@ def main() -> None:
     print(report_text(result))
     print(
         "false-positive rates: "
-        + ", ".join(f"{k} {rates[k]}" for k in ("attribution", "attribution_score", "heads", "ffn"))
+        + ", ".join(
+            f"{k} {rates[k]}" for k in ("attribution", "attribution_placement", "attribution_score", "heads", "ffn")
+        )
     )
     print(f"testable draws: {rates['testable_draws']} of {rates['draws']}")
     if args.json:
