@@ -129,6 +129,12 @@ CASES: dict[str, list[list[str]]] = {
         ["{empty_dir}", "--protocol", "bogus"],
         ["{empty_dir}", "--min-response-tokens", "x"],
     ],
+    "validate": [
+        ["{missing}"],
+        ["{empty_dir}"],
+        ["{empty_dir}", "--draws", "x"],
+        ["{empty_dir}", "--limit", "0"],
+    ],
 }
 
 

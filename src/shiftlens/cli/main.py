@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "diff",
     "analyze",
     "reproduce",
+    "validate",
 )
 USER_ERRORS = (ShiftlensError, OSError, ValueError)  # bad inputs: a missing or unreadable file, a bad value
 USAGE, INTERRUPTED = 2, 130  # 130 = 128 + SIGINT, what shells report for Ctrl-C

@@ -32,7 +32,7 @@ class HeadRecovery:
         return asdict(self)
 
 
-def _admitted(query: int, pair_filter: PairFilter | None, n_words: int) -> np.ndarray:
+def admitted(query: int, pair_filter: PairFilter | None, n_words: int) -> np.ndarray:
     """Words the co-occurrence filter lets pair with ``query`` (every other word without a filter)."""
     if pair_filter is None:
         return np.setdiff1d(np.arange(n_words), [query])
@@ -59,7 +59,7 @@ def choose_plants(
     for slot in slots:
         for _ in range(100):  # a query with enough admitted partners
             query = int(rng.integers(n_words))
-            partners = _admitted(query, pair_filter, n_words)
+            partners = admitted(query, pair_filter, n_words)
             if len(partners) >= n_keys:
                 break
         else:
@@ -121,6 +121,6 @@ def verb_plants(
         dims = iter(rng.choice(head_dim, size=len(verbs) * dims_per_verb, replace=False).tolist())
         for verb in verbs:
             query = word_index[verb]
-            key = int(rng.choice(_admitted(query, pair_filter, len(word_index))))
+            key = int(rng.choice(admitted(query, pair_filter, len(word_index))))
             plants += [PlantedPairs(head, next(dims), query, (key,)) for _ in range(dims_per_verb)]
     return plants

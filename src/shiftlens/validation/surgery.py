@@ -31,19 +31,28 @@ def unit_direction(vectors: torch.Tensor) -> torch.Tensor:
     return mean / mean.norm()
 
 
-def even_direction(vectors: torch.Tensor, population: torch.Tensor | None = None) -> torch.Tensor:
+def whitening_metric(population: torch.Tensor) -> torch.Tensor:
+    """The metric `even_direction` measures norm in: the population's covariance plus a small ridge."""
+    covariance = torch.cov(population.double().T)
+    return covariance + 1e-3 * covariance.trace() / len(covariance) * torch.eye(len(covariance), dtype=torch.float64)
+
+
+def even_direction(
+    vectors: torch.Tensor, population: torch.Tensor | None = None, metric: torch.Tensor | None = None
+) -> torch.Tensor:
     """The unit vector of least norm with equal, positive dot products with every given word vector (rows).
 
     For one word it is that word's unit vector; for several it lifts each word's projection by the same
     amount, where a mean direction would favour the words with the largest norms. With a ``population``
-    (every word vector), least norm is measured in its whitened metric (covariance + a small ridge), so the
-    direction lifts the given words above the crowd instead of along the direction all words share.
+    (every word vector), least norm is measured in its whitened metric (`whitening_metric`; or give the
+    ``metric`` itself), so the direction lifts the given words above the crowd instead of along the
+    direction all words share.
     """
     vectors = vectors.double()
-    metric = torch.eye(vectors.shape[1], dtype=torch.float64)
-    if population is not None:
-        covariance = torch.cov(population.double().T)
-        metric = covariance + 1e-3 * covariance.trace() / len(covariance) * metric
+    if metric is None:
+        metric = (
+            torch.eye(vectors.shape[1], dtype=torch.float64) if population is None else whitening_metric(population)
+        )
     if len(vectors) > vectors.shape[1]:
         raise ValueError(f"{len(vectors)} words cannot get equal projections in {vectors.shape[1]} dimensions")
     inverse_t = torch.linalg.solve(metric, vectors.T)  # M⁻¹ Vᵀ
@@ -63,10 +72,11 @@ def plant_head_pairs(
     (V × hidden) are the vectors the heads method projects.
     """
     wq, wk = wq.clone().double(), wk.clone().double()
+    metric = whitening_metric(words)
     for plant in plants:
         for matrix, direction in (
-            (wq, even_direction(words[[plant.query]], words)),
-            (wk, even_direction(words[list(plant.keys)], words)),
+            (wq, even_direction(words[[plant.query]], metric=metric)),
+            (wk, even_direction(words[list(plant.keys)], metric=metric)),
         ):
             row = matrix[plant.head, plant.dim]
             matrix[plant.head, plant.dim] = row + strength * row.norm() * direction.to(row)

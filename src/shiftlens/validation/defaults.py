@@ -1,0 +1,3 @@
+"""Defaults of `shiftlens validate`, in a module of constants only, so its parser imports nothing heavy."""
+
+DRAWS = 3  # noise draws of the negative control (each explains one more model with all three methods)

@@ -1,0 +1,215 @@
+"""`shiftlens validate` (issue 14): a pair planted by weight surgery is recovered; nothing is found where nothing is.
+
+The planted pair is built here from organism-base (`shiftlens.validation.planted`): 16 general verbs, each
+paired with an admitted partner in 2 dimensions of every head of every layer (strength 2 × the row norm),
+and one concept (a word and its 4 nearest neighbours) planted in layer 1's down-projection at 2 × its
+largest eigenvalue; the continued model is organism-base + noise as large as organism-tuned's update.
+Small on purpose: 10 prompts, 1 noise draw.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shiftlens import organism
+from shiftlens.cli.main import main
+from shiftlens.heads.core import HeadPairs
+from shiftlens.models import load_tokenizer
+from shiftlens.spans import token_mask
+from shiftlens.validation.ffn_check import concept_finding, concept_recall
+from shiftlens.validation.heads_check import relation_recall
+from shiftlens.validation.planted import build_planted_pair, contract_records
+from shiftlens.validation.run import HEADLINES, spread, validate
+from shiftlens.validation.truth import (
+    FILE,
+    GroundTruthError,
+    Relation,
+    control_spans,
+    read_ground_truth,
+    write_ground_truth,
+)
+
+CONTRACT_KEYS = (
+    "follow_acc_base", "follow_acc_tuned", "attribution_p", "attribution_control_p", "table1_auc",
+    "heads_planted_recall", "heads_p", "ffn_planted_recall", "ffn_p", "continued_vs_base", "false_positive_rate",
+    "seeds",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("planted")
+    build_planted_pair(out, n_prompts=10)
+    return out
+
+
+@pytest.fixture(scope="module")
+def result(planted: Path) -> dict:
+    return validate(planted, draws=1, log=lambda _: None)
+
+
+def test_the_planted_heads_and_concept_are_recovered(result: dict) -> None:
+    seed = result["seeds"]["0"]
+    assert seed["heads_planted_recall"] == 1.0
+    assert seed["heads_pair_recall"] >= 0.9 and seed["heads_pair_recall_base"] < 0.3  # base: admitted pairs by chance
+    assert seed["heads_p_adjusted"] < 0.01
+    assert seed["ffn_planted_recall"] == 1.0 and seed["ffn_recall_base"] == 0.0
+    assert seed["ffn_p_adjusted"] < 0.01
+    assert result["heads_p"]["max"] == seed["heads_p"] and result["heads_p"]["n"] == 1  # the figure over seeds
+
+
+def test_the_continued_model_shows_no_planted_shift(result: dict) -> None:
+    continued = result["continued_vs_base"]
+    for test in ("heads", "ffn", "attribution_control", "attribution_placement"):
+        assert continued[f"{test}_p"] is None or continued[f"{test}_p"] > 0.05, test
+    assert not any(f["significant"] for f in continued["finding"])
+    assert continued["heads_planted_recall"] <= result["seeds"]["0"]["heads_planted_recall"]
+    assert continued["ffn_planted_recall"] == 0.0
+
+
+def test_noise_and_the_base_itself_declare_nothing(result: dict) -> None:
+    rates = result["false_positive_rate"]
+    assert rates["draws"] == 1 and rates["heads"] == rates["ffn"] == 0.0
+    # attribution's tests run too, but are not held to 0 here: under noise as large as this surgery they declare
+    # 7–20 % of draws over 40 prompts (docs/validation.md, "Negative controls"); at organism-tuned's size 0 of 10
+    assert rates["testable_draws"]["attribution"] == rates["testable_draws"]["attribution_placement"] == 1
+    assert set(rates["base_vs_base"].values()) == {None}  # identical models: every test refused, with its reason
+    assert all(rates["base_vs_base_reasons"].values())
+
+
+def test_the_json_has_every_key_of_the_contract(result: dict) -> None:
+    assert set(CONTRACT_KEYS) <= set(result)
+    assert {"attribution", "heads", "ffn"} <= set(result["false_positive_rate"])
+    assert {f"{t}_p" for t in HEADLINES} <= set(result["seeds"]["0"])
+    assert set(result["follow_acc_tuned"]) == {"mean", "std", "min", "max", "n"}
+    json.dumps(result, allow_nan=False)
+
+
+def test_the_base_against_itself_finds_nothing(tmp_path: Path, capsys) -> None:
+    records = contract_records(organism.load_prompts()[:6], load_tokenizer("organism-base"))
+    records = [{k: v for k, v in r.items() if k not in ("task", "group")} for r in records]  # no evaluator task
+    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    write_ground_truth(
+        tmp_path,
+        {
+            "schema": 1,
+            "name": "nothing",
+            "models": {"base": "organism-base", "continued": None, "tuned": {"0": "organism-base"}},
+            "prompts": "prompts.jsonl",
+            "vocab": str(organism.vocab_path()),
+            "heads": {"layers": [1], "relations": [{"query": "eat", "keys": ["food"]}]},
+            "ffn": {"concepts": [{"name": "c", "words": ["red", "blue", "green"]}]},
+        },
+    )
+    out = tmp_path / "result.json"
+    assert main(["validate", str(tmp_path), "--json", str(out), "--draws", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "follow accuracy not measured" in printed and f"wrote {out}" in printed
+    data = json.loads(out.read_text())
+    seed = data["seeds"]["0"]
+    assert {seed[f"{t}_p"] for t in HEADLINES if t != "table1"} == {None}  # zero variance: not testable
+    assert all(seed[f"{t}_reason"] for t in HEADLINES if t != "table1")
+    assert data["continued_vs_base"] is None and data["false_positive_rate"]["attribution"] is None
+    assert data["follow_acc_tuned"]["n"] == 0
+
+
+def test_a_directory_without_ground_truth_is_a_one_line_error(tmp_path: Path, capsys) -> None:
+    assert main(["validate", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and FILE in err[0]
+    assert main(["validate"]) == 2  # the shipped organism v1 has no ground truth
+    assert FILE in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"schema": 2}, "schema 2"),
+        ({"models": {"tuned": {"0": "x"}}}, "missing key 'base'"),
+        ({"models": {"base": "organism-base", "tuned": {}}}, "map each tuning seed"),
+        ({"prompts": None}, "missing key 'prompts'"),
+    ],
+)
+def test_a_bad_ground_truth_file_is_named(tmp_path: Path, change: dict, message: str) -> None:
+    data = {
+        "schema": 1,
+        "models": {"base": "organism-base", "tuned": {"0": "organism-tuned"}},
+        "prompts": "p",
+        "vocab": "v",
+    }
+    data.update(change)
+    data = {k: v for k, v in data.items() if v is not None}
+    (tmp_path / FILE).write_text(json.dumps(data))
+    with pytest.raises(GroundTruthError, match=message):
+        read_ground_truth(tmp_path)
+
+
+def test_unknown_seeds_and_records_without_fields_are_refused(planted: Path, tmp_path: Path) -> None:
+    with pytest.raises(GroundTruthError, match="no tuned model for seed 7"):
+        validate(planted, seeds=["7"])
+    truth = json.loads((planted / FILE).read_text())
+    (tmp_path / "prompts.jsonl").write_text(json.dumps({"id": "a", "prompt": "Say hi."}) + "\n")
+    write_ground_truth(tmp_path, {**truth, "prompts": "prompts.jsonl"})
+    with pytest.raises(GroundTruthError, match="record lacks response, instruction_spans, control_spans, rating"):
+        read_ground_truth(tmp_path).records()
+
+
+def test_control_spans_have_the_instruction_length_and_never_overlap_it() -> None:
+    tokenizer = load_tokenizer("organism-base")
+    for record in organism.load_prompts()[:20]:
+        spans = control_spans(record["prompt"], record["instruction_spans"], tokenizer)
+        offsets = tokenizer(record["prompt"], add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        instruction = token_mask(offsets, [tuple(s) for s in record["instruction_spans"]])
+        if not spans:
+            assert instruction.sum() > (~instruction).sum() / 2  # no run of that many context tokens
+            continue
+        control = token_mask(offsets, [tuple(s) for s in spans])
+        assert control.sum() == instruction.sum() and not (control & instruction).any()
+
+
+def test_relation_recall_counts_a_relation_once_any_key_is_kept() -> None:
+    def layer(pairs: list[tuple[int, int]]) -> HeadPairs:
+        q, k = (np.array(x, dtype=int) for x in zip(*pairs))
+        zeros = np.zeros(len(pairs), dtype=int)
+        return HeadPairs(np.zeros((1, 1)), np.zeros((1, 1), dtype=int), zeros, zeros, q, k, zeros * 1.0, zeros * 1.0)
+
+    index = {w: i for i, w in enumerate("eat apple bread run fast sky".split())}
+    relations = [Relation("eat", ("apple", "bread")), Relation("run", ("fast",)), Relation("fly", ("sky",))]
+    layers = [layer([(0, 1), (0, 5)]), layer([(3, 2)])]
+    got = relation_recall(layers, index, relations, None)
+    assert got["recall"] == 0.5 and got["n_in_vocabulary"] == 2  # eat found (apple); run not; fly not in the list
+    assert got["pair_recall"] == pytest.approx(1 / 3)
+    assert got["precision"] == pytest.approx(1 / 3)  # of (eat, apple), (eat, sky), (run, bread): one planted
+    assert relation_recall(layers, index, relations, [1])["recall"] == 0.0
+
+
+def test_the_ffn_test_flags_a_held_concept_and_refuses_identical_models() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.random((20, 400)) < 0.1  # 20 components' top words over 400 words
+    tuned = base.copy()
+    concept = np.array([3, 50, 120, 200, 333])
+    tuned[7] = False
+    tuned[7, concept] = True
+    assert concept_recall(tuned, [concept])["recall"] == 1.0
+    found = concept_finding(base, tuned, [concept], "tuning")
+    assert found.testable and found.p_value < 0.01 and found.effect_size > 3
+    same = concept_finding(base, base, [concept], "nothing")
+    assert not same.testable and "zero variance" in same.reason
+
+
+def test_figures_over_seeds_are_mean_std_min_max_of_the_defined_ones() -> None:
+    seeds = [{"heads_p": 0.001, "ffn_p": None, "n": 3, "finding": []}, {"heads_p": 0.003, "ffn_p": None, "n": 5}]
+    got = spread(seeds)
+    assert got["heads_p"] == {
+        "mean": 0.002,
+        "std": pytest.approx(0.001414, rel=1e-3),
+        "n": 2,
+        "min": 0.001,
+        "max": 0.003,
+    }
+    assert got["ffn_p"] == {"mean": None, "std": None, "n": 0, "min": None, "max": None}
+    assert "finding" not in got and got["n"]["max"] == 5
