@@ -68,3 +68,14 @@ def test_no_diff_skips_the_step_and_the_section_says_so(tmp_path) -> None:
     assert not (out / "diff").exists()
     assert json.loads((out / "results.json").read_text())["diff"] is None
     assert "The diff step (where tuning acted) not run" in (out / "report.html").read_text()
+
+
+def test_the_kl_finding_is_tested_against_its_null_and_guarded() -> None:
+    from shiftlens.diff.results import kl_finding
+
+    above = [{"mean_kl": 0.5 + i / 10, "mean_kl_null": 0.1 + i / 100} for i in range(8)]
+    shown = kl_finding(above)
+    assert shown["testable"] and shown["p_adjusted"] == shown["p_value"] < 0.05 and shown["effect_size"] > 0
+    assert not kl_finding(above[:3])["testable"] and "n = 3 < 5" in kl_finding(above[:3])["reason"]
+    same = [{"mean_kl": e["mean_kl_null"], "mean_kl_null": e["mean_kl_null"]} for e in above]
+    assert not kl_finding(same)["testable"]  # no difference at all: zero variance, no p-value

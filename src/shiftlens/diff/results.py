@@ -36,13 +36,15 @@ def _finite(value: Any) -> Any:
 
 
 def kl_finding(examples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per example, mean KL(tuned ‖ base) against the null's mean KL on the same tokens (paired, guarded)."""
+    """Per example, mean KL(tuned ‖ base) against the null's mean KL on the same tokens (paired, guarded; the
+    analysis's one claim, so its adjusted p is its p)."""
+    from shiftlens.evidence import adjust
     from shiftlens.stats import paired_finding
 
     pairs = [(e["mean_kl_null"], e["mean_kl"]) for e in examples if e.get("mean_kl_null") is not None]
     claim = "per example, the tuned model diverges from the base more than the base + noise of the tuning's size"
     null, observed = ([p[i] for p in pairs] for i in (0, 1))
-    return paired_finding(METHOD, claim, null, observed).to_json()
+    return adjust([paired_finding(METHOD, claim, null, observed)])[0].to_json()
 
 
 def diff_results(directory: str | Path, notes: dict[str, str] | None = None) -> dict[str, Any]:
