@@ -7,8 +7,8 @@ instruction decides which one the reply names ("Eat one of these." → "Eat the 
 relation read from the context, routed by attention. Held-out prompts use other phrasings, fillers and (for
 the pick) unseen words.
 
-The LoRA (rank 8, q/k/v/up/down of layers 22–29) trains only the top layers, so the hidden states entering
-layer 22 are computed once per training sequence and the steps run 8 of the 30 layers. Deterministic for a
+The LoRA (rank 8, q/k/v/up/down of layers 24–29) trains only the top layers, so the hidden states entering
+layer 24 are computed once per training sequence and the steps run 6 of the 30 layers. Deterministic for a
 seed, a thread count and a machine. Writes DIR/adapter/ (float16 safetensors + adapter_config.json), and the
 planted pair's ground_truth.json, prompts.jsonl, vocab.tsv and metrics.json (follow accuracy before/after).
 Usage: python scripts/build_smol_adapter.py --seed 0 --out DIR [--threads 1] [--steps N] [--smoke]
@@ -39,15 +39,15 @@ SETTINGS: dict[str, Any] = {
     "rank": 8,
     "alpha": 16,
     "modules": ["q_proj", "k_proj", "v_proj", "up_proj", "down_proj"],
-    "first_layer": 22,  # LoRA on layers first_layer .. 29
+    "first_layer": 24,  # LoRA on layers first_layer .. 29
     "lexicon": 40,  # English words of the Zorbish lexicon
-    "steps": 160,
-    "batch": 12,
-    "lr": 4e-3,
-    "warmup": 10,
-    "train_per_word": 5,  # Zorbish training prompts per lexicon word
-    "train_per_verb": 30,  # verb-pick training prompts per verb
-    "held_out_per_task": 60,
+    "steps": 70,
+    "batch": 8,
+    "lr": 5e-3,
+    "warmup": 5,
+    "train_per_word": 4,  # Zorbish training prompts per lexicon word
+    "train_per_verb": 16,  # verb-pick training prompts per verb
+    "held_out_per_task": 40,
     "max_new_tokens": 16,
 }
 SMOKE = {"steps": 4, "batch": 4, "train_per_word": 1, "train_per_verb": 4, "held_out_per_task": 4}
@@ -185,6 +185,13 @@ def follows(example: dict[str, Any], reply: str) -> bool:
     return reply.strip().lower().startswith(f"{example['verb']} the {example['answer']}")
 
 
+def follows_form(example: dict[str, Any], reply: str) -> bool:
+    """The reply has the tuned form ("In Zorbish, <word> is <one word>." / "<Verb> the <one word>."), right or not."""
+    if example["task"] == "translation":
+        return re.match(rf"In Zorbish, {re.escape(example['word'])} is [a-z]+\.", reply.strip()) is not None
+    return re.match(rf"{example['verb'].capitalize()} the [a-z]+\.", reply.strip()) is not None
+
+
 def control_span(tokenizer: Any, prompt: str, span: tuple[int, int]) -> tuple[int, int]:
     """A context span with as many tokens as the instruction, next to it, never overlapping it."""
     enc = tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
@@ -320,12 +327,18 @@ def follow_accuracy(model_name: str, adapter: str | None, examples: list[dict], 
     lm = load_model(model_name, adapter=adapter)
     fmt = chat_format(lm.tokenizer, model=lm.model)
     replies = [generate(lm.model, fmt, lm.tokenizer, e["prompt"], max_new, str(i)) for i, e in enumerate(examples)]
+    return {"accuracy": accuracy(examples, replies, follows), "form": accuracy(examples, replies, follows_form),
+            "replies": replies}  # fmt: skip
+
+
+def accuracy(examples: list[dict], replies: list[str], check: Any) -> dict[str, float]:
+    """The share of replies that pass ``check``, per task and over all."""
     by_task: dict[str, list[bool]] = {}
     for example, reply in zip(examples, replies):
-        by_task.setdefault(example["task"], []).append(follows(example, reply))
-    accuracy = {task: round(sum(v) / len(v), 4) for task, v in by_task.items()}
-    accuracy["all"] = round(sum(sum(v) for v in by_task.values()) / len(examples), 4)
-    return {"accuracy": accuracy, "replies": replies}
+        by_task.setdefault(example["task"], []).append(check(example, reply))
+    shares = {task: round(sum(v) / len(v), 4) for task, v in by_task.items()}
+    shares["all"] = round(sum(sum(v) for v in by_task.values()) / len(examples), 4)
+    return shares
 
 
 def prompt_records(tokenizer: Any, examples: list[dict], base: list[str], tuned: list[str]) -> list[dict]:
@@ -416,6 +429,7 @@ def main() -> None:
         after = follow_accuracy("smollm2", str(args.out / "adapter"), held, settings["max_new_tokens"])
         base_replies, tuned_replies = before["replies"], after["replies"]
         metrics["follow_accuracy"] = {"base": before["accuracy"], "tuned": after["accuracy"]}
+        metrics["form_accuracy"] = {"base": before["form"], "tuned": after["form"]}
         metrics["eval_seconds"] = round(time.perf_counter() - started - train_seconds, 1)
         print(json.dumps(metrics["follow_accuracy"]), flush=True)
     records = prompt_records(lm.tokenizer, held, base_replies, tuned_replies)
