@@ -80,13 +80,19 @@ class Sampled:
             self.thread.join()
 
 
-def timed(device: str, fn: Any) -> tuple[float, int, Any]:
-    """(wall seconds, peak memory growth in bytes, result) of one call."""
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process, all threads: on a shared machine, the work itself."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(device: str, fn: Any) -> tuple[float, float, int, Any]:
+    """(wall seconds, CPU seconds, peak memory growth in bytes, result) of one call."""
     with Sampled(device) as memory:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), cpu_seconds()
         result = fn()
-        seconds = time.perf_counter() - start
-    return seconds, memory.peak, result
+        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+    return seconds, cpu, memory.peak, result
 
 
 def max_rss() -> int:
@@ -127,13 +133,13 @@ def step_generate(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     with Sampled(args.device) as memory:
         for p in prompts(args.prompts, args.pair):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), cpu_seconds()
             reply = generate(lm.model, fmt, lm.tokenizer, p["prompt"], args.max_new_tokens, p["id"])
-            seconds = time.perf_counter() - start
+            seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
             head, _ = prompt_input(fmt, lm.tokenizer, p["prompt"], p["id"])
             n_reply = len(lm.tokenizer(reply, add_special_tokens=False)["input_ids"])
             rows.append({**p, "response": reply, "prompt_tokens": len(head), "response_tokens": n_reply,
-                         "seconds": round(seconds, 3)})  # fmt: skip
+                         "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3)})  # fmt: skip
     return {"examples": rows, "peak_growth": memory.peak}
 
 
@@ -155,9 +161,10 @@ def step_attribute(args: argparse.Namespace, generated: list[dict[str, Any]]) ->
                     lm.model, seq.input_ids, seq.prompt_positions, seq.response_positions, report=plans.append
                 )
 
-            seconds, peak, _ = timed(args.device, run)
+            seconds, cpu, peak, _ = timed(args.device, run)
             rows.append({"id": g["id"], "tokens": len(seq.input_ids), "prompt_tokens": len(seq.prompt_positions),
                          "response_tokens": len(seq.response_positions), "seconds": round(seconds, 3),
+                         "cpu_seconds": round(cpu, 3),
                          "peak_growth": peak, "plan": plans[0].to_json()})  # fmt: skip
     return {"examples": rows, "peak_growth": memory.peak}
 
@@ -178,8 +185,9 @@ def step_method(args: argparse.Namespace, method: str, role: str, layers: tuple[
     else:
         run = lambda: explain_ffn(model, vocab, out, FfnSettings(layers=layers), force=True)  # noqa: E731
     before = rss()
-    seconds, peak, _ = timed(args.device, run)
-    result = {"seconds": round(seconds, 2), "rss_before": before, "peak_growth": peak, "out": str(out)}
+    seconds, cpu, peak, _ = timed(args.device, run)
+    result = {"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "rss_before": before, "peak_growth": peak}
+    result["out"] = str(out)
     if method == "heads":
         result["projection_seconds"] = projection_seconds(model.load() if role == "base" else None, vocab)
     return result
@@ -242,12 +250,14 @@ def step_annotate(args: argparse.Namespace, ffn_dir: str) -> dict[str, Any]:
     try:
         settings = AnnotationSettings(annotator="llm", runs=args.annotate_runs, components=args.annotate_components)
         setup = build_annotator("llm", out, EndpointSettings(endpoint=server.url, model="stub"), settings.runs)
-        seconds, peak, _ = timed("cpu", lambda: annotate_ffn(ffn_dir, setup.annotator, settings, out=out, force=True))
+        seconds, cpu, peak, _ = timed(
+            "cpu", lambda: annotate_ffn(ffn_dir, setup.annotator, settings, out=out, force=True)
+        )
         setup.close()
     finally:
         server.close()
     answers = sum(1 for _ in (out / "answers.jsonl").open()) if (out / "answers.jsonl").exists() else None
-    return {"seconds": round(seconds, 2), "peak_growth": peak, "answers": answers}
+    return {"seconds": round(seconds, 2), "cpu_seconds": round(cpu, 2), "peak_growth": peak, "answers": answers}
 
 
 def worker(args: argparse.Namespace) -> None:
@@ -306,51 +316,55 @@ def fit(rows: list[dict[str, Any]]) -> dict[str, float]:
     return {"a_seconds": round(float(a), 4), "b_seconds_per_token2": float(b), "r2": round(float(r2), 3)}
 
 
-# Public configs: hidden, layers, query heads, KV heads, FFN size, vocabulary, parameters (meta-device count)
+# Public configs: hidden, layers, query heads, FFN size, vocabulary, parameters (meta-device count), tied embeddings
 GEOMETRY = {
-    "SmolLM2-135M": (576, 30, 9, 3, 1536, 49152, 134.5e6),
-    "LLaMA-2-7B": (4096, 32, 32, 32, 11008, 32000, 6.74e9),
-    "LLaMA-2-13B": (5120, 40, 40, 40, 13824, 32000, 13.02e9),
-    "LLaMA-2-70B": (8192, 80, 64, 8, 28672, 32000, 68.98e9),
+    "SmolLM2-135M": (576, 30, 9, 1536, 49152, 134.5e6, True),
+    "LLaMA-2-7B": (4096, 32, 32, 11008, 32000, 6.74e9, False),
+    "LLaMA-2-13B": (5120, 40, 40, 13824, 32000, 13.02e9, False),
+    "LLaMA-2-70B": (8192, 80, 64, 28672, 32000, 68.98e9, False),
 }
 WORDS = 26497  # the paper's word list
+ATTRIBUTION_ANCHOR = 97.0  # CPU s of one 112 + 100-token SmolLM2 attribution, quiet (docs/benchmarks.md, issue 18)
+PCA_LAYER = 0.046  # s of one SmolLM2 FFN layer's PCA, quiet (docs/benchmarks.md, FFN)
 
 
 def body(name: str) -> float:
-    """Parameters a token's forward multiplies by: all but the input embedding (the LM head counted once)."""
-    h, _, _, _, _, v, p = GEOMETRY[name]
-    return p - v * h if name != "SmolLM2-135M" else p  # SmolLM2 ties its embeddings: its P counts them once
+    """Non-embedding parameters (the embedding counted once when tied, twice with an untied LM head)."""
+    h, _, _, _, v, p, tied = GEOMETRY[name]
+    return p - v * h * (1 if tied else 2)
+
+
+def ffn_flops(name: str) -> float:
+    """One layer's FFN PCA work: scatter matrix, eigensolver, word scores (R = the scaled default)."""
+    h, _, _, i, _, _, _ = GEOMETRY[name]
+    r = max(1, (600 * h + 4096) // 8192)
+    return 2 * i * h**2 + 9 * h**3 + 2 * r * h * WORDS
 
 
 def scale(figures: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each step's SmolLM2 figure scaled to larger models by FLOPs (same machine, threads and efficiency)."""
-    h0, l0, q0, kv0, i0, v0, _ = GEOMETRY["SmolLM2-135M"]
+    """Each step's SmolLM2 CPU time scaled to larger models by its work (docs/scale.md states the rules)."""
+    small = "SmolLM2-135M"
+    h0, l0, q0, _, v0, _, _ = GEOMETRY[small]
     gen = figures["generate"]["examples"]
-    per_token = sum(g["seconds"] for g in gen) / sum(g["response_tokens"] for g in gen)
-    attr = figures["attribute"]["fit"]["b_seconds_per_token2"]
+    per_token = sum(g["cpu_seconds"] for g in gen) / sum(g["prompt_tokens"] + g["response_tokens"] for g in gen)
     n = figures["settings"]["heads_layers"]
-    one, more = figures["heads:base:1"], figures[f"heads:base:{n}"]
-    heads_layer = (more["seconds"] - one["seconds"]) / (n - 1)  # per layer; the rest is a fixed start-up
-    heads_fixed = one["seconds"] - heads_layer
-    proj = min(one.get("projection_seconds") or 0.0, heads_layer)
-    ffn_layer = figures["ffn:base:all"]["seconds"] / l0
-    r0 = max(1, (600 * h0 + 4096) // 8192)
-    ffn_flops0 = 2 * i0 * h0**2 + 9 * h0**3 + 2 * r0 * h0 * WORDS
+    one, more = figures["heads:tuned:1"]["cpu_seconds"], figures[f"heads:tuned:{n}"]["cpu_seconds"]
+    heads_layer = (more - one) / (n - 1)
+    ffn_fixed = figures["ffn:base:all"]["cpu_seconds"] - l0 * PCA_LAYER
     rows = []
-    for name, (h, layers, q, _kv, i, v, p) in GEOMETRY.items():
-        f = body(name) / body("SmolLM2-135M")
+    for name, (h, layers, q, _i, v, p, _tied) in GEOMETRY.items():
+        token = 2 * (body(name) + v * h) / (2 * (body(small) + v0 * h0))
         d = h // q
-        heads_t = heads_fixed * (v * h) / (v0 * h0)  # reading the embeddings into word vectors
-        heads_t += layers * (proj * (h * q * d) / (h0 * h0) + (heads_layer - proj) * (q * d) / h0)
-        r = max(1, (600 * h + 4096) // 8192)
-        ffn_t = layers * ffn_layer * (2 * i * h**2 + 9 * h**3 + 2 * r * h * WORDS) / ffn_flops0
         rows.append(
             {
                 "model": name,
-                "generate_s_per_token": per_token * f,
-                "attribute_s_100x200": attr * f * 100 * 300,  # 100 response tokens after a 200-token prompt
-                "heads_s": heads_t,
-                "ffn_s": ffn_t,
+                "generate_s_per_token": per_token * token,
+                "attribute_s_112x100": ATTRIBUTION_ANCHOR * body(name) / body(small),
+                "heads_h": [
+                    layers * heads_layer * (q * d) / h0 / 3600,
+                    layers * heads_layer * h * q * d / h0**2 / 3600,
+                ],
+                "ffn_s": ffn_fixed * v * h / (v0 * h0) + layers * PCA_LAYER * ffn_flops(name) / ffn_flops(small),
                 "weights_gib_bf16": p * 2 / 2**30,
             }
         )

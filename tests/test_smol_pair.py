@@ -83,31 +83,52 @@ def test_tokens_and_control_spans_on_the_real_tokenizer() -> None:
         assert abs(count(r["prompt"][a:b]) - count(r["prompt"][c:d])) <= 1, r["id"]
 
 
+def as_example(record: dict) -> dict:
+    """A prompts.jsonl record with the build's word and verb fields (read back from its reference)."""
+    first, _, word = record["reference"].rstrip(".").partition(" the ")
+    if record["task"] == "translation":  # "In Zorbish, <word> is <answer>."
+        word = record["reference"].split()[2]
+    return {**record, "word": word, "verb": first.lower()}
+
+
 @pytest.mark.slow
 def test_the_tuned_model_follows_where_the_base_does_not() -> None:
     """Greedy replies of both models to held-out prompts reproduce the build's stored ones (the built-in names
-    load the same models the build measured); the tuned ones follow, the base's do not."""
+    load the models the build measured): the tuned ones take the taught form, the base's never do, and the
+    tuned model is right more often."""
     sys.path.insert(0, str(REPO / "scripts"))
-    from build_smol_adapter import follows
+    from build_smol_adapter import follows, follows_form
 
     from shiftlens.models import load_model
     from shiftlens.prompting import chat_format, generate
 
-    rows = [r for r in records() if r["task"] == "translation"][:3] + [r for r in records() if r["task"] != "translation"][:3]
+    rows = [as_example(r) for r in records()[::8]]  # 10 prompts, both tasks
+    assert {r["task"] for r in rows} == {"translation", "verb_pick"}
+    right = {}
     for adapter, key in ((None, "base_response"), ("smollm2-lora-demo", "tuned_response")):
         lm = load_model("smollm2", adapter=adapter)
         fmt = chat_format(lm.tokenizer, model=lm.model)
         replies = [generate(lm.model, fmt, lm.tokenizer, r["prompt"], 16, r["id"]) for r in rows]
         assert replies == [r[key] for r in rows]
-        followed = [follows({**r, "verb": r["reference"].split()[0].lower()}, reply) for r, reply in zip(rows, replies)]
-        assert sum(followed) >= (5 if adapter else 0) and (adapter or not any(followed))
+        forms = [follows_form(r, reply) for r, reply in zip(rows, replies)]
+        assert all(forms) if adapter else not any(forms)
+        right[key] = sum(follows(r, reply) for r, reply in zip(rows, replies))
+    assert right["tuned_response"] > right["base_response"] == 0
 
 
 def _build(out: Path) -> dict[str, str]:
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    command = [sys.executable, str(REPO / "scripts" / "build_smol_adapter.py"), "--smoke", "--no-eval", "--out", str(out)]
+    command = [
+        sys.executable,
+        str(REPO / "scripts" / "build_smol_adapter.py"),
+        "--smoke",
+        "--no-eval",
+        "--out",
+        str(out),
+    ]
     subprocess.run(command, check=True, env=env, capture_output=True)
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(out.rglob("*")) if p.is_file()}
+    files = [p for p in sorted(out.rglob("*")) if p.is_file() and p.name != "metrics.json"]  # metrics: timings
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 @pytest.mark.slow
