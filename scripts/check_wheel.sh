@@ -15,7 +15,10 @@ wheel=$(ls "$work"/dist/shiftlens-*.whl)
 import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
 assets = ("heads/assets/general_verbs.tsv", "organism/assets/base/model.safetensors",
-          "organism/assets/tuned/tokenizer.json", "organism/assets/prompts.jsonl", "report/assets/report.js")
+          "organism/assets/tuned/tokenizer.json", "organism/assets/prompts.jsonl", "report/assets/report.js",
+          "models/assets/smollm2-lora-demo/adapter/adapter_model.safetensors",
+          "models/assets/smollm2-lora-demo/adapter/adapter_config.json",
+          "models/assets/smollm2-lora-demo/ground_truth.json")
 missing = [a for a in assets if f"shiftlens/{a}" not in names]
 test_only = sorted(n for n in names if n.startswith(("tests/", "support/", "shiftlens/data/")))
 if missing or test_only:

@@ -33,23 +33,23 @@ class FfnJob(VocabularyLayerJob):
 
     kind, noun = KIND, "layer"
 
-    def __init__(self, loaded: LoadedModel, vocab: str | Path, settings: FfnSettings):
-        self.config, self.vocab = loaded.model.config, vocab
-        self.device = compute_device(loaded.device)
+    def __init__(self, model: ModelSpec | LoadedModel, vocab: str | Path, settings: FfnSettings):
+        opened = weight_source(model)  # a spec of a safetensors model is read per tensor, never loaded whole
+        self.source, self.config, self.vocab = opened.weights, opened.config, vocab
+        self.device = compute_device(model.device)
         shape = geometry(self.config)
         self.components = resolve_components(settings.components, shape.hidden)
         self.top_k = settings.top_k
         self.layers = check_layers(None if settings.layers is None else list(settings.layers), shape.n_layers)
-        self.vocabulary = load_vocabulary(vocab, loaded.tokenizer, top_n=settings.vocab_top)
-        self.source = weight_source(loaded).weights
+        self.vocabulary = load_vocabulary(vocab, opened.tokenizer, top_n=settings.vocab_top)
         self.params: dict[str, Any] = {
             **identity(settings),
             "components": self.components,
             "vocab_sha256": file_sha256(vocab),
-            "model": model_key(loaded.manifest()),
+            "model": model_key(opened.identity),
         }
         self.info = {
-            "model": loaded.manifest(),
+            "model": opened.identity,
             "vocabulary": {"file": VOCABULARY_FILE, "path": str(vocab), **self.vocabulary.manifest()},
             "summary": summary(settings),
             "model_layers": shape.n_layers,
@@ -111,7 +111,7 @@ def explain_ffn(
     spec = placed(ModelSpec(model) if isinstance(model, str) else model, shard, launch)
 
     def setup() -> FfnJob:
-        return FfnJob(spec if isinstance(spec, LoadedModel) else spec.load(), vocab, settings)
+        return FfnJob(spec, vocab, settings)
 
     return execute(setup, out, shard=shard, launch=launch, device=compute_device(spec.device), force=force)
 

@@ -3,6 +3,8 @@
 A name close to a built-in one gets "did you mean ..." without any hub call; a path that does not exist,
 a damaged safetensors file, a file that is not GGUF and a model that is not a causal LM (e.g. a BERT
 directory) are one-line errors; a hub id is only tried once the hub answers a single 2-second probe.
+PEFT adapters are checked twice: their files before anything loads (`check_adapter`), then against the
+loaded base (`check_adapter_fits`: the modules they adapt exist and have the adapter's input/output sizes).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import re
 import socket
 import urllib.request
 from collections.abc import Collection
+from importlib import resources
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from shiftlens.errors import warn
@@ -23,6 +27,12 @@ from shiftlens.models.errors import ModelLoadError
 GGUF_MAGIC = b"GGUF"
 PROBE_TIMEOUT = 2.0  # seconds for the one connection attempt to the hub
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = ("adapter_model.safetensors", "adapter_model.bin")
+# Built-in adapter names -> their directory inside the package (package data of shiftlens.models)
+BUILTIN_ADAPTERS: dict[str, tuple[str, ...]] = {
+    "smollm2-lora-demo": ("assets", "smollm2-lora-demo", "adapter"),  # of `smollm2`: scripts/build_smol_adapter.py
+}
 
 
 def check_source(name: str, builtins: Collection[str]) -> None:
@@ -140,3 +150,93 @@ def hub_reachable(endpoint: str) -> bool:
     except OSError:
         return False
     return True
+
+
+def resolve_adapter(name: str) -> Path:
+    """The directory of an adapter: a built-in name's package directory, else the path as given."""
+    if name in BUILTIN_ADAPTERS:
+        return Path(str(resources.files("shiftlens.models"))).joinpath(*BUILTIN_ADAPTERS[name])
+    return Path(name).expanduser()
+
+
+def check_adapter(name: str) -> Path:
+    """A PEFT adapter's directory, checked before anything loads: it exists and holds a readable
+    ``adapter_config.json`` and the adapter's weights. Returns the directory."""
+    directory = resolve_adapter(name)
+    if not directory.exists():
+        close = difflib.get_close_matches(name, BUILTIN_ADAPTERS, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}? " if close else ""
+        raise ModelLoadError(
+            f"adapter {name!r}: no such directory; {hint}give a PEFT adapter directory or a built-in adapter "
+            f"({', '.join(BUILTIN_ADAPTERS)})"
+        )
+    if not directory.is_dir():
+        raise ModelLoadError(f"adapter {name!r} is a file; give the PEFT adapter's directory (with {ADAPTER_CONFIG})")
+    if not (directory / ADAPTER_CONFIG).is_file():
+        raise ModelLoadError(f"adapter {name!r} has no {ADAPTER_CONFIG}: not a PEFT adapter directory")
+    config = _read_config(directory / ADAPTER_CONFIG)
+    if "peft_type" not in config:
+        raise ModelLoadError(f"{directory / ADAPTER_CONFIG} names no peft_type: not a PEFT adapter configuration")
+    weights = [directory / f for f in ADAPTER_WEIGHTS if (directory / f).is_file()]
+    if not weights:
+        raise ModelLoadError(f"adapter {name!r} has no weights ({' or '.join(ADAPTER_WEIGHTS)})")
+    if weights[0].suffix == ".safetensors":
+        check_safetensors(weights[0])
+    return directory
+
+
+def _adapted_modules(directory: Path) -> dict[str, dict[str, tuple[int, ...]]]:
+    """Per module path of the base model, the shapes of the adapter's tensors for it (``lora_A``, ``lora_B``, ...),
+    read from the safetensors header only."""
+    from safetensors import safe_open
+
+    modules: dict[str, dict[str, tuple[int, ...]]] = {}
+    with safe_open(str(directory / ADAPTER_WEIGHTS[0]), framework="pt") as handle:
+        for key in handle.keys():
+            parts = key.removeprefix("base_model.model.").split(".")
+            kinds = [i for i, part in enumerate(parts) if part.startswith("lora_")]
+            if kinds:
+                i = kinds[0]
+                modules.setdefault(".".join(parts[:i]), {})[parts[i]] = tuple(handle.get_slice(key).get_shape())
+    return modules
+
+
+def _linear_sizes(module: Any) -> tuple[int, int] | None:
+    """(input size, output size) of a linear layer (torch Linear or GPT-2's Conv1D), None for another module."""
+    if hasattr(module, "in_features") and hasattr(module, "out_features"):
+        return int(module.in_features), int(module.out_features)
+    weight = getattr(module, "weight", None)
+    if type(module).__name__ == "Conv1D" and weight is not None:
+        return int(weight.shape[0]), int(weight.shape[1])
+    return None
+
+
+def check_adapter_fits(name: str, model: Any, model_name: str) -> None:
+    """The adapter adapts modules the loaded base has, of the sizes its tensors expect; else one line naming
+    the mismatch (another architecture's module names, another hidden size)."""
+    directory = resolve_adapter(name)
+    config = _read_config(directory / ADAPTER_CONFIG)
+    made_for = (config.get("auto_mapping") or {}).get("base_model_class") or config.get("base_model_name_or_path")
+    ours = f"{model_name} ({type(model).__name__}, hidden size {getattr(model.config, 'hidden_size', '?')})"
+    built = f" (built for {made_for})" if made_for else ""
+    if not (directory / ADAPTER_WEIGHTS[0]).is_file():
+        return  # a .bin adapter: PEFT itself reports what does not fit
+    adapted = _adapted_modules(directory)
+    names = dict(model.named_modules())
+    missing = sorted(path for path in adapted if path not in names)
+    if missing:
+        kinds = sorted({path.rsplit(".", 1)[-1] for path in missing})
+        raise ModelLoadError(
+            f"adapter {name!r}{built} adapts {len(missing)} modules that {ours} does not have "
+            f"(e.g. {missing[0]}; module names {', '.join(kinds)}): it was tuned on another architecture"
+        )
+    for path, shapes in sorted(adapted.items()):
+        sizes = _linear_sizes(names[path])
+        a, b = shapes.get("lora_A"), shapes.get("lora_B")
+        if sizes is None or a is None or b is None or len(a) != 2 or len(b) != 2:
+            continue
+        if (a[1], b[0]) != sizes:
+            raise ModelLoadError(
+                f"adapter {name!r}{built} does not fit {ours}: its {path} maps {a[1]} → {b[0]} features, "
+                f"the model's maps {sizes[0]} → {sizes[1]}"
+            )

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from shiftlens.models.checks import check_causal_lm
+from shiftlens.models.checks import check_adapter, check_adapter_fits, check_causal_lm
 from shiftlens.models.device import check_device
 from shiftlens.models.errors import ModelLoadError
 from shiftlens.models.files import local_source
@@ -74,6 +74,37 @@ def load_config(directory: str | Path, *, trust_remote_code: bool = False) -> An
         raise _load_error(str(directory), exc, trust_remote_code, "the configuration of ") from exc
 
 
+def check_adapter_base(
+    name_or_path: str, adapter: str, *, gguf_file: str | None = None, trust_remote_code: bool = False
+) -> None:
+    """Whether ``adapter`` fits the model, told from the model's configuration alone (its modules built on the
+    meta device, no weights read), so a mismatch fails before any run starts."""
+    from transformers import AutoModelForCausalLM
+
+    check_adapter(adapter)
+    source, _ = local_source(name_or_path, gguf_file)
+    config = load_config(source, trust_remote_code=trust_remote_code) if Path(source).is_dir() else None
+    if config is None:
+        return  # a hub model: checked when it loads
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    check_adapter_fits(adapter, skeleton, name_or_path)
+
+
+def _merge_adapter(model: Any, adapter: str, directory: Path, model_name: str) -> Any:
+    """The base with the PEFT adapter merged in, after checking that the adapter fits it."""
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise ModelLoadError("--adapter needs: pip install 'shiftlens[peft]'") from exc
+    check_adapter_fits(adapter, model, model_name)
+    try:
+        return PeftModel.from_pretrained(model, str(directory)).merge_and_unload()
+    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelLoadError(f"adapter {adapter!r} could not be applied to {model_name}: {first}") from exc
+
+
 def load_model(
     name_or_path: str,
     *,
@@ -85,14 +116,17 @@ def load_model(
 ) -> LoadedModel:
     """Load a model for analysis: eval mode, parameters frozen, on the asked device and dtype.
 
-    ``adapter`` is a PEFT/LoRA adapter merged into the base weights, so the result is the tuned model
-    in the base's architecture. ``device="auto"`` shards the model with accelerate's device map.
+    ``adapter`` is a PEFT/LoRA adapter (a directory or a built-in adapter name, e.g. ``smollm2-lora-demo``)
+    merged into the base weights, so the result is the tuned model in the base's architecture; one that does
+    not fit the base is refused by name (`check_adapter_fits`). ``device="auto"`` shards the model with
+    accelerate's device map.
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     if dtype not in DTYPES:
         raise ModelLoadError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     check_device(device)
+    adapter_dir = None if adapter is None else check_adapter(adapter)
     source, gguf = local_source(name_or_path, gguf_file)
     kwargs: dict[str, Any] = {"dtype": DTYPES[dtype], "trust_remote_code": trust_remote_code}
     if device == "auto":
@@ -104,12 +138,8 @@ def load_model(
         model = AutoModelForCausalLM.from_pretrained(source, config=config, **kwargs)
     except (OSError, ValueError) as exc:
         raise _load_error(name_or_path, exc, trust_remote_code) from exc
-    if adapter is not None:
-        try:
-            from peft import PeftModel
-        except ImportError as exc:
-            raise ModelLoadError("--adapter needs: pip install 'shiftlens[peft]'") from exc
-        model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    if adapter_dir is not None:
+        model = _merge_adapter(model, adapter, adapter_dir, name_or_path)
     if device not in ("cpu", "auto"):
         model = model.to(device)
     model.eval()

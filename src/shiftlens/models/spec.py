@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shiftlens.config import check_choices, setting
-from shiftlens.models.checks import check_source
+from shiftlens.models.checks import check_adapter
 from shiftlens.models.device import auto_device, check_device
 from shiftlens.models.files import check_model
 
@@ -26,7 +26,7 @@ def check_name(name: str, gguf_file: str | None = None, adapter: str | None = No
     imports transformers, and so torch)."""
     check_model(name, gguf_file)
     if adapter is not None:
-        check_source(adapter, ())
+        check_adapter(adapter)
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,16 @@ class ModelSpec:
 
     def check(self) -> None:
         """Fail fast, before any run directory exists, on what can be told without loading weights: the
-        device, a misspelled built-in name, a missing or damaged local model, a non-causal LM, an unreachable hub."""
+        device, a misspelled built-in name, a missing or damaged local model, a non-causal LM, an unreachable hub,
+        an adapter that is missing or does not fit the model."""
         check_device(self.device)
         check_name(self.name, self.gguf_file, self.adapter)
+        if self.adapter is not None:  # its modules against the base's, from the configuration (imports torch)
+            from shiftlens.models.load import check_adapter_base
+
+            check_adapter_base(
+                self.name, self.adapter, gguf_file=self.gguf_file, trust_remote_code=self.trust_remote_code
+            )
 
     def load(self) -> LoadedModel:
         """Load the model (`shiftlens.models.load_model`)."""
