@@ -201,3 +201,9 @@ def test_diff_weights_writes_the_map_of_two_checkpoints_or_an_adapter(tmp_path) 
     assert {m for m, r in zip(lora["module"], lora["rel_frobenius"]) if r > 0} == {"k"}
     with pytest.raises(ValueError, match="not both or neither"):
         diff_weights(str(tmp_path / "base"), str(tmp_path / "other"), tmp_path / "d3", adapter=tmp_path / "adapter")
+
+
+def test_a_built_in_adapter_is_read_by_its_name() -> None:
+    updates = lora_updates("smollm2-lora-demo")
+    assert updates and all(".layers." in name for name in updates)
+    assert all(update.a.shape[0] == 8 for update in updates.values())  # rank 8 (docs/scale.md)

@@ -84,9 +84,9 @@ def test_jsonl_fields_aliases_and_defaults(tmp_path):
         {"id": "lima_author_1", "prompt": "Write a poem. About 海.", "instruction": ["Write a poem.", [14, 20]]},
         "\n",
         {"id": 7, "prompt": "Hi", "response": "Hello", "instruction_spans": [[0, 2]], "rating": 3, "group": "g"},
-        {"id": "c", "prompt": "P", "context": ["P"], "extra": "ignored"},
+        {"id": "c", "prompt": "P", "context": ["P"], "extra": "ignored", "control_spans": [[0, 1]], "position": "last"},
     )
-    a, b, c = read_examples(path)
+    a, b, c = read_examples(path)  # a planted pair's validation fields (control_spans, position) are not span typos
     assert a == Example("lima_author_1", "Write a poem. About 海.", None, ["Write a poem.", (14, 20)], [], None, "lima")
     assert b == Example("7", "Hi", "Hello", [(0, 2)], [], 3.0, "g")
     assert c.context == ["P"] and c.group == "other" and c.instruction == []

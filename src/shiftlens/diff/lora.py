@@ -9,6 +9,7 @@ from safetensors import safe_open
 
 from shiftlens.diff.delta import LowRank
 from shiftlens.errors import ShiftlensError
+from shiftlens.models.checks import resolve_adapter
 
 PREFIX = "base_model.model."
 
@@ -18,8 +19,10 @@ class AdapterError(ShiftlensError, ValueError):
 
 
 def lora_updates(directory: str | Path) -> dict[str, LowRank]:
-    """Per weight name of the base model (e.g. ``model.layers.0.self_attn.q_proj.weight``), its LoRA update."""
-    directory = Path(directory)
+    """Per weight name of the base model (e.g. ``model.layers.0.self_attn.q_proj.weight``), its LoRA update.
+
+    ``directory`` is a PEFT adapter directory or a built-in adapter name (``smollm2-lora-demo``)."""
+    directory = resolve_adapter(str(directory))
     config_path, weights = directory / "adapter_config.json", directory / "adapter_model.safetensors"
     for path in (config_path, weights):
         if not path.is_file():

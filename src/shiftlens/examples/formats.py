@@ -45,6 +45,8 @@ JSONL_FIELDS = (
     "rating",
     "group",
 )
+# Fields of a planted pair's prompts (docs/validation.md) that `shiftlens validate` reads and examples ignore.
+VALIDATION_FIELDS = ("control_spans", "position", "task", "reference")
 
 
 class DataError(ShiftlensError, ValueError):
@@ -179,7 +181,7 @@ def read_jsonl(path: str | Path) -> list[Example]:
 def _check_field_names(record: dict[str, Any], where: str) -> None:
     """A field that looks like a misspelled accepted one (``instrution``, ``spans``) is an error, not ignored."""
     for key in record:
-        if key in JSONL_FIELDS:
+        if key in JSONL_FIELDS or key in VALIDATION_FIELDS:
             continue
         absent = [name for name in JSONL_FIELDS if name not in record]  # "idx" beside "id" is another field
         close = difflib.get_close_matches(key.lower(), absent, n=1, cutoff=0.8)
