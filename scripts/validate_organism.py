@@ -1,11 +1,13 @@
-"""Planted-signal validation of the shipped organism: does each method find what instruction tuning planted?
+"""Planted-signal validation of the organism v2: does each method recover what tuning planted, per tuning seed,
+and stay quiet on the base continued on pre-training for as many steps?
 
-(a) attribution: instruction scores of organism-tuned vs organism-base on the held-out prompts (Welch,
-one-sided), and followed vs unfollowed responses of the tuned model (Welch, two-sided); follow accuracy
-is re-measured by greedy generation. (b) heads: Table 3 (share of heads where the tuned model has more
-word pairs with a word) for the organism's instruction verbs vs other words. (c) FFN: mean principal
-angle between base and tuned components.
-Usage: python scripts/validate_organism.py [--json PATH] [--limit N] [--dir BUILD_DIR]
+Reads a build's ``ground_truth.json`` (docs/organism.md). Per seed: follow accuracy (greedy); attribution
+(instruction score tuned vs base on followed prompts, paired one-sided; the same gain on the instruction
+minus on the control span; Table 1 AUC of followed vs unfollowed, with a label-permutation p); heads
+(recall / precision of the planted verb → word relations, Table 3 of the planted verbs, sound protocol);
+FFN (share of invented words in components holding ≥ 3 of them, against random word sets). The same
+figures for the continued model stand beside them; Holm across the three methods per model.
+Usage: python scripts/validate_organism.py [--json PATH] [--limit N] [--dir BUILD_DIR] [--seeds 0,1,2]
 """
 
 from __future__ import annotations
@@ -15,58 +17,75 @@ import json
 import math
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from shiftlens.evidence import holm
 from shiftlens.models import load_model
 from shiftlens.organism import data_dir
-from shiftlens.organism.evaluate import accuracy, greedy_responses
-from shiftlens.organism.tasks import from_record
-from shiftlens.organism.validation import (
-    attribution_input,
-    example_score,
-    ffn_check,
-    heads_check,
-    two_sided_welch,
-)
-from shiftlens.progress import progress
-from shiftlens.stats import summary, welch_less
+from shiftlens.organism.evaluate import greedy_responses
+from shiftlens.organism.planted import FOLLOWED, accuracy
+from shiftlens.organism.validation import ffn_recovery, heads_recovery, span_scores
+from shiftlens.stats import label_permutation_p, paired_cohens_dz, paired_less, roc_auc, summary
+
+METHODS = ("attribution", "heads", "ffn")
 
 
-def follow_accuracy(base, tuned, records: list[dict]) -> dict:
-    """Greedy follow accuracy of both models on the records, and whether tuned replies match the file."""
-    examples = [from_record(r) for r in records]
-    prompts = [r["prompt"] for r in records]
-    out = {}
-    for name, loaded in (("base", base), ("tuned", tuned)):
-        replies = greedy_responses(loaded.model, tuned.tokenizer, prompts)
-        out[name] = accuracy(examples, replies)
-        if name == "tuned":
-            out["tuned_replies_match_file"] = sum(a == r["response"] for a, r in zip(replies, records)) / len(records)
-    return out
-
-
-def attribution_check(base, tuned, records: list[dict]) -> dict:
-    """Instruction scores of both models per record, and the two Welch tests."""
-    scores = {"base": [], "tuned": []}
-    followed = []
-    for record in progress(records, total=len(records), desc="attribution", unit="example"):
-        if not record["response"]:
-            continue
-        example = attribution_input(tuned.tokenizer, record)
-        scores["base"].append(example_score(base.model, example))
-        scores["tuned"].append(example_score(tuned.model, example))
-        followed.append(record["rating"] >= 2)
-    tuned_scores = np.array(scores["tuned"])
-    mask = np.array(followed)
+def attribution_figures(base: dict, other: dict, followed: np.ndarray) -> dict[str, Any]:
+    """Tuned (or continued) vs base instruction scores on the followed records, the control-span contrast and
+    Table 1 (the other model's scores, followed vs unfollowed)."""
+    b_i, o_i = base["instruction"][followed], other["instruction"][followed]
+    gain_i = o_i - b_i
+    gain_c = other["control"][followed] - base["control"][followed]
     return {
-        "attribution_p": welch_less(scores["base"], scores["tuned"]),
-        "score_base": summary(scores["base"]),
-        "score_tuned": summary(scores["tuned"]),
-        "score_tuned_followed": summary(tuned_scores[mask]),
-        "score_tuned_unfollowed": summary(tuned_scores[~mask]),
-        "followed_vs_unfollowed_p": two_sided_welch(list(tuned_scores[mask]), list(tuned_scores[~mask])),
+        "attribution_p": paired_less(b_i, o_i),
+        "attribution_dz": paired_cohens_dz(b_i, o_i),
+        "score_base": summary(b_i),
+        "score_model": summary(o_i),
+        "attribution_control_p": paired_less(gain_c, gain_i),
+        "gain_instruction_minus_control": summary(gain_i - gain_c),
+        "table1_auc": roc_auc(other["instruction"], followed),
+        "table1_p": label_permutation_p(other["instruction"][~followed], other["instruction"][followed]),
+        "score_followed": summary(other["instruction"][followed]),
+        "score_unfollowed": summary(other["instruction"][~followed]),
     }
+
+
+def heads_figures(runs: dict[str, Path], name: str, ground_truth: dict) -> dict[str, Any]:
+    """Planted relations recovered in ``name``'s heads run, and Table 3 of the planted verbs vs base."""
+    from shiftlens.analysis.heads import analyze_heads
+    from shiftlens.heads.records import read_pair_rows
+
+    verbs = [r["query"] for r in ground_truth["heads"]["relations"]]
+    recovery = heads_recovery(read_pair_rows(runs[name]), ground_truth)
+    group = analyze_heads(runs["base"], runs[name], instruction=verbs, n_groups=1).groups[0]
+    return {
+        "heads_planted_recall": recovery["recall"],
+        "heads_planted_precision": recovery["precision"],
+        "heads_recovery": recovery,
+        "heads_p": group.get("p_value"),
+        "heads_table3": {k: group.get(k) for k in ("instruction", "general", "p_value", "testable", "reason")},
+    }
+
+
+def ffn_figures(run_dir: Path, ground_truth: dict) -> dict[str, Any]:
+    """Invented words among the components' top words, beside random word sets; lexical labels of the holders."""
+    from shiftlens.ffn.lexical import LexicalAnnotator
+    from shiftlens.ffn.records import read_ffn_run
+
+    run = read_ffn_run(run_dir)
+    keys = [(layer, c) for layer, rec in run.layers.items() for c in range(len(rec.top_indices))]
+    tops = [run.top_words(layer, c) for layer, c in keys]
+    planted = ground_truth["ffn"]["concepts"][0]["words"]
+    recovery = ffn_recovery(tops, planted, run.words)
+    annotator = LexicalAnnotator()
+    labels = [annotator.label(run.top_words(*keys[i], 15)) for i in recovery["component_indices"]]
+    recovery["holders"] = [
+        {"layer": keys[i][0], "component": keys[i][1], "concept": lab.concept, "tasks": lab.tasks}
+        for i, lab in zip(recovery.pop("component_indices"), labels)
+    ]
+    return {"ffn_planted_recall": recovery["recall"], "ffn_p": recovery["p_value"], "ffn_recovery": recovery}
 
 
 def finite(value):
@@ -75,34 +94,126 @@ def finite(value):
         return {k: finite(v) for k, v in value.items()}
     if isinstance(value, list):
         return [finite(v) for v in value]
+    if isinstance(value, np.floating):
+        value = float(value)
     return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def spread(values: list[float | None]) -> dict[str, float | None]:
+    """Mean, standard deviation, min and max over seeds (None values left out)."""
+    v = [x for x in values if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    if not v:
+        return {"mean": None, "std": None, "min": None, "max": None}
+    return {
+        "mean": float(np.mean(v)),
+        "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+        "min": float(min(v)),
+        "max": float(max(v)),
+    }
+
+
+KEYS = (
+    "follow_acc",
+    "attribution_p",
+    "attribution_control_p",
+    "table1_auc",
+    "heads_planted_recall",
+    "heads_planted_precision",
+    "heads_p",
+    "ffn_planted_recall",
+    "ffn_p",
+)
+
+
+def summarize(tuned: dict[str, dict], continued: dict, common: dict, base: dict) -> dict[str, Any]:
+    """The contract's JSON: each figure as mean ± spread over the seeds, the continued model's beside them."""
+    return {
+        **common,
+        "follow_acc_continued": continued["follow_acc"],
+        "follow_acc_tuned": spread([t["follow_acc"] for t in tuned.values()]),
+        **{k: spread([t[k] for t in tuned.values()]) for k in KEYS if k != "follow_acc"},
+        "continued_vs_base": {k: continued[k] for k in KEYS},
+        "base": base,
+        "seeds": tuned,
+        "continued": continued,
+    }
+
+
+def evaluate(work: Path, names: dict[str, str], ground_truth: dict, followed: np.ndarray, n: int) -> dict:
+    """Every method's figures per tuned seed and for the continued model, from the stored measurements."""
+    from shiftlens.heads.records import read_pair_rows
+
+    acc = {name: json.loads((work / name / "done.json").read_text())["accuracy"] for name in names}
+    scores = {name: dict(np.load(work / name / "scores.npz")) for name in names}
+    per_model = {}
+    for name in names:
+        if name == "base":
+            continue
+        runs = {m: work / m / "heads" for m in names}
+        figures = {
+            "follow_acc": acc[name]["mean"],
+            **attribution_figures(scores["base"], scores[name], followed),
+            **heads_figures(runs, name, ground_truth),
+            **ffn_figures(work / name / "ffn", ground_truth),
+        }
+        raw = [figures["attribution_p"], figures["heads_p"], figures["ffn_p"]]
+        testable = [i for i, p in enumerate(raw) if p is not None and not math.isnan(p)]
+        figures["p_holm"] = dict(zip([METHODS[i] for i in testable], holm([raw[i] for i in testable])))
+        per_model[name] = figures
+    base_heads = heads_recovery(read_pair_rows(work / "base" / "heads"), ground_truth)
+    return summarize(
+        {name.removeprefix("tuned-"): f for name, f in per_model.items() if name.startswith("tuned-")},
+        per_model["continued"],
+        {"follow_acc_base": acc["base"]["mean"], "follow_by_task": acc, "n_records": n},
+        {"heads_planted_recall": base_heads["recall"], **ffn_figures(work / "base" / "ffn", ground_truth)},
+    )
+
+
+def measure(name: str, path: Path, records: list[dict], followed: np.ndarray, vocab: Path, work: Path) -> None:
+    """One model's raw measurements, stored under ``work/name`` (reused when present): greedy follow accuracy,
+    instruction and control-span scores of every record, and its heads and FFN runs."""
+    from shiftlens.ffn.pipeline import explain_ffn
+    from shiftlens.heads import explain_heads
+
+    target = work / name
+    if (target / "done.json").exists():
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    loaded = load_model(str(path))
+    prompts = [r["prompt"] for r, f in zip(records, followed) if f]
+    replies = greedy_responses(loaded.model, loaded.tokenizer, prompts, max_new_tokens=12)
+    acc = accuracy([r for r, f in zip(records, followed) if f], replies)
+    np.savez(target / "scores.npz", **span_scores(loaded.model, loaded.tokenizer, records))
+    explain_heads(loaded, vocab, target / "heads")
+    explain_ffn(loaded, vocab, target / "ffn")
+    (target / "done.json").write_text(json.dumps({"accuracy": acc, "n_records": len(records)}), encoding="utf-8")
+    print(name, json.dumps(acc), flush=True)
 
 
 def main() -> None:
     """Run the checks and print (and optionally write) the JSON summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write the summary here")
-    parser.add_argument("--limit", type=int, help="use only the first N held-out prompts")
-    parser.add_argument("--components", type=int, default=64, help="FFN principal components per layer")
+    parser.add_argument("--limit", type=int, help="use only the first N prompt records")
     parser.add_argument("--dir", type=Path, default=data_dir(), help="an organism build (default: the shipped one)")
+    parser.add_argument("--seeds", help="tuning seeds to check (default: every seed of ground_truth.json)")
+    parser.add_argument("--workdir", type=Path, help="keep each model's measurements here (reused by reruns)")
+    parser.add_argument("--models", help="only measure these models (base, continued, tuned-S), no summary")
     args = parser.parse_args()
-    with (args.dir / "prompts.jsonl").open(encoding="utf-8") as handle:
+    ground_truth = json.loads((args.dir / "ground_truth.json").read_text(encoding="utf-8"))
+    with (args.dir / ground_truth["prompts"]).open(encoding="utf-8") as handle:
         records = [json.loads(line) for line in handle if line.strip()][: args.limit]
-    base, tuned = load_model(str(args.dir / "base")), load_model(str(args.dir / "tuned"))
-    vocab = args.dir / "vocab.tsv"
-    follow = follow_accuracy(base, tuned, records)
-    result = {
-        "n_prompts": len(records),
-        "follow_acc_base": follow["base"]["mean"],
-        "follow_acc_tuned": follow["tuned"]["mean"],
-        "follow_by_task": {"base": follow["base"]["tasks"], "tuned": follow["tuned"]["tasks"]},
-        "tuned_replies_match_file": follow["tuned_replies_match_file"],
-        **attribution_check(base, tuned, records),
-    }
-    print(json.dumps(finite(result)), flush=True)  # the slow part's figures, before the heads and FFN checks
-    with tempfile.TemporaryDirectory() as workdir:
-        result.update(heads_check(base, tuned, vocab, Path(workdir)))
-        result.update(ffn_check(base, tuned, vocab, Path(workdir), args.components))
+    seeds = args.seeds.split(",") if args.seeds else list(ground_truth["models"]["tuned"])
+    names = {"base": ground_truth["models"]["base"], "continued": ground_truth["models"]["continued"]}
+    names.update({f"tuned-{s}": ground_truth["models"]["tuned"][s] for s in seeds})
+    followed = np.array([r["rating"] >= FOLLOWED for r in records])
+    with tempfile.TemporaryDirectory() as scratch:
+        work = args.workdir or Path(scratch)
+        for name in args.models.split(",") if args.models else names:
+            measure(name, args.dir / names[name], records, followed, args.dir / ground_truth["vocab"], work)
+        if args.models:
+            return
+        result = evaluate(work, names, ground_truth, followed, len(records))
     text = json.dumps(finite(result), indent=2)
     print(text)
     if args.json:
