@@ -139,12 +139,29 @@ def summarize(tuned: dict[str, dict], continued: dict, common: dict, base: dict)
     }
 
 
-def evaluate(work: Path, names: dict[str, str], ground_truth: dict, followed: np.ndarray, n: int) -> dict:
+def aligned_scores(work: Path, names: dict[str, str], records: list[dict]) -> tuple[dict, np.ndarray]:
+    """Each model's stored span scores on the records every model was measured on (by id, in file order),
+    and which of those records are followed."""
+    stored = {}
+    for name in names:
+        data = dict(np.load(work / name / "scores.npz"))
+        ids = data.pop("ids", np.array([r["id"] for r in records]))  # a measurement of every record
+        stored[name] = {i: {k: v[j] for k, v in data.items()} for j, i in enumerate(ids.tolist())}
+    common = [r for r in records if all(r["id"] in s for s in stored.values())]
+    scores = {
+        name: {k: np.array([s[r["id"]][k] for r in common]) for k in ("instruction", "control")}
+        for name, s in stored.items()
+    }
+    return scores, np.array([r["rating"] >= FOLLOWED for r in common])
+
+
+def evaluate(work: Path, names: dict[str, str], ground_truth: dict, records: list[dict]) -> dict:
     """Every method's figures per tuned seed and for the continued model, from the stored measurements."""
     from shiftlens.heads.records import read_pair_rows
 
     acc = {name: json.loads((work / name / "done.json").read_text())["accuracy"] for name in names}
-    scores = {name: dict(np.load(work / name / "scores.npz")) for name in names}
+    scores, followed = aligned_scores(work, names, records)
+    n = len(followed)
     per_model = {}
     for name in names:
         if name == "base":
@@ -183,7 +200,8 @@ def measure(name: str, path: Path, records: list[dict], followed: np.ndarray, vo
     prompts = [r["prompt"] for r, f in zip(records, followed) if f]
     replies = greedy_responses(loaded.model, loaded.tokenizer, prompts, max_new_tokens=12)
     acc = accuracy([r for r, f in zip(records, followed) if f], replies)
-    np.savez(target / "scores.npz", **span_scores(loaded.model, loaded.tokenizer, records))
+    ids = np.array([r["id"] for r in records])
+    np.savez(target / "scores.npz", ids=ids, **span_scores(loaded.model, loaded.tokenizer, records))
     explain_heads(loaded, vocab, target / "heads")
     explain_ffn(loaded, vocab, target / "ffn")
     (target / "done.json").write_text(json.dumps({"accuracy": acc, "n_records": len(records)}), encoding="utf-8")
@@ -195,14 +213,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write the summary here")
     parser.add_argument("--limit", type=int, help="use only the first N prompt records")
-    parser.add_argument("--dir", type=Path, default=data_dir(), help="an organism build (default: the shipped one)")
+    parser.add_argument("--dir", type=Path, default=data_dir(), help="an organism v2 build (default: the shipped one)")
+    parser.add_argument("--stride", type=int, default=1, help="measure every N-th prompt only (a faster check)")
     parser.add_argument("--seeds", help="tuning seeds to check (default: every seed of ground_truth.json)")
     parser.add_argument("--workdir", type=Path, help="keep each model's measurements here (reused by reruns)")
     parser.add_argument("--models", help="only measure these models (base, continued, tuned-S), no summary")
     args = parser.parse_args()
+    if not (args.dir / "ground_truth.json").is_file():
+        parser.error(f"{args.dir} has no ground_truth.json: not an organism v2 build (scripts/build_organism.py)")
     ground_truth = json.loads((args.dir / "ground_truth.json").read_text(encoding="utf-8"))
     with (args.dir / ground_truth["prompts"]).open(encoding="utf-8") as handle:
-        records = [json.loads(line) for line in handle if line.strip()][: args.limit]
+        all_records = [json.loads(line) for line in handle if line.strip()]
+    # records come in pairs (followed, unfollowed) per prompt: keep every N-th prompt's pair
+    records = [r for j, r in enumerate(all_records[: args.limit]) if (j // 2) % args.stride == 0]
     seeds = args.seeds.split(",") if args.seeds else list(ground_truth["models"]["tuned"])
     names = {"base": ground_truth["models"]["base"], "continued": ground_truth["models"]["continued"]}
     names.update({f"tuned-{s}": ground_truth["models"]["tuned"][s] for s in seeds})
@@ -213,7 +236,7 @@ def main() -> None:
             measure(name, args.dir / names[name], records, followed, args.dir / ground_truth["vocab"], work)
         if args.models:
             return
-        result = evaluate(work, names, ground_truth, followed, len(records))
+        result = evaluate(work, names, ground_truth, all_records)
     text = json.dumps(finite(result), indent=2)
     print(text)
     if args.json:

@@ -135,8 +135,8 @@ def pretraining_text(entry: WordEntry, rng: random.Random | None = None) -> str:
 
 
 def word_frequencies(texts: list[str]) -> list[tuple[str, float]]:
-    """Lowercase words (runs of letters, accented ones included) of ``texts`` (special ``<|...|>`` markers ignored) with relative
-    frequencies, most frequent first (ties by word)."""
+    """Lowercase words (runs of letters, accented ones included) of ``texts`` (special ``<|...|>`` markers
+    ignored) with relative frequencies, most frequent first (ties by word)."""
     counts: dict[str, int] = {}
     for text in texts:
         for word in re.findall(r"[^\W\d_]+", re.sub(r"<\|\w+\|>", " ", text).lower()):
