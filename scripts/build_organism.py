@@ -1,14 +1,19 @@
-"""Rebuild the model organism: WordNet corpus → BPE tokenizer → pre-trained base → instruction-tuned model.
+"""Rebuild the model organism v2: WordNet corpus → BPE tokenizer → pre-trained base → tuned seeds and continued.
 
-Seeded and deterministic on a given machine and thread count (1 CPU thread by default: faster than 2 on
-a shared 2-core machine). Writes both models (float16 safetensors + tokenizers), the held-out demo prompts,
-the corpus word list (vocab.tsv) and the evaluation metrics into src/shiftlens/organism/assets/.
-Usage: python scripts/build_organism.py [--out DIR] [--threads N] [--smoke]
+Planted tasks (`shiftlens.organism.planted`): verb-picks-word (heads), an invented lexicon (FFN), the
+instruction first or last in equal shares with unfollowed responses (attribution). Trains a 2-layer GPT-2
+(learned absolute positions, so the heads method's static W_qᵀW_k reading applies), tunes it with seeds
+0, 1, 2 and continues the base on the pre-training corpus for as many steps. Seeded and deterministic on
+one machine and thread count (1 CPU thread by default). Writes base/, continued/, tuned/ (seed 0),
+tuned-seed1/, tuned-seed2/, prompts.jsonl, vocab.tsv, ground_truth.json and metrics.json into ``--out``.
+Usage: python scripts/build_organism.py [--seed S] [--out DIR] [--threads N] [--scale F] [--tune-seeds 0,1,2]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import hashlib
 import json
 import math
 import random
@@ -18,35 +23,45 @@ from pathlib import Path
 
 import torch
 
-from shiftlens.organism.chat import END, render
-from shiftlens.organism.corpus import build_lexicon, pretraining_text, word_frequencies
-from shiftlens.organism.evaluate import accuracy, greedy_responses, is_correct
-from shiftlens.organism.tasks import TaskExample, make_examples, split_words, to_record
+from shiftlens.organism.chat import CHAT_TEMPLATE, END, render
+from shiftlens.organism.corpus import build_lexicon, pretraining_text, read_index, word_entry, word_frequencies
+from shiftlens.organism.evaluate import greedy_responses
+from shiftlens.organism.planted import (
+    CATEGORIES,
+    Prompt,
+    accuracy,
+    category_words,
+    invented_lexicon,
+    make_prompts,
+    records,
+)
 from shiftlens.organism.tokenizer import train_tokenizer
 from shiftlens.progress import progress
 from shiftlens.storage import atomic_write_json, atomic_write_text
+from shiftlens.wordnet import wordnet
 
 Docs = Callable[[random.Random], list[list[int]]]  # one epoch of tokenised documents, given an rng
-# Ratings on the paper's scale (followed >= 2, not followed 1), as `shiftlens analyze instructions` reads them.
-FOLLOWED, NOT_FOLLOWED = 4.0, 1.0
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src" / "shiftlens" / "organism" / "assets"
 SETTINGS = {
-    "seed": 0,
-    "n_words": 1000,
-    "held_out": 0.15,
-    "vocab_size": 4096,
-    "model": {
-        "hidden_size": 256,
-        "intermediate_size": 512,
-        "num_hidden_layers": 4,
-        "num_attention_heads": 8,
-        "num_key_value_heads": 4,
-        "max_position_embeddings": 256,
-        "tie_word_embeddings": True,
+    "n_words": 600,
+    "translate_words": 60,
+    "vocab_size": 3072,
+    "model": {"n_embd": 256, "n_inner": 512, "n_layer": 2, "n_head": 8, "n_positions": 128},
+    "tie_word_embeddings": True,
+    "pretrain": {"seq_len": 128, "batch": 16, "steps": 300, "lr": 2e-3, "warmup": 40, "weight_decay": 0.1},
+    "tune": {
+        "epochs": 3,
+        "choose_per_epoch": 1600,
+        "translate_repeats": 4,
+        "batch": 32,
+        "lr": 3e-3,
+        "warmup": 10,
+        "weight_decay": 0.1,
+        "replay_blocks": 2,
     },
-    "pretrain": {"seq_len": 128, "batch": 16, "steps": 900, "lr": 2e-3, "warmup": 40, "weight_decay": 0.1},
-    "tune": {"epochs": 4, "batch": 32, "lr": 7e-4, "warmup": 10, "weight_decay": 0.0, "replay_blocks": 2},
+    "held_out": {"choose": 120, "translate_repeats": 2},
 }
+TUNED_DIRS = {0: "tuned", 1: "tuned-seed1", 2: "tuned-seed2"}
 
 
 def lr_lambda(warmup: int, total: int):
@@ -71,10 +86,25 @@ def packed_blocks(make_docs: Docs, seq_len: int, eos: int, rng: random.Random) -
     return torch.tensor(stream[: n * seq_len]).view(n, seq_len)
 
 
+class Blocks:
+    """An endless supply of pre-training blocks: a fresh shuffled epoch whenever one runs out."""
+
+    def __init__(self, docs: Docs, seq_len: int, eos: int, rng: random.Random) -> None:
+        self.docs, self.seq_len, self.eos, self.rng = docs, seq_len, eos, rng
+        self.blocks, self.cursor = packed_blocks(docs, seq_len, eos, rng), 0
+
+    def take(self, n: int) -> torch.Tensor:
+        """The next ``n`` blocks."""
+        if self.cursor + n > len(self.blocks):
+            self.blocks, self.cursor = packed_blocks(self.docs, self.seq_len, self.eos, self.rng), 0
+        self.cursor += n
+        return self.blocks[self.cursor - n : self.cursor]
+
+
 def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, warmup: int, total: int):
-    """AdamW (no decay on norms) with the warm-up/cosine schedule."""
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    rest = [p for n, p in model.named_parameters() if p.dim() < 2]
+    """AdamW (no decay on norms and biases) with the warm-up/cosine schedule."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
     optimizer = torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95))
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(warmup, total))
@@ -92,28 +122,23 @@ def step(model, optimizer, scheduler, loss: torch.Tensor) -> float:
 
 def pretrain(model, docs: Docs, eos: int, cfg: dict, seed: int) -> list[float]:
     """Causal-LM pre-training on packed documents for a fixed number of steps; returns the loss curve."""
-    rng = random.Random(seed)
     optimizer, scheduler = make_optimizer(model, cfg["lr"], cfg["weight_decay"], cfg["warmup"], cfg["steps"])
-    blocks, cursor, losses = packed_blocks(docs, cfg["seq_len"], eos, rng), 0, []
+    blocks, losses = Blocks(docs, cfg["seq_len"], eos, random.Random(seed)), []
     model.train()
-    bar = progress(range(cfg["steps"]), total=cfg["steps"], desc="pretrain", unit="step")
-    for i in bar:
-        if cursor + cfg["batch"] > len(blocks):
-            blocks, cursor = packed_blocks(docs, cfg["seq_len"], eos, rng), 0
-        batch = blocks[cursor : cursor + cfg["batch"]]
-        cursor += cfg["batch"]
+    for i in progress(range(cfg["steps"]), total=cfg["steps"], desc="pretrain", unit="step"):
+        batch = blocks.take(cfg["batch"])
         losses.append(step(model, optimizer, scheduler, model(input_ids=batch, labels=batch).loss))
-        if i % 20 == 0 or i == cfg["steps"] - 1:
+        if i % 50 == 0 or i == cfg["steps"] - 1:
             print(f"pretrain step {i} loss {losses[-1]:.3f}", flush=True)
     return losses
 
 
-def tuning_batch(tokenizer, examples: list[TaskExample]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def tuning_batch(tokenizer, prompts: list[Prompt]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Right-padded chat sequences with labels on the response and its end-of-turn token only."""
     rows, labels = [], []
-    for example in examples:
-        prompt_ids = tokenizer(render(example.prompt))["input_ids"]
-        response_ids = tokenizer(example.response + END)["input_ids"]
+    for prompt in prompts:
+        prompt_ids = tokenizer(render(prompt.prompt))["input_ids"]
+        response_ids = tokenizer(prompt.reference + END)["input_ids"]
         rows.append(prompt_ids + response_ids)
         labels.append([-100] * len(prompt_ids) + response_ids)
     width = max(map(len, rows))
@@ -124,125 +149,282 @@ def tuning_batch(tokenizer, examples: list[TaskExample]) -> tuple[torch.Tensor, 
     return ids, lab, mask
 
 
-def tune(model, tokenizer, words, docs: Docs, eos: int, cfg: dict, pre_cfg: dict, seed: int) -> list[float]:
-    """Fine-tune on instruction pairs (fresh phrasings each epoch), loss on responses, with LM replay."""
+def tuning_epochs(make_epoch: Callable[[int], list[Prompt]], cfg: dict, seed: int) -> list[list[Prompt]]:
+    """The tuning batches of a seed: fresh prompts each epoch, shuffled, cut into batches."""
     rng = random.Random(seed)
-    epochs = [make_examples(words, seed + 1000 + e) for e in range(cfg["epochs"])]
-    for examples in epochs:
-        rng.shuffle(examples)
-    total = sum(math.ceil(len(x) / cfg["batch"]) for x in epochs)
-    optimizer, scheduler = make_optimizer(model, cfg["lr"], cfg["weight_decay"], cfg["warmup"], total)
-    blocks, cursor, losses = packed_blocks(docs, pre_cfg["seq_len"], eos, rng), 0, []
+    batches = []
+    for epoch in range(cfg["epochs"]):
+        prompts = make_epoch(seed * 1000 + epoch)
+        rng.shuffle(prompts)
+        batches += [prompts[i : i + cfg["batch"]] for i in range(0, len(prompts), cfg["batch"])]
+    return batches
+
+
+def tune(model, tokenizer, batches: list[list[Prompt]], blocks: Blocks, cfg: dict) -> list[float]:
+    """Fine-tune on instruction pairs, loss on responses, plus 0.5 × LM replay of pre-training blocks."""
+    optimizer, scheduler = make_optimizer(model, cfg["lr"], cfg["weight_decay"], cfg["warmup"], len(batches))
     model.train()
-    batches = [x[i : i + cfg["batch"]] for x in epochs for i in range(0, len(x), cfg["batch"])]
-    for i, chunk in enumerate(progress(batches, total=total, desc="tune", unit="step")):
+    losses = []
+    for i, chunk in enumerate(progress(batches, total=len(batches), desc="tune", unit="step")):
         ids, lab, mask = tuning_batch(tokenizer, chunk)
         loss = model(input_ids=ids, labels=lab, attention_mask=mask).loss
-        if cfg["replay_blocks"]:
-            if cursor + cfg["replay_blocks"] > len(blocks):
-                blocks, cursor = packed_blocks(docs, pre_cfg["seq_len"], eos, rng), 0
-            replay = blocks[cursor : cursor + cfg["replay_blocks"]]
-            cursor += cfg["replay_blocks"]
-            loss = loss + 0.5 * model(input_ids=replay, labels=replay).loss
+        replay = blocks.take(cfg["replay_blocks"])
+        loss = loss + 0.5 * model(input_ids=replay, labels=replay).loss
         losses.append(step(model, optimizer, scheduler, loss))
-        if i % 20 == 0 or i == total - 1:
+        if i % 50 == 0 or i == len(batches) - 1:
             print(f"tune step {i} loss {losses[-1]:.3f}", flush=True)
     return losses
 
 
-def save(model, tokenizer, directory: Path) -> None:
-    """A float16 Hugging Face model directory with its tokenizer."""
+def continue_pretraining(model, blocks: Blocks, steps: int, batch_blocks: int, cfg: dict) -> list[float]:
+    """The null model: as many steps as tuning with its schedule and replay, LM loss on pre-training blocks."""
+    optimizer, scheduler = make_optimizer(model, cfg["lr"], cfg["weight_decay"], cfg["warmup"], steps)
+    model.train()
+    losses = []
+    for i in progress(range(steps), total=steps, desc="continue", unit="step"):
+        batch, replay = blocks.take(batch_blocks), blocks.take(cfg["replay_blocks"])
+        loss = model(input_ids=batch, labels=batch).loss + 0.5 * model(input_ids=replay, labels=replay).loss
+        losses.append(step(model, optimizer, scheduler, loss))
+        if i % 50 == 0 or i == steps - 1:
+            print(f"continue step {i} loss {losses[-1]:.3f}", flush=True)
+    return losses
+
+
+@torch.no_grad()
+def head_ablation(model, tokenizer, recs: list[dict]) -> dict:
+    """Teacher-forced accuracy of the picked word at the response's verb, intact and with each head zeroed.
+
+    A head is zeroed by zeroing its slice of the attention output before the output projection.
+    """
+    from shiftlens.organism.planted import FOLLOWED
+
+    recs = [r for r in recs if r["task"] == "choose" and r["rating"] == FOLLOWED]
+    rows, where, want = [], [], []
+    for r in recs:
+        prompt_ids = tokenizer(render(r["prompt"]))["input_ids"]
+        response_ids = tokenizer(r["response"] + END)["input_ids"]
+        word_ids = tokenizer(" " + r["word"])["input_ids"]
+        rows.append(prompt_ids + response_ids)
+        where.append(len(prompt_ids) + 1)  # "I", " verb", then the word: predicted at the verb
+        want.append(word_ids[0])
+        assert response_ids[2] == word_ids[0], r["response"]
+    width = max(map(len, rows))
+    ids = torch.tensor([x + [tokenizer.pad_token_id] * (width - len(x)) for x in rows])
+    mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in rows])
+    index, target = torch.tensor(where), torch.tensor(want)
+
+    def acc() -> float:
+        logits = model(input_ids=ids, attention_mask=mask).logits
+        return float((logits[torch.arange(len(rows)), index].argmax(-1) == target).float().mean())
+
+    config = model.config
+    head_dim = config.n_embd // config.n_head
+    intact, drops = acc(), {}
+    for layer in range(config.n_layer):
+        for head in range(config.n_head):
+            sl = slice(head * head_dim, (head + 1) * head_dim)
+
+            def hook(_module, args, sl=sl):
+                x = args[0].clone()
+                x[..., sl] = 0
+                return (x,)
+
+            handle = model.transformer.h[layer].attn.c_proj.register_forward_pre_hook(hook)
+            drops[f"{layer}.{head}"] = intact - acc()
+            handle.remove()
+    return {"n": len(recs), "accuracy": intact, "drop_by_head": drops}
+
+
+def save(model, tokenizer, directory: Path) -> str:
+    """A float16 Hugging Face model directory with its tokenizer; returns the safetensors' sha256."""
     directory.mkdir(parents=True, exist_ok=True)
-    half = type(model)(model.config)
-    half.load_state_dict(model.state_dict())
-    half.to(torch.float16).save_pretrained(str(directory))
+    half = copy.deepcopy(model).to(torch.float16)
+    half.save_pretrained(str(directory))
     tokenizer.save_pretrained(str(directory))
+    return hashlib.sha256((directory / "model.safetensors").read_bytes()).hexdigest()
+
+
+def scale_settings(scale: float) -> None:
+    """Shrink every step count by ``scale`` (pilot builds)."""
+    SETTINGS["pretrain"]["steps"] = max(2, round(SETTINGS["pretrain"]["steps"] * scale))
+    tune_cfg = SETTINGS["tune"]
+    tune_cfg["epochs"] = max(1, round(tune_cfg["epochs"] * min(1.0, scale * 2)))
+    tune_cfg["choose_per_epoch"] = max(32, round(tune_cfg["choose_per_epoch"] * min(1.0, scale * 2)))
+
+
+def lexicon_entries(n_words: int) -> list:
+    """The most frequent WordNet words plus every category word and verb (their dictionary paragraphs)."""
+    source = wordnet()
+    lexicon = build_lexicon(n_words, source)
+    have = {e.word for e in lexicon}
+    index, synsets = read_index(source), source.synset_table
+    extra = [w for w in [*CATEGORIES, *category_words()] if w not in have]
+    return lexicon + [word_entry(w, index[w], synsets) for w in extra]
+
+
+STAGES = ("base", "tune", "continued", "finish")
 
 
 def main() -> None:
-    """Build, evaluate and save the organism."""
+    """Build, evaluate and save the organism (every stage, or the ones named: stages can run in parallel)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=0, help="pre-training seed (tuning seeds are --tune-seeds)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--smoke", action="store_true", help="a tiny run that checks the pipeline only")
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the step counts (pilot builds)")
+    parser.add_argument("--tune-seeds", default="0,1,2")
+    parser.add_argument(
+        "--stages",
+        default=",".join(STAGES),
+        help="base (tokenizer + pre-training), tune (each --tune-seeds), continued, finish (prompts, evaluation, "
+        "metrics); later stages read the base from --out",
+    )
     args = parser.parse_args()
-    if args.smoke:
-        SETTINGS.update(n_words=120)
-        SETTINGS["pretrain"].update(steps=3)
-        SETTINGS["tune"].update(epochs=1)
-    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+    stages = args.stages.split(",")
+    if args.scale != 1.0:
+        scale_settings(args.scale)
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
     started = time.time()
-    seed = SETTINGS["seed"]
+    seed, out = args.seed, args.out
+    tune_seeds = [int(s) for s in args.tune_seeds.split(",")]
     torch.set_num_threads(args.threads)
-    torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
 
-    lexicon = build_lexicon(SETTINGS["n_words"])
-    train_words, held_words = split_words(lexicon, SETTINGS["held_out"], seed)
+    lexicon = lexicon_entries(SETTINGS["n_words"])
+    skip = {*CATEGORIES, *category_words()}
+    nouns = [e for e in lexicon if e.pos == "noun" and e.word not in skip]
+    translate = nouns[: SETTINGS["translate_words"]]
+    zorbish = invented_lexicon([e.word for e in translate])
     texts = [pretraining_text(e) for e in lexicon]
-    tuning_texts = [render(x.prompt, x.response) for x in make_examples(train_words, seed + 1000)]
-    base_tok = train_tokenizer(texts + tuning_texts, SETTINGS["vocab_size"], chat=False)
-    tuned_tok = train_tokenizer(texts + tuning_texts, SETTINGS["vocab_size"], chat=True)
-    assert base_tok.get_vocab() == tuned_tok.get_vocab()
+    tcfg = SETTINGS["tune"]
+
+    def epoch_prompts(epoch_seed: int) -> list[Prompt]:
+        return make_prompts(
+            tcfg["choose_per_epoch"], translate, zorbish, epoch_seed, tcfg["translate_repeats"]
+        )
+
+    tuning_texts = [render(p.prompt, p.reference) for p in epoch_prompts(10**6 + seed)]
+    if "base" in stages:
+        # every planted word once per line, 200 times, so each is one token with its leading space
+        words_lines = [" ".join([*zorbish.values(), *CATEGORIES, *category_words()])] * 200
+        base_tok = train_tokenizer(texts + tuning_texts + words_lines, SETTINGS["vocab_size"], chat=False)
+    else:
+        base_tok = AutoTokenizer.from_pretrained(str(out / "base"))
+    tuned_tok = copy.deepcopy(base_tok)
+    tuned_tok.chat_template = CHAT_TEMPLATE
+    for word in [*zorbish.values(), *CATEGORIES, *category_words()]:
+        assert len(base_tok(" " + word)["input_ids"]) == 1, f"{word!r} is not one token"
     eos = base_tok.eos_token_id
 
     def docs(rng: random.Random) -> list[list[int]]:
         return base_tok([pretraining_text(e, rng) for e in lexicon])["input_ids"]
 
-    n_tokens = sum(map(len, docs(random.Random(seed))))
-    print(f"{len(lexicon)} words ({len(held_words)} held out), {n_tokens} pre-training tokens", flush=True)
+    def record(name: str, **info) -> None:
+        atomic_write_json(out / f"train-{name}.json", {**info, "seconds": round(time.time() - t0)})
 
-    config = LlamaConfig(
-        vocab_size=len(base_tok),
-        bos_token_id=eos,
-        eos_token_id=eos,
-        pad_token_id=eos,
-        attn_implementation="sdpa",
-        **SETTINGS["model"],
+    n_steps = len(tuning_epochs(epoch_prompts, tcfg, 0))  # every seed has as many batches
+    if "base" in stages:
+        t0 = time.time()
+        torch.manual_seed(seed)
+        config = GPT2Config(
+            vocab_size=len(base_tok),
+            bos_token_id=eos,
+            eos_token_id=eos,
+            pad_token_id=eos,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+            tie_word_embeddings=SETTINGS["tie_word_embeddings"],
+            attn_implementation="sdpa",
+            **SETTINGS["model"],
+        )
+        model = GPT2LMHeadModel(config)
+        losses = pretrain(model, docs, eos, SETTINGS["pretrain"], seed)
+        sha = save(model, base_tok, out / "base")
+        n_tokens = sum(map(len, docs(random.Random(seed))))
+        record("base", loss_first_last=[losses[0], sum(losses[-10:]) / 10], sha256=sha, tokens_per_epoch=n_tokens)
+
+    def load_base():  # every later stage starts from the saved float16 base, as shipped
+        return AutoModelForCausalLM.from_pretrained(str(out / "base"), dtype=torch.float32)
+
+    for s in tune_seeds if "tune" in stages else []:
+        t0 = time.time()
+        torch.manual_seed(seed * 100 + s)
+        tuned = load_base()
+        blocks = Blocks(docs, SETTINGS["pretrain"]["seq_len"], eos, random.Random(seed * 100 + s))
+        losses = tune(tuned, tuned_tok, tuning_epochs(epoch_prompts, tcfg, s), blocks, tcfg)
+        sha = save(tuned, tuned_tok, out / TUNED_DIRS[s])
+        record(TUNED_DIRS[s], loss_first_last=[losses[0], sum(losses[-10:]) / 10], sha256=sha, steps=len(losses))
+    if "continued" in stages:
+        t0 = time.time()
+        torch.manual_seed(seed * 100 + 99)
+        continued = load_base()
+        blocks = Blocks(docs, SETTINGS["pretrain"]["seq_len"], eos, random.Random(seed * 100 + 99))
+        # about as many tokens per step as a tuning batch (32 prompts of about 45 tokens): 11 blocks of 128
+        losses = continue_pretraining(continued, blocks, n_steps, 11, tcfg)
+        sha = save(continued, base_tok, out / "continued")
+        record("continued", loss_first_last=[losses[0], sum(losses[-10:]) / 10], sha256=sha, steps=len(losses))
+    if "finish" in stages:
+        finish(out, seed, lexicon, translate, zorbish, texts + tuning_texts, tuned_tok, started)
+
+
+def finish(out: Path, seed: int, lexicon, translate, zorbish, texts, tokenizer, started: float) -> None:
+    """Held-out prompts, vocab.tsv, ground_truth.json, and metrics.json (accuracy and head ablation of every
+    model present, with the training records of each stage)."""
+    from transformers import AutoModelForCausalLM
+
+    held = make_prompts(
+        SETTINGS["held_out"]["choose"],
+        translate,
+        zorbish,
+        seed + 2000,
+        SETTINGS["held_out"]["translate_repeats"],
     )
-    model = LlamaForCausalLM(config)
-    pre_losses = pretrain(model, docs, eos, SETTINGS["pretrain"], seed)
-    out = args.out
-    save(model, base_tok, out / "base")
-    pretrain_s = time.time() - started
-    tune_losses = tune(model, tuned_tok, train_words, docs, eos, SETTINGS["tune"], SETTINGS["pretrain"], seed)
-    save(model, tuned_tok, out / "tuned")
-    tune_s = time.time() - started - pretrain_s
-
-    held = make_examples(held_words, seed + 2000)
-    results, responses = {}, {}
-    for name in ("base", "tuned"):
-        loaded = AutoModelForCausalLM.from_pretrained(str(out / name), dtype=torch.float32).eval()
-        responses[name] = greedy_responses(loaded, tuned_tok, [x.prompt for x in held])
-        results[name] = accuracy(held, responses[name])
-        print(name, json.dumps(results[name]), flush=True)
-    lines = []
-    for example, reply, base_reply in zip(held, responses["tuned"], responses["base"]):
-        record = {
-            **to_record(example),
-            "response": reply,
-            "rating": FOLLOWED if is_correct(example, reply) else NOT_FOLLOWED,
-        }
-        lines.append(json.dumps({**record, "base_response": base_reply}, ensure_ascii=False))
-    atomic_write_text(out / "prompts.jsonl", "\n".join(lines) + "\n")
-    vocab = word_frequencies(texts + tuning_texts)
+    recs = records(held, lambda text: tokenizer(text, return_offsets_mapping=True)["offset_mapping"], seed + 3000)
+    atomic_write_text(out / "prompts.jsonl", "\n".join(json.dumps(r, ensure_ascii=False) for r in recs) + "\n")
+    vocab = word_frequencies(texts)
     atomic_write_text(out / "vocab.tsv", "".join(f"{w}\t{f:.8g}\n" for w, f in vocab))
+    t0 = time.time()
+    followed = [r for r in recs if r["rating"] > 0]
+    names = [n for n in ["base", "continued", *TUNED_DIRS.values()] if (out / n).is_dir()]
+    results, ablation = {}, {}
+    for name in names:
+        loaded = AutoModelForCausalLM.from_pretrained(str(out / name), dtype=torch.float32).eval()
+        replies = greedy_responses(loaded, tokenizer, [r["prompt"] for r in followed], max_new_tokens=12)
+        results[name] = accuracy(followed, replies)
+        ablation[name] = head_ablation(loaded, tokenizer, recs)
+        print(name, json.dumps(results[name]), f"intact {ablation[name]['accuracy']:.3f}", flush=True)
+    tuned = {str(s): d for s, d in TUNED_DIRS.items() if d in names}
+    ground_truth = {
+        "schema": 1,
+        "name": "organism-v2",
+        "models": {"base": "base", "continued": "continued", "tuned": tuned, "tuned_adapter": None},
+        "prompts": "prompts.jsonl",
+        "vocab": "vocab.tsv",
+        "heads": {"layers": [0], "relations": [{"query": v, "keys": list(ws)} for v, ws in CATEGORIES.items()]},
+        "ffn": {"concepts": [{"name": "invented lexicon", "task": "translation", "words": sorted(zorbish.values())}]},
+        "attribution": {"instruction_first_share": 0.5},
+        "lexicon": zorbish,
+    }
+    atomic_write_json(out / "ground_truth.json", ground_truth)
+    training = {}
+    for path in sorted(out.glob("train-*.json")):
+        training[path.stem.removeprefix("train-")] = json.loads(path.read_text())
     metrics = {
+        "version": 2,
+        "seed": seed,
         "settings": SETTINGS,
         "words": len(lexicon),
-        "held_out_words": len(held_words),
-        "tuning_examples_per_epoch": len(tuning_texts),
-        "pretraining_tokens_per_epoch": n_tokens,
-        "pretrain_loss_first_last": [pre_losses[0], sum(pre_losses[-10:]) / 10],
-        "tune_loss_first_last": [tune_losses[0], sum(tune_losses[-10:]) / 10],
+        "training": training,
         "accuracy": results,
-        "seconds": {"pretrain": round(pretrain_s), "tune": round(tune_s), "total": round(time.time() - started)},
-        "threads": args.threads,
+        "head_ablation": ablation,
+        "evaluate_seconds": round(time.time() - t0),
+        "threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }
     atomic_write_json(out / "metrics.json", metrics)
-    print(json.dumps(metrics["seconds"]), flush=True)
+    print(json.dumps({k: v.get("sha256") for k, v in training.items()}), flush=True)
 
 
 if __name__ == "__main__":

@@ -135,11 +135,11 @@ def pretraining_text(entry: WordEntry, rng: random.Random | None = None) -> str:
 
 
 def word_frequencies(texts: list[str]) -> list[tuple[str, float]]:
-    """Lowercase alphabetic words of ``texts`` (special ``<|...|>`` markers ignored) with relative
-    frequencies, most frequent first (ties by word)."""
+    """Lowercase words (runs of letters, accented ones included) of ``texts`` (special ``<|...|>`` markers
+    ignored) with relative frequencies, most frequent first (ties by word)."""
     counts: dict[str, int] = {}
     for text in texts:
-        for word in re.findall(r"[a-z]+", re.sub(r"<\|\w+\|>", " ", text).lower()):
+        for word in re.findall(r"[^\W\d_]+", re.sub(r"<\|\w+\|>", " ", text).lower()):
             counts[word] = counts.get(word, 0) + 1
     total = sum(counts.values())
     return [(w, c / total) for w, c in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]

@@ -7,7 +7,6 @@ sources are the user prompt's own tokens, targets the response tokens (not the e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,6 @@ import torch
 
 from shiftlens.density import DensityParams, importance_density, instruction_score
 from shiftlens.organism.chat import render
-from shiftlens.stats import welch_less
 
 
 @dataclass(frozen=True)
@@ -55,11 +53,6 @@ def example_score(model: Any, example: AttributionInput, params: DensityParams |
     return instruction_score(density, example.instruction_mask)
 
 
-def two_sided_welch(a: list[float], b: list[float]) -> float:
-    """Two-sided Welch p-value from the one-sided test in `shiftlens.stats`."""
-    return min(1.0, 2 * min(welch_less(a, b), welch_less(b, a)))
-
-
 def instruction_verbs() -> list[str]:
     """The verbs the organism's instructions are phrased with (the planted instruction words for heads)."""
     from shiftlens.organism.tasks import INSTRUCTIONS
@@ -68,35 +61,80 @@ def instruction_verbs() -> list[str]:
     return sorted(first - {"what", "is"})
 
 
-def heads_check(base: Any, tuned: Any, vocab: Path, workdir: Path) -> dict[str, Any]:
-    """(b) Head word pairs of both models, then the paper's Table 3 over all layers as one group."""
-    from shiftlens.analysis.heads import analyze_heads
-    from shiftlens.heads import explain_heads
+def span_mask(tokenizer: Any, prompt: str, spans: list[list[int]]) -> np.ndarray:
+    """(N,) bool over the prompt's tokens: the token overlaps one of the [start, end) character spans."""
+    offsets = tokenizer(prompt, return_offsets_mapping=True)["offset_mapping"]
+    return np.array([any(s < b and e > a for a, b in spans) for s, e in offsets], dtype=bool)
 
-    for name, loaded in (("base", base), ("tuned", tuned)):
-        explain_heads(loaded, vocab, workdir / f"heads-{name}")
-    result = analyze_heads(workdir / "heads-base", workdir / "heads-tuned", instruction=instruction_verbs(), n_groups=1)
-    group = result["groups"][0]
+
+def span_scores(model: Any, tokenizer: Any, records: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Per record, the instruction score of its instruction span and of its control span under one model."""
+    from shiftlens.attribution.core import attribute
+
+    instruction, control = [], []
+    for record in records:
+        example = attribution_input(tokenizer, record)
+        matrix = attribute(model, example.input_ids, example.source_positions, example.target_positions)
+        density = importance_density(matrix.numpy(), DensityParams())
+        instruction.append(instruction_score(density, example.instruction_mask))
+        control.append(instruction_score(density, span_mask(tokenizer, record["prompt"], record["control_spans"])))
+    return {"instruction": np.array(instruction), "control": np.array(control)}
+
+
+def planted_pairs(ground_truth: dict[str, Any]) -> set[tuple[str, str]]:
+    """The planted (query word, key word) relations of a ground_truth.json."""
+    return {(r["query"], k) for r in ground_truth["heads"]["relations"] for k in r["keys"]}
+
+
+def heads_recovery(rows: dict[str, np.ndarray], ground_truth: dict[str, Any]) -> dict[str, Any]:
+    """Recall of the planted relations among a heads run's pairs (in the planted layers), and precision:
+    the share of the pairs whose query is a planted query word that are planted relations."""
+    planted = planted_pairs(ground_truth)
+    layers = ground_truth["heads"]["layers"]
+    keep = np.ones(len(rows["layer"]), dtype=bool) if layers is None else np.isin(rows["layer"], layers)
+    queries = {q for q, _ in planted}
+    found = {(q, k) for q, k in zip(rows["query"][keep], rows["key"][keep])}
+    with_query = {(q, k) for q, k in found if q in queries}
+    hits = planted & found
+    per_head: dict[str, int] = {}
+    for layer, head, q, k in zip(rows["layer"][keep], rows["head"][keep], rows["query"][keep], rows["key"][keep]):
+        if (q, k) in planted:
+            per_head[f"{layer}.{head}"] = per_head.get(f"{layer}.{head}", 0) + 1
     return {
-        "heads_instruction_gain": group["instruction"]["mean"],
-        "heads_general_gain": group["general"]["mean"],
-        "heads_p": group["p_value"],
-        "heads_n_words": {"instruction": group["instruction"]["n"], "general": group["general"]["n"]},
+        "recall": len(hits) / len(planted),
+        "precision": len(hits) / len(with_query) if with_query else None,
+        "n_planted": len(planted),
+        "n_found": len(hits),
+        "n_pairs_with_planted_query": len(with_query),
+        "planted_pair_rows_by_head": dict(sorted(per_head.items())),
     }
 
 
-def ffn_check(base: Any, tuned: Any, vocab: Path, workdir: Path, components: int) -> dict[str, Any]:
-    """(c) FFN principal components of both models and their rotation (mean principal angle over layers)."""
-    from shiftlens.analysis.ffn import analyze_ffn
-    from shiftlens.ffn.pipeline import explain_ffn
-    from shiftlens.ffn.settings import FfnSettings
+def ffn_recovery(
+    top_words: list[list[str]], planted: list[str], population: list[str], min_words: int = 3, draws: int = 999
+) -> dict[str, Any]:
+    """Whether components' top words hold the planted words: the share of planted words found in components
+    holding at least ``min_words`` of them (recall), beside random word sets of the same size (the null,
+    p = (1 + draws at least as high) / (1 + draws))."""
 
-    for name, loaded in (("base", base), ("tuned", tuned)):
-        explain_ffn(loaded, vocab, workdir / f"ffn-{name}", FfnSettings(components=components))
-    rotation = analyze_ffn(workdir / "ffn-base", workdir / "ffn-tuned")["rotation_by_layer"]
-    angles = [layer["mean_principal_angle_deg"] for layer in rotation]
+    def recall(words: set[str]) -> float:
+        covered = set()
+        for top in top_words:
+            inside = words.intersection(top)
+            if len(inside) >= min_words:
+                covered |= inside
+        return len(covered) / len(words)
+
+    target = set(planted)
+    observed = recall(target)
+    others = [w for w in population if w not in target]
+    rng = np.random.default_rng(0)
+    null = [recall(set(rng.choice(others, size=len(target), replace=False).tolist())) for _ in range(draws)]
+    holding = [i for i, top in enumerate(top_words) if len(target.intersection(top)) >= min_words]
     return {
-        "rotation_mean_angle_deg": float(np.mean(angles)),
-        "rotation_by_layer_deg": angles,
-        "ffn_word_overlap_mean": float(np.mean([layer["word_overlap_mean"] for layer in rotation])),
+        "recall": observed,
+        "components_holding": len(holding),
+        "component_indices": holding,
+        "null_recall_mean": float(np.mean(null)),
+        "p_value": (1 + sum(n >= observed for n in null)) / (1 + draws),
     }

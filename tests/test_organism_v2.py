@@ -1,0 +1,151 @@
+"""The organism v2: planted-task prompts, their records and the recovery scores of the validation."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from shiftlens.organism.corpus import WordEntry
+from shiftlens.organism.planted import (
+    CATEGORIES,
+    FOLLOWED,
+    UNFOLLOWED,
+    accuracy,
+    balanced,
+    category_words,
+    control_span,
+    invented_lexicon,
+    make_prompts,
+    records,
+)
+from shiftlens.organism.validation import ffn_recovery, heads_recovery, planted_pairs
+
+WORDS = [
+    WordEntry(word=w, pos="noun", unique_pos=True, definitions=[f"a thing called {w}"], synonyms=["thing"])
+    for w in ("table", "river", "window", "garden", "stone", "cloud")
+]
+
+
+def word_offsets(text: str) -> list[tuple[int, int]]:
+    """Offsets of whitespace-separated tokens (a stand-in tokenizer)."""
+    return [(m.start(), m.end()) for m in __import__("re").finditer(r"\S+", text)]
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    return make_prompts(40, WORDS, invented_lexicon([w.word for w in WORDS]), seed=3, repeats=2)
+
+
+def test_positions_are_balanced_per_task(prompts):
+    counts = Counter((p.task, p.position) for p in prompts)
+    assert counts == {
+        ("choose", "first"): 20,
+        ("choose", "last"): 20,
+        ("translate", "first"): 6,
+        ("translate", "last"): 6,
+    }
+    assert balanced(7, random.Random(0)).count(True) == 3
+
+
+def test_instruction_span_and_position_agree(prompts):
+    for p in prompts:
+        a, b = p.instruction_span
+        assert (a == 0) == (p.position == "first")
+        assert (b == len(p.prompt)) == (p.position == "last")
+
+
+def test_choose_prompt_names_one_word_of_the_verbs_category(prompts):
+    for p in (p for p in prompts if p.task == "choose"):
+        named = [w.strip(",.") for w in p.prompt.split("Here are ")[1].split(".")[0].replace(" and", ",").split(",")]
+        named = [w.strip() for w in named if w.strip()]
+        assert [w for w in named if w in CATEGORIES[p.query]] == [p.word]
+        assert p.reference == f"I {p.query} {p.word}." and p.query in p.prompt.lower()
+
+
+def test_invented_words_are_distinct_non_ascii_and_never_prefixes():
+    lexicon = invented_lexicon([str(i) for i in range(300)])
+    words = list(lexicon.values())
+    assert len(set(words)) == 300 and all(any(not c.isascii() for c in w) for w in words)
+    assert not any(a != b and b.startswith(a) for a in words for b in words)
+    assert invented_lexicon(["x", "y"]) == invented_lexicon(["x", "y"])
+
+
+def test_control_span_has_as_many_tokens_as_the_instruction_and_avoids_it(prompts):
+    for p in prompts:
+        offsets = word_offsets(p.prompt)
+        a, b = control_span(p, offsets, random.Random(0))
+        inside = [o for o in offsets if o[0] < p.instruction_span[1] and o[1] > p.instruction_span[0]]
+        control = [o for o in offsets if o[0] < b and o[1] > a]
+        assert len(control) == len(inside) and not set(control) & set(inside)
+
+
+def test_records_pair_followed_and_unfollowed(prompts):
+    recs = records(prompts, word_offsets, seed=0)
+    assert len(recs) == 2 * len(prompts)
+    for followed, unfollowed in zip(recs[::2], recs[1::2]):
+        assert followed["rating"] == FOLLOWED and unfollowed["rating"] == UNFOLLOWED
+        assert followed["prompt"] == unfollowed["prompt"] and followed["response"] == followed["reference"]
+        assert unfollowed["response"] in unfollowed["prompt"]  # it repeats the context, ignoring the instruction
+        for key in ("id", "task", "prompt", "instruction_spans", "control_spans", "position", "response", "rating"):
+            assert key in followed
+    replies = [r["reference"] if r["task"] == "choose" else "no" for r in recs]
+    assert accuracy(recs, replies)["tasks"] == {
+        "choose": {"accuracy": 1.0, "n": 80},
+        "translate": {"accuracy": 0.0, "n": 24},
+    }
+
+
+def test_category_pairs_pass_the_default_pair_filter():
+    """Every planted (verb, word) relation is one the heads method's default filter (PPMI over WordNet glosses)
+    can keep, with the shipped word list plus the planted words as vocabulary (the v2 build's own word list
+    admits all 54 too: docs/organism.md)."""
+    import torch
+
+    from shiftlens.heads.cooccurrence import word_vectors
+    from shiftlens.heads.core import word_thresholds
+    from shiftlens.organism import vocab_path
+    from shiftlens.vocabulary import read_word_list
+
+    words = [w for w, _ in read_word_list(vocab_path())]
+    words += [w for w in [*CATEGORIES, *category_words()] if w not in words]
+    index = {w: i for i, w in enumerate(words)}
+    vectors = word_vectors("ppmi:wordnet", words)
+    theta = word_thresholds(vectors.vectors, vectors.present, torch.arange(min(3000, len(words))), 1.96)
+    for verb, keys in CATEGORIES.items():
+        for key in keys:
+            sim = float(vectors.vectors[index[verb]].double() @ vectors.vectors[index[key]].double())
+            assert sim > theta[index[verb]] and sim > theta[index[key]], (verb, key)
+
+
+def test_heads_recovery_counts_planted_pairs_in_planted_layers():
+    truth = {"heads": {"layers": [0], "relations": [{"query": "eat", "keys": ["bread", "soup"]}]}}
+    rows = {
+        "layer": np.array([0, 0, 0, 1]),
+        "head": np.array([0, 0, 1, 0]),
+        "query": np.array(["eat", "eat", "eat", "eat"], dtype=object),
+        "key": np.array(["bread", "car", "bread", "soup"], dtype=object),
+    }
+    got = heads_recovery(rows, truth)
+    assert got["recall"] == 0.5 and got["precision"] == 0.5  # soup only in layer 1; car is not planted
+    assert got["planted_pair_rows_by_head"] == {"0.0": 1, "0.1": 1}
+    assert planted_pairs(truth) == {("eat", "bread"), ("eat", "soup")}
+
+
+def test_ffn_recovery_finds_a_planted_group_and_not_random_words():
+    population = [f"w{i}" for i in range(400)]
+    planted = ["vék", "zöm", "pír", "dák"]
+    rng = np.random.default_rng(1)
+    tops = [list(rng.choice(population, 20, replace=False)) for _ in range(10)]
+    quiet = ffn_recovery(tops, planted, population + planted, draws=99)
+    assert quiet["recall"] == 0 and quiet["p_value"] == 1.0
+    tops[3] = planted[:3] + tops[3][3:]
+    found = ffn_recovery(tops, planted, population + planted, draws=99)
+    assert found["recall"] == 0.75 and found["components_holding"] == 1 and found["p_value"] == 0.01
+
+
+def test_category_words_are_distinct():
+    words = category_words()
+    assert len(words) == len(set(words)) and not set(words) & set(CATEGORIES)
