@@ -207,3 +207,27 @@ def test_a_built_in_adapter_is_read_by_its_name() -> None:
     updates = lora_updates("smollm2-lora-demo")
     assert updates and all(".layers." in name for name in updates)
     assert all(update.a.shape[0] == 8 for update in updates.values())  # rank 8 (docs/scale.md)
+
+
+def test_the_map_localises_a_head_planted_under_a_tuning_sized_update() -> None:
+    """Organism-base moved row by row as much as organism-tuned (noise, no structure), plus one planted head in
+    layer 2 (query head 5, its key head 2) moved by its rows' norm: that head, in that layer, stands out."""
+    from shiftlens.models import load_model
+
+    base, tuned = load_model("organism-base").model, load_model("organism-tuned").model
+    noisy = copy.deepcopy(base)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for (name, p), q in zip(noisy.named_parameters(), tuned.parameters(), strict=True):
+            if p.ndim == 2 and "embed" not in name:
+                p.copy_(perturb_like(p, q, g))
+        attention = noisy.model.layers[2].self_attn
+        for weight, head in ((attention.q_proj.weight, 5), (attention.k_proj.weight, 2)):
+            rows = weight[head * 32 : (head + 1) * 32]
+            rows += torch.randn(rows.shape, generator=g) / rows.shape[1] ** 0.5 * rows.norm(dim=1, keepdim=True)
+    rows = weight_map(ModuleWeights(base), base.config, ModuleWeights(noisy), null_seed=None)
+    for module, planted in (("q", 5), ("k", 2)):
+        heads = {(r["layer"], r["head"]): r["rel_frobenius"] for r in rows if r["module"] == module and r["head"] >= 0}
+        assert max(heads, key=heads.get) == (2, planted)
+        others = [v for key, v in heads.items() if key != (2, planted)]
+        assert heads[(2, planted)] > 3 * max(others)  # noise moves each head by at most 0.2 here; the plant by 1
