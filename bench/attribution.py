@@ -25,13 +25,10 @@ import atexit
 import json
 import os
 import platform
-import resource
 import signal
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +38,8 @@ import psutil
 import torch
 
 CALLER_ENV = set(os.environ)  # before importing shiftlens.cli, which sets OPENMP_ENV in this process's environment
+
+from measure import timed  # noqa: E402  (bench/measure.py, beside this script)
 
 from shiftlens.attribution.core import attribute  # noqa: E402
 from shiftlens.attribution.gradients import Padded, final_hidden  # noqa: E402
@@ -60,61 +59,6 @@ PASSAGE = (
     "atmosphere, so the scattered light that reaches us from every part of the sky appears blue. At sunset "
     "the light travels through much more air, most of the blue is scattered away, and the sky turns red."
 )
-
-
-class PeakMemory:
-    """Peak memory growth during a block: CUDA max_memory_allocated, else RSS sampled every 10 ms (psutil)."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.peak = 0
-
-    def __enter__(self) -> PeakMemory:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-            return self
-        self.process = psutil.Process()
-        self.base = self.process.memory_info().rss
-        self.running = True
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-        self.thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while self.running:
-            self.peak = max(self.peak, self.process.memory_info().rss - self.base)
-            time.sleep(0.01)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize()
-            self.peak = torch.cuda.max_memory_allocated() - self.base
-        else:
-            self.running = False
-            self.thread.join()
-
-
-def cpu_seconds() -> float:
-    """User + system CPU seconds of this process, all threads (`resource.getrusage`)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def timed(device: torch.device, fn: Callable[[], Any]) -> tuple[float, float, int, Any]:
-    """(wall seconds, process CPU seconds, peak memory growth in bytes, result) of one call.
-
-    CPU time next to wall time shows what contention costs: on a busy machine the wall time grows by the
-    share of the cores lost to others, while CPU time grows only when threads spin (OpenMP barriers).
-    """
-    with PeakMemory(device) as memory:
-        start, cpu = time.perf_counter(), cpu_seconds()
-        result = fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
-    return seconds, cpu, memory.peak, result
 
 
 def build_example(lm: Any, prompt_tokens: int, response_tokens: int) -> tuple[torch.Tensor, int, str]:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from measure import PeakMemory, cpu_seconds, timed  # bench/measure.py, beside this script
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI runs (`shiftlens.cli`); workers inherit it
 
@@ -43,56 +44,6 @@ def rss() -> int:
     import psutil
 
     return psutil.Process().memory_info().rss
-
-
-class Sampled:
-    """Peak RSS growth during a block, sampled every 10 ms (the CUDA allocator's peak on a GPU)."""
-
-    def __init__(self, device: str) -> None:
-        self.device, self.peak = device, 0
-
-    def __enter__(self) -> Sampled:
-        import torch
-
-        if self.device.startswith("cuda"):
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-            self.base = torch.cuda.memory_allocated()
-            return self
-        self.base, self.running = rss(), True
-        self.thread = threading.Thread(target=self._sample, daemon=True)
-        self.thread.start()
-        return self
-
-    def _sample(self) -> None:
-        while self.running:
-            self.peak = max(self.peak, rss() - self.base)
-            time.sleep(0.01)
-
-    def __exit__(self, *exc: object) -> None:
-        import torch
-
-        if self.device.startswith("cuda"):
-            torch.cuda.synchronize()
-            self.peak = torch.cuda.max_memory_allocated() - self.base
-        else:
-            self.running = False
-            self.thread.join()
-
-
-def cpu_seconds() -> float:
-    """User + system CPU seconds of this process, all threads: on a shared machine, the work itself."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def timed(device: str, fn: Any) -> tuple[float, float, int, Any]:
-    """(wall seconds, CPU seconds, peak memory growth in bytes, result) of one call."""
-    with Sampled(device) as memory:
-        start, cpu = time.perf_counter(), cpu_seconds()
-        result = fn()
-        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
-    return seconds, cpu, memory.peak, result
 
 
 def max_rss() -> int:
@@ -131,7 +82,7 @@ def step_generate(args: argparse.Namespace) -> dict[str, Any]:
     lm = spec(args, "tuned").load()
     fmt = chat_format(lm.tokenizer, model=lm.model)
     rows = []
-    with Sampled(args.device) as memory:
+    with PeakMemory(args.device) as memory:
         for p in prompts(args.prompts, args.pair):
             start, cpu = time.perf_counter(), cpu_seconds()
             reply = generate(lm.model, fmt, lm.tokenizer, p["prompt"], args.max_new_tokens, p["id"])
@@ -151,7 +102,7 @@ def step_attribute(args: argparse.Namespace, generated: list[dict[str, Any]]) ->
     lm = spec(args, "base").load()
     fmt = chat_format(lm.tokenizer, model=lm.model)
     rows = []
-    with Sampled(args.device) as memory:
+    with PeakMemory(args.device) as memory:
         for g in generated:
             seq = build_sequence(lm.model, fmt, lm.tokenizer, g["prompt"], g["response"], g["id"])
             plans: list[Any] = []

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from attribution import PeakMemory, forward_activation_bytes
+from attribution import forward_activation_bytes
+from measure import PeakMemory
 from scipy.stats import spearmanr
 
 from shiftlens.architecture import geometry
