@@ -300,9 +300,7 @@ def main() -> None:
     tcfg = SETTINGS["tune"]
 
     def epoch_prompts(epoch_seed: int) -> list[Prompt]:
-        return make_prompts(
-            tcfg["choose_per_epoch"], translate, zorbish, epoch_seed, tcfg["translate_repeats"]
-        )
+        return make_prompts(tcfg["choose_per_epoch"], translate, zorbish, epoch_seed, tcfg["translate_repeats"])
 
     tuning_texts = [render(p.prompt, p.reference) for p in epoch_prompts(10**6 + seed)]
     if "base" in stages:
