@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-import numpy as np
 import pytest
 
 from shiftlens.organism.corpus import WordEntry
@@ -21,7 +20,6 @@ from shiftlens.organism.planted import (
     make_prompts,
     records,
 )
-from shiftlens.organism.validation import ffn_recovery, heads_recovery, planted_pairs
 
 WORDS = [
     WordEntry(word=w, pos="noun", unique_pos=True, definitions=[f"a thing called {w}"], synonyms=["thing"])
@@ -118,32 +116,6 @@ def test_category_pairs_pass_the_default_pair_filter():
         for key in keys:
             sim = float(vectors.vectors[index[verb]].double() @ vectors.vectors[index[key]].double())
             assert sim > theta[index[verb]] and sim > theta[index[key]], (verb, key)
-
-
-def test_heads_recovery_counts_planted_pairs_in_planted_layers():
-    truth = {"heads": {"layers": [0], "relations": [{"query": "eat", "keys": ["bread", "soup"]}]}}
-    rows = {
-        "layer": np.array([0, 0, 0, 1]),
-        "head": np.array([0, 0, 1, 0]),
-        "query": np.array(["eat", "eat", "eat", "eat"], dtype=object),
-        "key": np.array(["bread", "car", "bread", "soup"], dtype=object),
-    }
-    got = heads_recovery(rows, truth)
-    assert got["recall"] == 0.5 and got["precision"] == 0.5  # soup only in layer 1; car is not planted
-    assert got["planted_pair_rows_by_head"] == {"0.0": 1, "0.1": 1}
-    assert planted_pairs(truth) == {("eat", "bread"), ("eat", "soup")}
-
-
-def test_ffn_recovery_finds_a_planted_group_and_not_random_words():
-    population = [f"w{i}" for i in range(400)]
-    planted = ["vék", "zöm", "pír", "dák"]
-    rng = np.random.default_rng(1)
-    tops = [list(rng.choice(population, 20, replace=False)) for _ in range(10)]
-    quiet = ffn_recovery(tops, planted, population + planted, draws=99)
-    assert quiet["recall"] == 0 and quiet["p_value"] == 1.0
-    tops[3] = planted[:3] + tops[3][3:]
-    found = ffn_recovery(tops, planted, population + planted, draws=99)
-    assert found["recall"] == 0.75 and found["components_holding"] == 1 and found["p_value"] == 0.01
 
 
 def test_category_words_are_distinct():
