@@ -11,7 +11,6 @@ the null) are held at once here (the weight map never holds more than two tensor
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +26,7 @@ from shiftlens.diff.lens import formation_layer, read_forward
 from shiftlens.errors import ShiftlensError
 from shiftlens.examples import Example
 from shiftlens.models import LoadedModel
-from shiftlens.nulls import perturb_like
+from shiftlens.nulls import perturbed_module
 from shiftlens.prompting import build_sequence, chat_format, generate
 from shiftlens.runs import Job, Unit, UnitData, model_key
 from shiftlens.runs.lifecycle import unit_file_name
@@ -47,19 +46,8 @@ class TokenizerMismatch(ShiftlensError, ValueError):
 
 
 def null_model(base: torch.nn.Module, tuned: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """A copy of ``base`` with every parameter replaced by `perturb_like` (base, tuned): noise of the tuning's size.
-
-    Parameters are taken in ``named_parameters`` order (tied weights once) with one seeded generator; a
-    parameter the tuning left unchanged stays exactly the base's.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    tuned_parameters = dict(tuned.named_parameters())
-    model = copy.deepcopy(base)
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            other = tuned_parameters[name].to(parameter.device)
-            parameter.copy_(perturb_like(parameter.cpu(), other.cpu(), generator).to(parameter))
-    return model
+    """The base moved by noise of the tuning's size (`shiftlens.nulls.perturbed_module`), seeded by ``seed``."""
+    return perturbed_module(base, tuned, torch.Generator().manual_seed(seed))
 
 
 def example_sha256(example: Example) -> str:
