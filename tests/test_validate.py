@@ -14,14 +14,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from shiftlens import organism
 from shiftlens.cli.main import main
-from shiftlens.heads.core import HeadPairs
+from shiftlens.heads.core import HeadPairs, PairFilter, explain_layer
 from shiftlens.models import load_tokenizer
 from shiftlens.spans import token_mask
 from shiftlens.validation.ffn_check import concept_finding, concept_recall
-from shiftlens.validation.heads_check import relation_recall
+from shiftlens.validation.heads_check import admissible_keys, kept_pairs, pair_gain_finding, relation_recall
 from shiftlens.validation.planted import build_planted_pair, contract_records
 from shiftlens.validation.run import HEADLINES, spread, validate
 from shiftlens.validation.truth import (
@@ -171,12 +172,14 @@ def test_control_spans_have_the_instruction_length_and_never_overlap_it() -> Non
         assert control.sum() == instruction.sum() and not (control & instruction).any()
 
 
-def test_relation_recall_counts_a_relation_once_any_key_is_kept() -> None:
-    def layer(pairs: list[tuple[int, int]]) -> HeadPairs:
-        q, k = (np.array(x, dtype=int) for x in zip(*pairs))
-        zeros = np.zeros(len(pairs), dtype=int)
-        return HeadPairs(np.zeros((1, 1)), np.zeros((1, 1), dtype=int), zeros, zeros, q, k, zeros * 1.0, zeros * 1.0)
+def layer(pairs: list[tuple[int, int]]) -> HeadPairs:
+    """A hand-made layer keeping these (query, key) pairs, all in one head dimension."""
+    q, k = (np.array(x, dtype=int).reshape(-1) for x in zip(*pairs)) if pairs else (np.zeros(0, dtype=int),) * 2
+    zeros = np.zeros(len(q), dtype=int)
+    return HeadPairs(np.zeros((1, 1)), np.zeros((1, 1), dtype=int), zeros, zeros, q, k, zeros * 1.0, zeros * 1.0)
 
+
+def test_relation_recall_counts_a_relation_once_any_key_is_kept() -> None:
     index = {w: i for i, w in enumerate("eat apple bread run fast sky".split())}
     relations = [Relation("eat", ("apple", "bread")), Relation("run", ("fast",)), Relation("fly", ("sky",))]
     layers = [layer([(0, 1), (0, 5)]), layer([(3, 2)])]
@@ -185,6 +188,88 @@ def test_relation_recall_counts_a_relation_once_any_key_is_kept() -> None:
     assert got["pair_recall"] == pytest.approx(1 / 3)
     assert got["precision"] == pytest.approx(1 / 3)  # of (eat, apple), (eat, sky), (run, bread): one planted
     assert relation_recall(layers, index, relations, [1])["recall"] == 0.0
+
+
+N_WORDS, N_QUERIES = 60, 10
+PLANTED = {q: {q + N_QUERIES} for q in range(N_QUERIES)}  # query q's planted key: word q + 10
+
+
+def gain_test(base: list[tuple[int, int]], other: list[tuple[int, int]], pair_filter: PairFilter | None = None):
+    """The heads headline test on hand-made kept pairs of one planted layer, with the planted pairs above."""
+    admissible = admissible_keys(PLANTED, pair_filter, N_WORDS)
+    return pair_gain_finding(
+        kept_pairs([layer(base)], None), kept_pairs([layer(other)], None), PLANTED, admissible, "t"
+    )
+
+
+def random_pairs(rng: np.random.Generator, per_query: int) -> list[tuple[int, int]]:
+    """``per_query`` random non-planted keys (≠ the query) for every planted query."""
+    pairs = []
+    for q, keys in PLANTED.items():
+        pool = [k for k in range(N_WORDS) if k != q and k not in keys]
+        pairs += [(q, int(k)) for k in rng.choice(pool, size=per_query, replace=False)]
+    return pairs
+
+
+def test_the_heads_test_flags_planted_pairs_beyond_random_admissible_ones() -> None:
+    rng = np.random.default_rng(0)
+    vectors = torch.nn.functional.normalize(torch.rand(N_WORDS, 8, generator=torch.Generator().manual_seed(0)), dim=1)
+    admissive = PairFilter(vectors.double(), torch.zeros(N_WORDS, dtype=torch.float64))  # positive cosines: all pass
+    assert all(len(keys) == N_WORDS - 2 for keys in admissible_keys(PLANTED, admissive, N_WORDS).values())
+    background = random_pairs(rng, 5)
+    planted = [(q, k) for q, keys in PLANTED.items() for k in keys]
+    found, figures = gain_test(background, background + planted + random_pairs(rng, 3), admissive)
+    assert found.testable and found.p_value == 1 / 1000 and found.effect_size > 5
+    assert figures["observed"] == N_QUERIES and 0 < figures["null_mean"] < 1.5  # 3 of 58 keys gained per query
+    assert figures["dropped"] == []
+
+
+def test_the_heads_test_refuses_identical_kept_pairs() -> None:
+    # other == base: every planted and every random pair is kept by both or neither, so each of the 999 draws
+    # gains exactly 0 and the null has zero variance; the guard refuses it rather than report p = 1
+    pairs = random_pairs(np.random.default_rng(1), 5) + [(0, 10), (3, 13)]
+    found, figures = gain_test(pairs, pairs)
+    assert not found.testable and found.p_value is None
+    assert found.reason == "random admissible pairs: zero variance (all 0)"
+    assert figures["observed"] == 0 and figures["null_mean"] == 0.0
+
+
+def test_the_heads_test_is_quiet_when_the_queries_gain_every_pair_alike() -> None:
+    rng = np.random.default_rng(2)
+    gained = random_pairs(rng, 35)  # 35 of each query's 58 admissible keys (60 %) ...
+    planted = [(q, q + N_QUERIES) for q in range(6)]  # ... and the planted key of 6 of the 10 queries (60 %)
+    found, figures = gain_test([], gained + planted)
+    assert found.testable and found.p_value > 0.05, found  # measured p = 0.65
+    assert figures["observed"] == 6 and figures["null_mean"] == pytest.approx(6.0, abs=0.3)
+    everything = [(q, k) for q in PLANTED for k in range(N_WORDS) if k != q]  # the verbs pair with everything
+    found, figures = gain_test([], everything)
+    assert not found.testable and "zero variance (all 10)" in found.reason
+    assert figures["observed"] == figures["null_mean"] == N_QUERIES
+
+
+def test_the_heads_test_draws_only_pairs_the_method_s_own_filter_admits() -> None:
+    angles = torch.tensor([0.0, 10.0, 40.0, 80.0, 20.0, 0.0]).deg2rad()
+    vectors = torch.stack([angles.cos(), angles.sin()], dim=1).double()
+    vectors[5] = 0.0  # word 5 has no co-occurrence vector
+    thresholds = torch.tensor([0.5, 0.5, 0.5, 0.5, 0.99, float("inf")], dtype=torch.float64)
+    tiny = PairFilter(vectors, thresholds)
+    # the method itself, every word a candidate query and key with a positive score: what it keeps is the filter's
+    words = torch.rand(6, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64) + 0.1
+    kept = explain_layer(words, torch.ones(1, 1, 3), torch.ones(1, 1, 3), top_k=6, pair_filter=tiny)
+    method = {q: sorted(kept.pair_key[kept.pair_query == q].tolist()) for q in range(6)}
+    assert method[0] == [1, 2]  # 3: cos 0.17 < θ(0); 4: cos 0.94 < θ(4); 5: θ = inf
+    every = admissible_keys({q: set() for q in range(6)}, tiny, 6)
+    assert {q: keys.tolist() for q, keys in every.items()} == method
+    wanted = {0: {1}, 5: {0}}  # word 5 can pair with nothing: dropped from both sides
+    admissible = admissible_keys(wanted, tiny, 6)
+    assert admissible[0].tolist() == [2] and admissible[5].size == 0
+    # other keeps the planted pair and every pair the filter rejects, never (0, 2): were a rejected key ever
+    # drawn, some of the 999 draws would gain 1; all gain 0
+    other = kept_pairs([layer([(0, 1), (0, 3), (0, 4), (0, 5), (5, 0)])], None)
+    found, figures = pair_gain_finding(kept_pairs([layer([])], None), other, wanted, admissible, "t")
+    assert not found.testable and found.reason == "random admissible pairs: zero variance (all 0)"
+    assert figures == {"observed": 1, "null_mean": 0.0, "dropped": [5]}
+    assert "no planted query word" in pair_gain_finding(other, other, {5: {0}}, admissible, "t")[0].reason
 
 
 def test_the_ffn_test_flags_a_held_concept_and_refuses_identical_models() -> None:

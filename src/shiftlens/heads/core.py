@@ -68,6 +68,18 @@ def word_thresholds(
     return thresholds
 
 
+def filter_pairs(pair_filter: PairFilter, query: torch.Tensor, key: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The filter's rule for every query × key word of a batch (query: B × A, key: B × C indices → B × A × C).
+
+    The similarity cos(q, k), and whether the filter admits the pair: the similarity exceeds both words'
+    thresholds. The one place the rule is written, so that whoever asks what the method admits gets its answer.
+    """
+    sim = torch.bmm(pair_filter.vectors[query], pair_filter.vectors[key].transpose(1, 2))
+    sim = sim.float().double()  # float32 grid: cos(a, b) and cos(b, a) tie exactly despite GEMM rounding
+    theta = pair_filter.thresholds
+    return sim, (sim > theta[query][:, :, None]) & (sim > theta[key][:, None, :])
+
+
 def dimension_ranks(energy: np.ndarray) -> np.ndarray:
     """Rank of each dimension within its head by decreasing energy (ties by dimension index)."""
     order = np.argsort(-energy, axis=1, kind="stable")
@@ -113,10 +125,8 @@ def _candidate_pairs(
     if pair_filter is None:
         sim = torch.full_like(score, float("nan"))
     else:
-        sim = torch.bmm(pair_filter.vectors[qi], pair_filter.vectors[ki].transpose(1, 2))
-        sim = sim.float().double()  # float32 grid: cos(a, b) and cos(b, a) tie exactly despite GEMM rounding
-        theta = pair_filter.thresholds
-        keep &= (sim > theta[qi][:, :, None]) & (sim > theta[ki][:, None, :])
+        sim, admitted = filter_pairs(pair_filter, qi, ki)
+        keep &= admitted
     dim, a, b = keep.nonzero(as_tuple=True)
     return energy, dim, qi[dim, a], ki[dim, b], sim[dim, a, b], score[dim, a, b]
 

@@ -19,11 +19,11 @@ from shiftlens.evidence import Finding, untestable_reason
 from shiftlens.ffn.core import explain_layer
 from shiftlens.ffn.settings import FfnSettings
 from shiftlens.ffn.sizing import resolve_components
+from shiftlens.validation.defaults import RANDOM_SETS
 from shiftlens.validation.inputs import ControlInputs
 from shiftlens.validation.truth import Concept
 
 RECOVERED = 3  # words of a concept one component must hold
-RANDOM_SETS = 999
 
 
 def explain_ffn(inputs: ControlInputs, settings: FfnSettings | None = None) -> np.ndarray:

@@ -4,9 +4,11 @@ For each tuning seed, the tuned model is compared with the base by the three met
 `attribution_check`, heads: `heads_check`, FFN: `ffn_check`); the same comparison runs for the continued
 model when there is one, for ``draws`` models base + noise as large as the first seed's update
 (`noise.noisy_model`) and for the base against itself. A comparison's six headline tests are
-Holm-adjusted together (`shiftlens.evidence.adjust`). The false-positive rate of a method is the share of
-noise draws in which its test has p < 0.05. Figures of each seed are under ``seeds``; every figure's
-mean, std, min and max over seeds is at the top level (docs/validation.md lists the keys).
+Holm-adjusted together (`shiftlens.evidence.adjust`); the heads one is the planted pairs' gain beyond random
+admissible pairs (`heads_check.pair_gain_finding`), with Table 3 reported beside it, unadjusted. The
+false-positive rate of a method is the share of noise draws in which its test has p < 0.05. Figures of
+each seed are under ``seeds``; every figure's mean, std, min and max over seeds is at the top level
+(docs/validation.md lists the keys).
 """
 
 from __future__ import annotations
@@ -68,6 +70,10 @@ class Validation:
         self.like = control_inputs(self.base, truth.vocab)
         self.word_index = self.like.word_index
         self.groups = ffn_check.concept_indices(truth.concepts, self.word_index)
+        self.planted_keys = heads_check.planted_keys(self.word_index, truth.relations)
+        self.admissible = heads_check.admissible_keys(
+            self.planted_keys, self.like.pair_filter, len(self.like.vocabulary)
+        )
         self.examples, self.follow_reason = follow.scorable(records)
         self.records = records
         self.prompts: attribution_check.PromptSet | None = None
@@ -114,7 +120,15 @@ class Validation:
         figures, found = attribution_check.compare_scores(base.scores, other.scores, self.prompts, label, self.seed)
         recall = heads_check.relation_recall(other.heads, self.word_index, truth.relations, truth.head_layers)
         recall_base = heads_check.relation_recall(base.heads, self.word_index, truth.relations, truth.head_layers)
-        found["heads"] = heads_check.table3_finding(base.rows, other.rows, truth.relations, self.like.vocabulary.words)
+        found["heads"], gain = heads_check.pair_gain_finding(
+            heads_check.kept_pairs(base.heads, truth.head_layers),
+            heads_check.kept_pairs(other.heads, truth.head_layers),
+            self.planted_keys,
+            self.admissible,
+            label,
+            self.seed,
+        )
+        table3 = heads_check.table3_finding(base.rows, other.rows, truth.relations, self.like.vocabulary.words)
         concepts = ffn_check.concept_recall(other.tops, self.groups)
         found["ffn"] = ffn_check.concept_finding(base.tops, other.tops, self.groups, label, self.seed)
         findings = dict(zip(HEADLINES, adjust([found[name] for name in HEADLINES]), strict=True))
@@ -124,6 +138,11 @@ class Validation:
             heads_pair_recall=recall["pair_recall"],
             heads_pair_recall_base=recall_base["pair_recall"],
             heads_recall_base=recall_base["recall"],
+            heads_pair_gain=gain["observed"],
+            heads_pair_gain_null=gain["null_mean"],
+            heads_pair_gain_dropped=[self.like.vocabulary.words[q] for q in gain["dropped"]],
+            heads_table3_p=stats.finite(table3.p_value),
+            heads_table3_reason=table3.reason,
             ffn_planted_recall=concepts["recall"],
             ffn_recall_base=ffn_check.concept_recall(base.tops, self.groups)["recall"],
             ffn_concept_holds=concepts["holds"],
