@@ -270,6 +270,7 @@ def test_the_heads_test_draws_only_pairs_the_method_s_own_filter_admits() -> Non
     assert not found.testable and found.reason == "random admissible pairs: zero variance (all 0)"
     assert figures == {"observed": 1, "null_mean": 0.0, "dropped": [5]}
     assert "no planted query word" in pair_gain_finding(other, other, {5: {0}}, admissible, "t")[0].reason
+    assert pair_gain_finding(other, other, {}, {}, "t")[0].reason == "no relation is in the word list"
 
 
 def test_the_ffn_test_flags_a_held_concept_and_refuses_identical_models() -> None:

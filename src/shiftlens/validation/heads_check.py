@@ -119,7 +119,8 @@ def pair_gain_finding(
     becomes (q, k′), k′ drawn from ``admissible[q]`` (`admissible_keys`; distinct within a query when it has
     enough). Admissible, not any word: continued pre-training on WordNet glosses strengthens co-occurring pairs
     in general and every planted pair co-occurs, so unconstrained random pairs would make any further training
-    look like a planted shift. One-sided Monte Carlo p = (1 + #{null ≥ observed}) / (1 + B); effect =
+    look like a planted shift (a further training that gains the planted pairs themselves is still declared:
+    docs/validation.md, "Not done yet"). One-sided Monte Carlo p = (1 + #{null ≥ observed}) / (1 + B); effect =
     (observed − null mean) / null sd. A query without an admissible key is left out of both sides (``dropped``).
     Returns the finding and the figures ``observed``, ``null_mean`` and ``dropped`` (query rows).
     """
@@ -128,7 +129,7 @@ def pair_gain_finding(
     usable = [q for q in sorted(wanted) if admissible[q].size]
     figures: dict[str, Any] = {"observed": None, "null_mean": None, "dropped": dropped}
     if not usable:
-        why = "no planted query word has an admissible non-planted key" if wanted else "no relation is in the list"
+        why = "no planted query word has an admissible non-planted key" if wanted else "no relation is in the word list"
         return Finding.untestable("heads", claim, why), figures
     rng = np.random.default_rng(seed)
     observed = 0

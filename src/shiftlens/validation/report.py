@@ -92,7 +92,7 @@ def report_text(result: dict[str, Any]) -> str:
         f"{_p(result, 'heads')}; "
         f"Table 3 (not a headline) {_p(result, 'heads_table3', holm=False)}",
         f"  continued vs base: {_other(continued, 'heads')}",
-        f"  false positives: {_rate(result, 'heads')}",
+        f"  false positives: {_rate(result, 'heads')}; Table 3: {_rate(result, 'heads_table3')}",
         f"ffn — planted: {len(concepts)} concept(s){': ' + names if names else ''}",
         f"  recovered: recall {_figure(result, 'ffn_planted_recall')} (base {_figure(result, 'ffn_recall_base')}); "
         f"against random word sets {_p(result, 'ffn')}",

@@ -41,6 +41,7 @@ FPR_TESTS = {
     "attribution_placement": "attribution_placement",
     "attribution_score": "attribution",
     "heads": "heads",
+    "heads_table3": "heads_table3",
     "ffn": "ffn",
 }
 
