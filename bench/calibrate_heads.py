@@ -33,7 +33,7 @@ from shiftlens.heads.knowledge import head_overlap, head_pairs, tuned_more_fract
 from shiftlens.heads.null import NullSettings
 from shiftlens.heads.records import read_pair_rows
 from shiftlens.organism import vocab_path
-from shiftlens.organism.validation import instruction_verbs
+from shiftlens.organism import instruction_verbs
 from shiftlens.stats import welch_less
 from shiftlens.vocabulary import read_word_list
 

@@ -134,7 +134,7 @@ def test_an_unfinished_step_is_the_only_one_rerun(demo_dir, tmp_path):
 
 
 def _verbs() -> list[str]:
-    from shiftlens.organism.validation import instruction_verbs
+    from shiftlens.organism import instruction_verbs
 
     return instruction_verbs()
 
