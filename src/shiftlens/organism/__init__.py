@@ -58,3 +58,16 @@ def instruction_verbs() -> list[str]:
 
     first = {phrasing.split()[0].lower() for phrasing in (*CHOOSE_INSTRUCTIONS, *TRANSLATE_INSTRUCTIONS)}
     return sorted({*CATEGORIES, *(w for w in first if w.isalpha())} - QUESTION_WORDS)
+
+
+def followed_records(per_cell: int) -> list[dict[str, Any]]:
+    """A balanced subset of the held-out prompts, one record each (its ``-followed`` one): the first ``per_cell``
+    prompts of every task and instruction position (first, last), in file order."""
+    counts: dict[tuple[str, str], int] = {}
+    chosen = []
+    for record in load_prompts():
+        cell = (record["task"], record["position"])
+        if record["rating"] > 0 and counts.get(cell, 0) < per_cell:
+            counts[cell] = counts.get(cell, 0) + 1
+            chosen.append(record)
+    return chosen
