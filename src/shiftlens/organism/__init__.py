@@ -9,6 +9,7 @@ tuning planted (read by `shiftlens validate`). Rebuild with scripts/build_organi
 
 from __future__ import annotations
 
+import itertools
 import json
 from importlib import resources
 from pathlib import Path
@@ -62,12 +63,11 @@ def instruction_verbs() -> list[str]:
 
 def followed_records(per_cell: int) -> list[dict[str, Any]]:
     """A balanced subset of the held-out prompts, one record each (its ``-followed`` one): the first ``per_cell``
-    prompts of every task and instruction position (first, last), in file order."""
-    counts: dict[tuple[str, str], int] = {}
-    chosen = []
+    prompts of every task and instruction position (first, last) in file order, taken in turn from each, so that
+    any first N of them are balanced too."""
+    cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for record in load_prompts():
-        cell = (record["task"], record["position"])
-        if record["rating"] > 0 and counts.get(cell, 0) < per_cell:
-            counts[cell] = counts.get(cell, 0) + 1
-            chosen.append(record)
-    return chosen
+        if record["rating"] > 0:
+            cells.setdefault((record["task"], record["position"]), []).append(record)
+    chosen = [records[:per_cell] for _, records in sorted(cells.items())]
+    return [r for turn in itertools.zip_longest(*chosen) for r in turn if r is not None]
