@@ -32,8 +32,7 @@ from shiftlens.heads import explain_heads
 from shiftlens.heads.knowledge import head_overlap, head_pairs, tuned_more_fraction
 from shiftlens.heads.null import NullSettings
 from shiftlens.heads.records import read_pair_rows
-from shiftlens.organism import vocab_path
-from shiftlens.organism.validation import instruction_verbs
+from shiftlens.organism import instruction_verbs, vocab_path
 from shiftlens.stats import welch_less
 from shiftlens.vocabulary import read_word_list
 

@@ -16,6 +16,8 @@ import sys, zipfile
 names = set(zipfile.ZipFile(sys.argv[1]).namelist())
 assets = ("heads/assets/general_verbs.tsv", "organism/assets/base/model.safetensors",
           "organism/assets/tuned/tokenizer.json", "organism/assets/prompts.jsonl", "report/assets/report.js",
+          "organism/assets/ground_truth.json", "organism/assets/continued/model.safetensors",
+          "organism/assets/tuned-seed1/model.safetensors", "organism/assets/tuned-seed2/model.safetensors",
           "models/assets/smollm2-lora-demo/adapter/adapter_model.safetensors",
           "models/assets/smollm2-lora-demo/adapter/adapter_config.json",
           "models/assets/smollm2-lora-demo/ground_truth.json")

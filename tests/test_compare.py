@@ -13,6 +13,7 @@ from support.prompts import SHORT_ROWS
 from shiftlens import organism
 from shiftlens.attribution.records import read_attribution_run
 from shiftlens.attribution.settings import AttributionSettings
+from shiftlens.cli.demo import demo_examples
 from shiftlens.cli.main import main
 from shiftlens.compare import CompareIncomplete, CompareSettings, TokenizerMismatch, compare, read_results
 from shiftlens.compare import pipeline as compare_pipeline
@@ -25,7 +26,7 @@ STEPS += ["null-baselines", "diff"]
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
-    """A finished demo on the first 6 organism prompts."""
+    """A finished demo on its first 6 prompts (both tasks, both instruction positions)."""
     out = tmp_path_factory.mktemp("demo") / "run"
     assert main(["demo", "--out", str(out), "--limit", "6"]) == 0
     return out
@@ -73,16 +74,19 @@ def test_every_step_analysis_and_the_report_are_written(demo_dir):
     ):
         assert (demo_dir / path).is_file(), path
     results = json.loads((demo_dir / "results.json").read_text())
-    assert results["instructions"]["table2"]["all"]["base"]["n"] == 6
-    table1 = results["instructions"]["table1"]["all"]  # the organism's ratings are on the paper's scale
-    assert table1["followed"]["n"] + table1["unfollowed"]["n"] == 6 and table1["followed"]["n"] > 0
+    instructions = results["instructions"]
+    short = instructions["excluded"]["short_response"]["base"]  # the paper's minimum response length
+    assert short and instructions["table2"]["all"]["base"]["n"] + len(short) == 6
+    table1 = instructions["table1"]["all"]  # the demo's prompts carry no ratings: the tuned model's replies are new
+    assert table1["followed"]["n"] == table1["unfollowed"]["n"] == 0
     assert results["heads"]["groups"] and results["ffn"]["annotations"]["heuristic"] is True
     assert results["meta"]["tokenizers"] == "identical"
     assert [m["role"] for m in results["meta"]["models"]] == ["base", "tuned"]
     assert all(len(m["weight_hash"]) > 8 for m in results["meta"]["models"])
     assert results["ffn"]["components"] < results["ffn"]["hidden"] / 2  # a rotation that can be non-zero
     assert all(r["rotation_null"]["draws"] == 20 for r in results["ffn"]["rotation_by_layer"])
-    assert [b["layer"] for b in results["heads"]["head_overlap_null"]] == [0, 1, 2, 3]
+    layers = list(range(json.loads((organism.model_dir("base") / "config.json").read_text())["n_layer"]))
+    assert [b["layer"] for b in results["heads"]["head_overlap_null"]] == layers
     findings = results["findings"]
     assert {f["method"] for f in findings} == {"attribution", "heads", "ffn", "diff"}
     assert results["diff"]["modules"] and results["diff"]["tokens"]["examples"] == 6
@@ -118,12 +122,13 @@ def test_an_unfinished_step_is_the_only_one_rerun(demo_dir, tmp_path):
     shutil.rmtree(out / "heads" / "base")
     messages: list[str] = []
     settings = CompareSettings(
-        instruction_verbs=tuple(_verbs()), attribution=AttributionSettings(limit=6, max_new_tokens=60)
+        instruction_verbs=tuple(organism.instruction_verbs()),
+        attribution=AttributionSettings(limit=6, max_new_tokens=60),
     )
     compare(
         "organism-base",
         "organism-tuned",
-        organism.prompts_path(),
+        demo_examples(),
         organism.vocab_path(),
         out,
         settings,
@@ -131,12 +136,6 @@ def test_an_unfinished_step_is_the_only_one_rerun(demo_dir, tmp_path):
     )
     assert [m for m in messages if m.startswith("[")] == ["[6/8] heads of the base model (organism-base)"]
     assert (out / "heads" / "base" / "heads.parquet").is_file()
-
-
-def _verbs() -> list[str]:
-    from shiftlens.organism.validation import instruction_verbs
-
-    return instruction_verbs()
 
 
 def test_other_settings_in_the_same_directory_are_refused(demo_dir):
@@ -200,7 +199,7 @@ def test_response_modes(tmp_path, short_data, responses, base_source):
 
 
 def test_a_failing_example_is_reported_after_everything_else_is_stored(tmp_path, short_data):
-    too_long = {"id": "c", "prompt": "word " * 300, "response": "Yes."}  # beyond the organism's 256 positions
+    too_long = {"id": "c", "prompt": "word " * 300, "response": "Yes."}  # beyond the organism's context length
     short_data.write_text(short_data.read_text() + json.dumps(too_long) + "\n")
     settings = CompareSettings(responses="data", methods=("attribution",))
     args = ("organism-base", "organism-tuned", short_data, organism.vocab_path(), tmp_path / "out", settings)

@@ -209,25 +209,35 @@ def test_a_built_in_adapter_is_read_by_its_name() -> None:
     assert all(update.a.shape[0] == 8 for update in updates.values())  # rank 8 (docs/scale.md)
 
 
+def _head_moves(base, noisy, module: str) -> dict[tuple[int, int], float]:
+    """(layer, head) -> relative Frobenius change of one attention projection's head, from the weight map."""
+    rows = weight_map(ModuleWeights(base), base.config, ModuleWeights(noisy), null_seed=None)
+    return {(r["layer"], r["head"]): r["rel_frobenius"] for r in rows if r["module"] == module and r["head"] >= 0}
+
+
 def test_the_map_localises_a_head_planted_under_a_tuning_sized_update() -> None:
     """Organism-base moved row by row as much as organism-tuned (noise, no structure), plus one planted head in
-    layer 2 (query head 5, its key head 2) moved by its rows' norm: that head, in that layer, stands out."""
+    its last layer (query head 5, key head 2) moved 4 times as much as noise moves any head: that head, in that
+    layer, stands out."""
     from shiftlens.models import load_model
 
     base, tuned = load_model("organism-base").model, load_model("organism-tuned").model
+    assert base.config.model_type == "gpt2"  # fused c_attn (Conv1D: columns are output units)
     noisy = copy.deepcopy(base)
     g = torch.Generator().manual_seed(0)
+    layer, width, hidden = base.config.n_layer - 1, base.config.n_embd // base.config.n_head, base.config.n_embd
     with torch.no_grad():
         for (name, p), q in zip(noisy.named_parameters(), tuned.parameters(), strict=True):
-            if p.ndim == 2 and "embed" not in name:
+            if p.ndim == 2 and not any(part in name for part in ("wte", "wpe")):  # not the embeddings
                 p.copy_(perturb_like(p, q, g))
-        attention = noisy.model.layers[2].self_attn
-        for weight, head in ((attention.q_proj.weight, 5), (attention.k_proj.weight, 2)):
-            rows = weight[head * 32 : (head + 1) * 32]
-            rows += torch.randn(rows.shape, generator=g) / rows.shape[1] ** 0.5 * rows.norm(dim=1, keepdim=True)
-    rows = weight_map(ModuleWeights(base), base.config, ModuleWeights(noisy), null_seed=None)
+        noise = max(max(_head_moves(base, noisy, module).values()) for module in ("q", "k"))
+        weight = noisy.transformer.h[layer].attn.c_attn.weight  # (hidden, 3 * hidden): q, k, v
+        for offset, head in ((0, 5), (hidden, 2)):
+            cols = weight[:, offset + head * width : offset + (head + 1) * width]
+            step = torch.randn(cols.shape, generator=g)
+            cols += 4 * noise * step / step.norm(dim=0, keepdim=True) * cols.norm(dim=0, keepdim=True)
     for module, planted in (("q", 5), ("k", 2)):
-        heads = {(r["layer"], r["head"]): r["rel_frobenius"] for r in rows if r["module"] == module and r["head"] >= 0}
-        assert max(heads, key=heads.get) == (2, planted)
-        others = [v for key, v in heads.items() if key != (2, planted)]
-        assert heads[(2, planted)] > 3 * max(others)  # noise moves each head by at most 0.2 here; the plant by 1
+        heads = _head_moves(base, noisy, module)
+        assert max(heads, key=heads.get) == (layer, planted)
+        others = [v for key, v in heads.items() if key != (layer, planted)]
+        assert heads[(layer, planted)] > 3 * max(others), (heads[(layer, planted)], max(others))

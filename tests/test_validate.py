@@ -19,11 +19,11 @@ import torch
 from shiftlens import organism
 from shiftlens.cli.main import main
 from shiftlens.heads.core import HeadPairs, PairFilter, explain_layer
-from shiftlens.models import load_tokenizer
+from shiftlens.models import ModuleWeights, load_tokenizer
 from shiftlens.spans import token_mask
 from shiftlens.validation.ffn_check import concept_finding, concept_recall
 from shiftlens.validation.heads_check import admissible_keys, kept_pairs, pair_gain_finding, relation_recall
-from shiftlens.validation.planted import build_planted_pair, contract_records
+from shiftlens.validation.planted import add_qk, build_planted_pair
 from shiftlens.validation.run import HEADLINES, spread, validate
 from shiftlens.validation.truth import (
     FILE,
@@ -65,8 +65,12 @@ def test_the_planted_heads_and_concept_are_recovered(result: dict) -> None:
 
 def test_the_continued_model_shows_no_planted_shift(result: dict) -> None:
     continued = result["continued_vs_base"]
-    for test in ("heads", "ffn", "attribution_control", "attribution_placement"):
+    for test in ("heads", "ffn"):  # the planted methods: quiet even before correction
         assert continued[f"{test}_p"] is None or continued[f"{test}_p"] > 0.05, test
+    # attribution's tests are not held to that under noise as large as tuning's: they declare 7–20 % of noise draws
+    # uncorrected (docs/validation.md, "Negative controls"), so only their Holm-adjusted p must stay above 0.05
+    for test in ("attribution_control", "attribution_placement"):
+        assert continued[f"{test}_p_adjusted"] is None or continued[f"{test}_p_adjusted"] > 0.05, test
     assert not any(f["significant"] for f in continued["finding"])
     assert continued["heads_planted_recall"] <= result["seeds"]["0"]["heads_planted_recall"]
     assert continued["ffn_planted_recall"] == 0.0
@@ -91,8 +95,7 @@ def test_the_json_has_every_key_of_the_contract(result: dict) -> None:
 
 
 def test_the_base_against_itself_finds_nothing(tmp_path: Path, capsys) -> None:
-    records = contract_records(organism.load_prompts()[:6], load_tokenizer("organism-base"))
-    records = [{k: v for k, v in r.items() if k not in ("task", "group")} for r in records]  # no evaluator task
+    records = [{k: v for k, v in r.items() if k not in ("task", "group")} for r in organism.load_prompts()[:6]]
     (tmp_path / "prompts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     write_ground_truth(
         tmp_path,
@@ -118,12 +121,46 @@ def test_the_base_against_itself_finds_nothing(tmp_path: Path, capsys) -> None:
     assert data["follow_acc_tuned"]["n"] == 0
 
 
+def test_the_shipped_organism_is_validated_by_default() -> None:
+    """No directory: the packaged organism, its ground truth's models resolved inside the package."""
+    result = validate(None, limit=8, seeds=["0"], draws=0, log=lambda _: None)
+    truth = json.loads((organism.data_dir() / FILE).read_text())
+    assert Path(result["directory"]) == organism.data_dir() and result["name"] == truth["name"]
+    models = result["planted"]["models"]
+    assert Path(models["base"]) == organism.model_dir(truth["models"]["base"])
+    assert Path(models["tuned"]["0"]) == organism.model_dir(truth["models"]["tuned"]["0"])
+    assert result["n_prompts"] == 8 and result["follow_reason"] is None
+    assert result["seeds"]["0"]["follow_acc_tuned"] > result["seeds"]["0"]["follow_acc_base"]
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])  # separate q, k with grouped KV heads; one fused Conv1D
+def test_planted_q_and_k_updates_land_in_each_layout(family: str) -> None:
+    from conftest import tiny_model
+
+    from shiftlens.architecture import attention_qk, geometry, layer_matrices
+
+    model = tiny_model(family)
+    geo, source = geometry(model.config), ModuleWeights(model)
+    before = [w.clone() for w in attention_qk(source, model.config, 1, fold_norm=False)]  # views of the weights
+    v_before = layer_matrices(source, model.config, 1)["v"].clone()
+    untouched = [w.clone() for w in attention_qk(source, model.config, 0)]
+    g = torch.Generator().manual_seed(0)
+    delta_q = torch.randn(geo.n_heads * geo.head_dim, geo.hidden, generator=g)
+    delta_k = torch.randn(geo.n_kv_heads * geo.head_dim, geo.hidden, generator=g)
+    add_qk(model, model.config, 1, delta_q, delta_k)
+    after = attention_qk(source, model.config, 1, fold_norm=False)
+    group = geo.n_heads // geo.n_kv_heads
+    expected_k = delta_k.reshape(geo.n_kv_heads, geo.head_dim, geo.hidden).repeat_interleave(group, dim=0)
+    torch.testing.assert_close(after[0] - before[0], delta_q.reshape(geo.n_heads, geo.head_dim, geo.hidden))
+    torch.testing.assert_close(after[1] - before[1], expected_k)
+    assert torch.equal(layer_matrices(source, model.config, 1)["v"], v_before)  # nothing else moved
+    assert all(torch.equal(a, b) for a, b in zip(attention_qk(source, model.config, 0), untouched, strict=True))
+
+
 def test_a_directory_without_ground_truth_is_a_one_line_error(tmp_path: Path, capsys) -> None:
     assert main(["validate", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and FILE in err[0]
-    assert main(["validate"]) == 2  # the shipped organism v1 has no ground truth
-    assert FILE in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

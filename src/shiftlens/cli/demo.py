@@ -1,19 +1,30 @@
-"""`shiftlens demo`: `compare` on the built-in model organism and its prompts, offline, in a few minutes."""
+"""`shiftlens demo`: `compare` on the built-in model organism and its prompts, offline, in a few minutes.
+
+The data is a balanced subset of the organism's held-out prompts (`organism.followed_records`: ``PER_CELL``
+prompts of each task and instruction position), prompts only: the tuned model generates the replies both
+models explain, so the data's reference responses and their ratings are not used.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shiftlens.attribution.settings import AttributionSettings
 from shiftlens.cli.common import add_force_argument, out_dir
 from shiftlens.cli.compare import add_compare_settings, check_endpoint_of, compare_settings, report_summary
 from shiftlens.compare.settings import CompareSettings
 
+if TYPE_CHECKING:
+    from shiftlens.examples import Example
+
 DEFAULTS = CompareSettings(attribution=AttributionSettings(max_new_tokens=60))  # the organism's answers are short
 OUT = Path("out/demo")
 MODELS = ("organism-base", "organism-tuned")
+PER_CELL = 32  # prompts per task and instruction position (sized so that a fresh demo takes under 3 minutes)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,12 +41,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Compare organism-base with organism-tuned on the packaged prompts and word list."""
     from shiftlens import organism
-    from shiftlens.organism.validation import instruction_verbs
 
-    verbs = {} if args.instruction_verbs else {"instruction_verbs": tuple(instruction_verbs())}  # the organism's
+    verbs = {} if args.instruction_verbs else {"instruction_verbs": tuple(organism.instruction_verbs())}
     settings = compare_settings(args, DEFAULTS, **verbs)
-    data, vocab = organism.prompts_path(), organism.vocab_path()
-    print(choices(settings, data, vocab, args.out), flush=True)
+    data, vocab = demo_examples(), organism.vocab_path()
+    print(choices(settings, len(data), vocab, args.out), flush=True)
     check_endpoint_of(settings)
     from shiftlens.compare import compare
 
@@ -45,13 +55,24 @@ def run(args: argparse.Namespace) -> int:
     return report_summary(summary)
 
 
-def choices(settings: CompareSettings, data: Path, vocab: Path, out: Path) -> str:
+def demo_examples() -> list[Example]:
+    """The demo's prompts as examples (spans and group from the packaged file; no response, no rating)."""
+    from shiftlens import organism
+    from shiftlens.examples import read_examples
+
+    by_id = {e.id: e for e in read_examples(organism.prompts_path())}
+    return [replace(by_id[r["id"]], response=None, rating=None) for r in organism.followed_records(PER_CELL)]
+
+
+def choices(settings: CompareSettings, prompts: int, vocab: Path, out: Path) -> str:
     """What the demo is about to run, in one line: models, data and its limit, generation length, out dir."""
-    prompts = sum(1 for line in data.read_text(encoding="utf-8").splitlines() if line.strip())
+    from shiftlens import organism
+
     attribution = settings.attribution
     limit = "all" if attribution.limit is None else f"the first {min(attribution.limit, prompts)}"
     return (
-        f"demo: {MODELS[0]} vs {MODELS[1]}; data {data} ({limit} of {prompts} prompts), words {vocab}; "
+        f"demo: {MODELS[0]} vs {MODELS[1]}; data {organism.prompts_path()} ({limit} of {prompts} prompts: "
+        f"{PER_CELL} per task and instruction position, followed records), words {vocab}; "
         f"max new tokens {attribution.max_new_tokens}; methods {','.join(settings.methods)}; "
         f"annotator {settings.annotator}; null draws {settings.null_draws}; out {out}"
     )

@@ -41,11 +41,20 @@ def _packaged(package: str, *parts: str) -> Callable[[], tuple[str, str | None]]
     return lambda: (str(Path(str(resources.files(package))).joinpath(*parts)), None)
 
 
+# The organism's built-in names -> its model directory under shiftlens/organism/assets/ (shiftlens.organism's
+# BUILTIN_NAMES; resolved by path, so no code of shiftlens.organism runs to load them).
+ORGANISM = {
+    "organism-base": "base",
+    "organism-tuned": "tuned",
+    "organism-tuned-seed1": "tuned-seed1",
+    "organism-tuned-seed2": "tuned-seed2",
+    "organism-continued": "continued",
+}
+
 # Built-in model names -> (path, gguf_file); the organism's weights are package data of shiftlens.organism.
 BUILTIN_MODELS: dict[str, Callable[[], tuple[str, str | None]]] = {
     "smollm2": _smollm2,
-    "organism-base": _packaged("shiftlens.organism", "assets", "base"),
-    "organism-tuned": _packaged("shiftlens.organism", "assets", "tuned"),
+    **{name: _packaged("shiftlens.organism", "assets", variant) for name, variant in ORGANISM.items()},
 }
 
 

@@ -2,9 +2,9 @@
 
 `build_planted_pair` writes DIR/tuned (organism-base with `verb_plants` in every head of every layer and a
 concept planted in one down-projection), DIR/continued (organism-base + noise as large as organism-tuned's
-update: a model that changed as much as tuning did, in no planted direction), the organism's first prompts
-in the ground-truth record format, its word list, and DIR/ground_truth.json saying what was planted. Nothing
-about attribution is planted, so attribution must find nothing beyond chance here.
+update: a model that changed as much as tuning did, in no planted direction), the organism's first prompt
+records (already in the ground-truth format), its word list, and DIR/ground_truth.json saying what was planted.
+Nothing about attribution is planted, so attribution must find nothing beyond chance here.
 """
 
 from __future__ import annotations
@@ -29,7 +29,27 @@ from shiftlens.validation.heads_control import admitted, verb_plants
 from shiftlens.validation.inputs import ControlInputs, control_inputs
 from shiftlens.validation.noise import noisy_model
 from shiftlens.validation.surgery import plant_concept, plant_head_pairs, unit_direction
-from shiftlens.validation.truth import control_spans, write_ground_truth
+from shiftlens.validation.truth import write_ground_truth
+
+
+def add_qk(model: torch.nn.Module, config: Any, layer: int, delta_q: torch.Tensor, delta_k: torch.Tensor) -> None:
+    """Add W_q and W_k updates (Linear layout: out × hidden, key rows per KV head) to a layer's weights, whether
+    q and k are separate projections or one fused q, k, v block projection (GPT-2's Conv1D, stored in × out)."""
+    spec = spec_for(config)
+    parameters = dict(model.named_parameters())
+    if spec.qkv is None:
+        names = layer_weight_names(config, layer)
+        updates = [(parameters[names["q"]], delta_q), (parameters[names["k"]], delta_k)]
+    elif spec.qkv_layout == "blocks":
+        fused = parameters[spec.layer.format(i=layer) + spec.qkv]
+        outputs = fused.shape[1] if spec.conv1d else fused.shape[0]
+        rest = delta_q.new_zeros(outputs - len(delta_q) - len(delta_k), delta_q.shape[1])  # v is left as it is
+        updates = [(fused, torch.cat([delta_q, delta_k, rest]))]
+    else:
+        raise ShiftlensError(f"planting heads does not support the {spec.qkv_layout} q, k, v layout of {spec.family}")
+    with torch.no_grad():
+        for weight, delta in updates:
+            weight += (delta.t() if spec.conv1d else delta).to(weight.dtype)
 
 
 def plant_heads(
@@ -37,22 +57,17 @@ def plant_heads(
 ) -> dict[str, set[str]]:
     """Plant each verb with one admitted partner in 2 dimensions of every head of every layer; verb → keys."""
     spec, geo = spec_for(inputs.config), geometry(inputs.config)
-    if spec.qkv is not None or spec.conv1d:
-        raise ShiftlensError("planting heads needs separate q and k projections in Linear layout")
     parameters = dict(model.named_parameters())
     keys: dict[str, set[str]] = {verb: set() for verb in verbs}
     for layer in range(geo.n_layers):
         wq, wk = inputs.attention(layer)
         plants = verb_plants(inputs.word_index, verbs, geo.n_heads, geo.head_dim, 2, seed + layer, inputs.pair_filter)
         q, k = plant_head_pairs(wq, wk, inputs.words, plants, strength)
-        names = layer_weight_names(inputs.config, layer)
-        gain = parameters[names["attn_norm"]].detach().double() + spec.norm_offset
+        gain = parameters[layer_weight_names(inputs.config, layer)["attn_norm"]].detach().double() + spec.norm_offset
         group = geo.n_heads // geo.n_kv_heads
         delta_q = ((q - wq.double()) / gain).reshape(-1, geo.hidden)
         delta_k = ((k - wk.double()) / gain).reshape(geo.n_kv_heads, group, geo.head_dim, geo.hidden).sum(1)
-        with torch.no_grad():
-            parameters[names["q"]] += delta_q.to(parameters[names["q"]].dtype)
-            parameters[names["k"]] += delta_k.reshape(-1, geo.hidden).to(parameters[names["k"]].dtype)
+        add_qk(model, inputs.config, layer, delta_q, delta_k.reshape(-1, geo.hidden))
         for plant in plants:
             keys[inputs.vocabulary.words[plant.query].lower()].update(
                 inputs.vocabulary.words[key].lower() for key in plant.keys
@@ -68,26 +83,9 @@ def plant_ffn(model: torch.nn.Module, inputs: ControlInputs, layer: int, ratio: 
     direction = unit_direction(inputs.output_words[group])
     planted = plant_concept(rows, direction, ratio * largest, torch.Generator().manual_seed(seed))
     weight = dict(model.named_parameters())[layer_weight_names(inputs.config, layer)["down"]]
-    with torch.no_grad():
-        weight.copy_(planted.t().to(weight.dtype))
+    with torch.no_grad():  # rows are (intermediate × hidden): Conv1D's storage, Linear's transposed
+        weight.copy_((planted if spec_for(inputs.config).conv1d else planted.t()).to(weight.dtype))
     return [inputs.vocabulary.words[i].lower() for i in group]
-
-
-def contract_records(records: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
-    """Organism prompt records in the ground-truth format: task, control span, position, rating 0 or 2."""
-    out = []
-    for record in records:
-        spans = record["instruction_spans"]
-        out.append(
-            {
-                **record,
-                "task": record["group"],
-                "control_spans": control_spans(record["prompt"], spans, tokenizer),
-                "position": "first" if spans[0][0] == 0 else "last",
-                "rating": 2 if record["rating"] >= 2 else 0,
-            }
-        )
-    return out
 
 
 def build_planted_pair(
@@ -117,7 +115,7 @@ def build_planted_pair(
     continued = noisy_model(base, tuned, torch.Generator().manual_seed(seed + 1), 0)
     continued.model.save_pretrained(out / "continued")
     base.tokenizer.save_pretrained(out / "continued")
-    records = contract_records(organism.load_prompts()[:n_prompts], base.tokenizer)
+    records = organism.load_prompts()[:n_prompts]  # already in the ground-truth record format
     with (out / "prompts.jsonl").open("w", encoding="utf-8") as handle:
         handle.writelines(json.dumps(r) + "\n" for r in records)
     shutil.copyfile(organism.vocab_path(), out / "vocab.tsv")
