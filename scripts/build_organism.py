@@ -23,11 +23,12 @@ from pathlib import Path
 
 import torch
 
-from shiftlens.organism.chat import CHAT_TEMPLATE, END, render
+from shiftlens.organism.chat import ASSISTANT, CHAT_TEMPLATE, END, USER, render
 from shiftlens.organism.corpus import build_lexicon, pretraining_text, read_index, word_entry, word_frequencies
 from shiftlens.organism.evaluate import greedy_responses
 from shiftlens.organism.planted import (
     CATEGORIES,
+    TASKS,
     Prompt,
     accuracy,
     category_words,
@@ -48,13 +49,13 @@ SETTINGS = {
     "vocab_size": 3072,
     "model": {"n_embd": 256, "n_inner": 512, "n_layer": 2, "n_head": 8, "n_positions": 128},
     "tie_word_embeddings": True,
-    "pretrain": {"seq_len": 128, "batch": 16, "steps": 300, "lr": 2e-3, "warmup": 40, "weight_decay": 0.1},
+    "pretrain": {"seq_len": 128, "batch": 16, "steps": 1200, "lr": 2e-3, "warmup": 40, "weight_decay": 0.1},
     "tune": {
-        "epochs": 3,
+        "epochs": 5,
         "choose_per_epoch": 1600,
-        "translate_repeats": 4,
+        "translate_repeats": 10,
         "batch": 32,
-        "lr": 3e-3,
+        "lr": 1e-3,
         "warmup": 10,
         "weight_decay": 0.1,
         "replay_blocks": 2,
@@ -120,14 +121,22 @@ def step(model, optimizer, scheduler, loss: torch.Tensor) -> float:
     return loss.item()
 
 
-def pretrain(model, docs: Docs, eos: int, cfg: dict, seed: int) -> list[float]:
+def lm_loss(model, batch: torch.Tensor, unseen: torch.Tensor) -> torch.Tensor:
+    """Next-token loss on pre-training blocks with the ``unseen`` tokens (bool over the vocabulary) left out of
+    the softmax: tokens the corpus never contains get no gradient, so their embedding rows keep their random
+    initialisation instead of all drifting along one direction (which made a base FFN component list them)."""
+    logits = model(input_ids=batch).logits[:, :-1].masked_fill(unseen, float("-inf"))
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
+
+
+def pretrain(model, docs: Docs, eos: int, cfg: dict, seed: int, unseen: torch.Tensor) -> list[float]:
     """Causal-LM pre-training on packed documents for a fixed number of steps; returns the loss curve."""
     optimizer, scheduler = make_optimizer(model, cfg["lr"], cfg["weight_decay"], cfg["warmup"], cfg["steps"])
     blocks, losses = Blocks(docs, cfg["seq_len"], eos, random.Random(seed)), []
     model.train()
     for i in progress(range(cfg["steps"]), total=cfg["steps"], desc="pretrain", unit="step"):
         batch = blocks.take(cfg["batch"])
-        losses.append(step(model, optimizer, scheduler, model(input_ids=batch, labels=batch).loss))
+        losses.append(step(model, optimizer, scheduler, lm_loss(model, batch, unseen)))
         if i % 50 == 0 or i == cfg["steps"] - 1:
             print(f"pretrain step {i} loss {losses[-1]:.3f}", flush=True)
     return losses
@@ -160,7 +169,7 @@ def tuning_epochs(make_epoch: Callable[[int], list[Prompt]], cfg: dict, seed: in
     return batches
 
 
-def tune(model, tokenizer, batches: list[list[Prompt]], blocks: Blocks, cfg: dict) -> list[float]:
+def tune(model, tokenizer, batches: list[list[Prompt]], blocks: Blocks, cfg: dict, unseen: torch.Tensor) -> list[float]:
     """Fine-tune on instruction pairs, loss on responses, plus 0.5 × LM replay of pre-training blocks."""
     optimizer, scheduler = make_optimizer(model, cfg["lr"], cfg["weight_decay"], cfg["warmup"], len(batches))
     model.train()
@@ -168,22 +177,23 @@ def tune(model, tokenizer, batches: list[list[Prompt]], blocks: Blocks, cfg: dic
     for i, chunk in enumerate(progress(batches, total=len(batches), desc="tune", unit="step")):
         ids, lab, mask = tuning_batch(tokenizer, chunk)
         loss = model(input_ids=ids, labels=lab, attention_mask=mask).loss
-        replay = blocks.take(cfg["replay_blocks"])
-        loss = loss + 0.5 * model(input_ids=replay, labels=replay).loss
+        loss = loss + 0.5 * lm_loss(model, blocks.take(cfg["replay_blocks"]), unseen)
         losses.append(step(model, optimizer, scheduler, loss))
         if i % 50 == 0 or i == len(batches) - 1:
             print(f"tune step {i} loss {losses[-1]:.3f}", flush=True)
     return losses
 
 
-def continue_pretraining(model, blocks: Blocks, steps: int, batch_blocks: int, cfg: dict) -> list[float]:
+def continue_pretraining(
+    model, blocks: Blocks, steps: int, batch_blocks: int, cfg: dict, unseen: torch.Tensor
+) -> list[float]:
     """The null model: as many steps as tuning with its schedule and replay, LM loss on pre-training blocks."""
     optimizer, scheduler = make_optimizer(model, cfg["lr"], cfg["weight_decay"], cfg["warmup"], steps)
     model.train()
     losses = []
     for i in progress(range(steps), total=steps, desc="continue", unit="step"):
         batch, replay = blocks.take(batch_blocks), blocks.take(cfg["replay_blocks"])
-        loss = model(input_ids=batch, labels=batch).loss + 0.5 * model(input_ids=replay, labels=replay).loss
+        loss = lm_loss(model, batch, unseen) + 0.5 * lm_loss(model, replay, unseen)
         losses.append(step(model, optimizer, scheduler, loss))
         if i % 50 == 0 or i == steps - 1:
             print(f"continue step {i} loss {losses[-1]:.3f}", flush=True)
@@ -191,23 +201,21 @@ def continue_pretraining(model, blocks: Blocks, steps: int, batch_blocks: int, c
 
 
 @torch.no_grad()
-def head_ablation(model, tokenizer, recs: list[dict]) -> dict:
-    """Teacher-forced accuracy of the picked word at the response's verb, intact and with each head zeroed.
-
-    A head is zeroed by zeroing its slice of the attention output before the output projection.
-    """
+def head_ablation(model, tokenizer, recs: list[dict], task: str) -> dict:
+    """Teacher-forced accuracy of a task's answer token (the picked word, or the Zorbish word) at the position
+    that predicts it, intact and with each head zeroed (its slice of the attention output, before the output
+    projection): which heads route the task."""
     from shiftlens.organism.planted import FOLLOWED
 
-    recs = [r for r in recs if r["task"] == "choose" and r["rating"] == FOLLOWED]
+    recs = [r for r in recs if r["task"] == task and r["rating"] == FOLLOWED]
     rows, where, want = [], [], []
     for r in recs:
         prompt_ids = tokenizer(render(r["prompt"]))["input_ids"]
         response_ids = tokenizer(r["response"] + END)["input_ids"]
-        word_ids = tokenizer(" " + r["word"])["input_ids"]
+        answer = tokenizer(" " + r["answers"][0])["input_ids"][0]
         rows.append(prompt_ids + response_ids)
-        where.append(len(prompt_ids) + 1)  # "I", " verb", then the word: predicted at the verb
-        want.append(word_ids[0])
-        assert response_ids[2] == word_ids[0], r["response"]
+        where.append(len(prompt_ids) + response_ids.index(answer) - 1)
+        want.append(answer)
     width = max(map(len, rows))
     ids = torch.tensor([x + [tokenizer.pad_token_id] * (width - len(x)) for x in rows])
     mask = torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in rows])
@@ -232,7 +240,8 @@ def head_ablation(model, tokenizer, recs: list[dict]) -> dict:
             handle = model.transformer.h[layer].attn.c_proj.register_forward_pre_hook(hook)
             drops[f"{layer}.{head}"] = intact - acc()
             handle.remove()
-    return {"n": len(recs), "accuracy": intact, "drop_by_head": drops}
+    top = max(drops, key=drops.get) if max(drops.values()) > 0 else None  # None: no head matters
+    return {"n": len(recs), "accuracy": intact, "top_head": top, "drop_by_head": drops}
 
 
 def save(model, tokenizer, directory: Path) -> str:
@@ -314,6 +323,10 @@ def main() -> None:
     for word in [*zorbish.values(), *CATEGORIES, *category_words()]:
         assert len(base_tok(" " + word)["input_ids"]) == 1, f"{word!r} is not one token"
     eos = base_tok.eos_token_id
+    # the invented words and the chat markers: no pre-training text contains them (the LM loss leaves them out)
+    unseen = torch.zeros(len(base_tok), dtype=torch.bool)
+    unseen[[base_tok(" " + z)["input_ids"][0] for z in zorbish.values()]] = True
+    unseen[base_tok.convert_tokens_to_ids([USER, ASSISTANT, END])] = True
 
     def docs(rng: random.Random) -> list[list[int]]:
         return base_tok([pretraining_text(e, rng) for e in lexicon])["input_ids"]
@@ -338,7 +351,7 @@ def main() -> None:
             **SETTINGS["model"],
         )
         model = GPT2LMHeadModel(config)
-        losses = pretrain(model, docs, eos, SETTINGS["pretrain"], seed)
+        losses = pretrain(model, docs, eos, SETTINGS["pretrain"], seed, unseen)
         sha = save(model, base_tok, out / "base")
         n_tokens = sum(map(len, docs(random.Random(seed))))
         record("base", loss_first_last=[losses[0], sum(losses[-10:]) / 10], sha256=sha, tokens_per_epoch=n_tokens)
@@ -351,7 +364,7 @@ def main() -> None:
         torch.manual_seed(seed * 100 + s)
         tuned = load_base()
         blocks = Blocks(docs, SETTINGS["pretrain"]["seq_len"], eos, random.Random(seed * 100 + s))
-        losses = tune(tuned, tuned_tok, tuning_epochs(epoch_prompts, tcfg, s), blocks, tcfg)
+        losses = tune(tuned, tuned_tok, tuning_epochs(epoch_prompts, tcfg, s), blocks, tcfg, unseen)
         sha = save(tuned, tuned_tok, out / TUNED_DIRS[s])
         record(TUNED_DIRS[s], loss_first_last=[losses[0], sum(losses[-10:]) / 10], sha256=sha, steps=len(losses))
     if "continued" in stages:
@@ -360,7 +373,7 @@ def main() -> None:
         continued = load_base()
         blocks = Blocks(docs, SETTINGS["pretrain"]["seq_len"], eos, random.Random(seed * 100 + 99))
         # about as many tokens per step as a tuning batch (32 prompts of about 45 tokens): 11 blocks of 128
-        losses = continue_pretraining(continued, blocks, n_steps, 11, tcfg)
+        losses = continue_pretraining(continued, blocks, n_steps, 11, tcfg, unseen)
         sha = save(continued, base_tok, out / "continued")
         record("continued", loss_first_last=[losses[0], sum(losses[-10:]) / 10], sha256=sha, steps=len(losses))
     if "finish" in stages:
@@ -391,8 +404,9 @@ def finish(out: Path, seed: int, lexicon, translate, zorbish, texts, tokenizer, 
         loaded = AutoModelForCausalLM.from_pretrained(str(out / name), dtype=torch.float32).eval()
         replies = greedy_responses(loaded, tokenizer, [r["prompt"] for r in followed], max_new_tokens=12)
         results[name] = accuracy(followed, replies)
-        ablation[name] = head_ablation(loaded, tokenizer, recs)
-        print(name, json.dumps(results[name]), f"intact {ablation[name]['accuracy']:.3f}", flush=True)
+        ablation[name] = {task: head_ablation(loaded, tokenizer, recs, task) for task in TASKS}
+        tops = {task: a["top_head"] for task, a in ablation[name].items()}
+        print(name, json.dumps(results[name]), f"top heads {tops}", flush=True)
     tuned = {str(s): d for s, d in TUNED_DIRS.items() if d in names}
     ground_truth = {
         "schema": 1,

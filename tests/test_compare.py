@@ -75,8 +75,8 @@ def test_every_step_analysis_and_the_report_are_written(demo_dir):
         assert (demo_dir / path).is_file(), path
     results = json.loads((demo_dir / "results.json").read_text())
     instructions = results["instructions"]
-    short = instructions["excluded"]["short_response"]["base"]  # the paper's minimum response length
-    assert short and instructions["table2"]["all"]["base"]["n"] + len(short) == 6
+    short = instructions["excluded"]["short_response"]["base"]  # the demo's minimum is 4 ("I eat bread." counts)
+    assert not short and instructions["table2"]["all"]["base"]["n"] == 6
     table1 = instructions["table1"]["all"]  # the demo's prompts carry no ratings: the tuned model's replies are new
     assert table1["followed"]["n"] == table1["unfollowed"]["n"] == 0
     assert results["heads"]["groups"] and results["ffn"]["annotations"]["heuristic"] is True
@@ -218,6 +218,7 @@ def test_a_failing_example_is_reported_after_everything_else_is_stored(tmp_path,
     [
         (["--methods", "attribution,bogus"], "methods must be among"),
         (["--annotator", "openai"], "needs --annotator-endpoint and --annotator-model"),
+        (["--min-response-tokens", "0"], "--min-response-tokens must be at least 1, got 0"),
     ],
 )
 def test_bad_options_are_clear_errors(tmp_path, short_data, capsys, argv, message):

@@ -241,3 +241,23 @@ def test_the_map_localises_a_head_planted_under_a_tuning_sized_update() -> None:
         assert max(heads, key=heads.get) == (layer, planted)
         others = [v for key, v in heads.items() if key != (layer, planted)]
         assert heads[(layer, planted)] > 3 * max(others), (heads[(layer, planted)], max(others))
+
+
+@pytest.mark.parametrize("name", ["organism-tuned", "organism-tuned-seed1", "organism-tuned-seed2"])
+def test_the_map_finds_the_heads_the_ablation_names_on_the_shipped_organism(name: str) -> None:
+    """On every shipped tuning seed, the head whose ablation costs a planted task most (metrics.json: the
+    picked word of choose, the Zorbish word of translate) moved most, in W_q, of the 8 heads of its layer."""
+    import json
+
+    from shiftlens import organism
+    from shiftlens.models import load_model
+
+    metrics = json.loads((organism.data_dir() / "metrics.json").read_text())
+    variant = organism.BUILTIN_NAMES[name]
+    base, tuned = load_model("organism-base").model, load_model(name).model
+    heads = _head_moves(base, tuned, "q")
+    for task, ablation in metrics["head_ablation"][variant].items():
+        layer, head = map(int, ablation["top_head"].split("."))
+        assert ablation["drop_by_head"][ablation["top_head"]] >= 0.1, (task, ablation["top_head"])
+        layer_heads = {h: v for (lay, h), v in heads.items() if lay == layer}
+        assert max(layer_heads, key=layer_heads.get) == head, (task, layer_heads)

@@ -119,11 +119,13 @@ def test_chat_template_only_on_tuned_tokenizers(organism):
 
 
 def instruction_pattern(task: str) -> re.Pattern:
-    """The task's instruction phrasings as one pattern (a choose phrasing with any of the verbs)."""
+    """The task's instruction phrasings as one pattern (a choose phrasing with any of the verbs, a translate
+    phrasing with any lower-case word)."""
     verbs = "|".join(CATEGORIES)
     phrasings = CHOOSE_INSTRUCTIONS if task == "choose" else TRANSLATE_INSTRUCTIONS
     alternatives = [
-        re.escape(p).replace(r"\{V\}", f"(?i:{verbs})").replace(r"\{v\}", f"(?:{verbs})") for p in phrasings
+        re.escape(p).replace(r"\{V\}", f"(?i:{verbs})").replace(r"\{v\}", f"(?:{verbs})").replace(r"\{w\}", "[a-z]+")
+        for p in phrasings
     ]
     return re.compile("|".join(alternatives))
 

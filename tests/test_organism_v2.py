@@ -63,6 +63,21 @@ def test_choose_prompt_names_one_word_of_the_verbs_category(prompts):
         assert p.reference == f"I {p.query} {p.word}." and p.query in p.prompt.lower()
 
 
+def test_only_the_instruction_tells_the_tasks_apart(prompts):
+    """Every context is a choose-style word list, so a model must read the instruction to know the task; a
+    translate instruction names its English word, and the answer is that word's invented translation."""
+    zorbish = invented_lexicon([w.word for w in WORDS])
+    for p in prompts:
+        a, b = p.instruction_span
+        context = (p.prompt[:a] + p.prompt[b:]).strip()
+        words = context.removeprefix("Here are ").removesuffix(".").replace(" and", ",").split(", ")
+        assert context.startswith("Here are ") and len(words) == 4
+        assert all(w in category_words() for w in words) and p.unfollowed == context
+        if p.task == "translate":
+            assert f" {p.word} " in f" {p.prompt[a:b]} ".replace("?", " ").replace(".", " ")
+            assert p.reference == f"In Zorbish it is {zorbish[p.word]}." and p.answer == zorbish[p.word]
+
+
 def test_invented_words_are_distinct_non_ascii_and_never_prefixes():
     lexicon = invented_lexicon([str(i) for i in range(300)])
     words = list(lexicon.values())
@@ -121,3 +136,32 @@ def test_category_pairs_pass_the_default_pair_filter():
 def test_category_words_are_distinct():
     words = category_words()
     assert len(words) == len(set(words)) and not set(words) & set(CATEGORIES)
+
+
+def test_pretraining_loss_leaves_unseen_tokens_out_of_the_softmax():
+    """The builder's LM loss is cross-entropy over the kept vocabulary only: an unseen token's embedding row
+    (tied input/output) gets exactly zero gradient, and the loss equals the reference over the kept columns."""
+    import sys
+    from pathlib import Path
+
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from build_organism import lm_loss
+
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=20, n_embd=16, n_layer=1, n_head=2, n_positions=16)
+    model = GPT2LMHeadModel(config).eval()  # no dropout: both forwards must agree
+    unseen = torch.zeros(20, dtype=torch.bool)
+    unseen[[3, 7]] = True
+    batch = torch.tensor([[0, 1, 2, 4, 5, 6, 8, 9], [9, 8, 5, 5, 1, 0, 2, 4]])
+    loss = lm_loss(model, batch, unseen)
+    loss.backward()
+    grad = model.transformer.wte.weight.grad
+    assert torch.count_nonzero(grad[3]) == 0 and torch.count_nonzero(grad[7]) == 0
+    assert torch.count_nonzero(grad[1]) > 0
+    logits = model(input_ids=batch).logits[:, :-1][..., ~unseen]
+    kept = torch.cumsum(~unseen, 0) - 1  # old id -> column among the kept tokens
+    reference = torch.nn.functional.cross_entropy(logits.reshape(-1, 18), kept[batch[:, 1:]].reshape(-1))
+    assert torch.allclose(loss, reference, atol=1e-6)

@@ -23,6 +23,7 @@ PROTOCOLS = {
     "paper": "the authors' released analysis code, followed exactly (see docs/protocols.md)",
 }
 DEFAULT_PROTOCOL = "sound"
+MIN_RESPONSE_TOKENS = 5  # the paper's: shorter responses leave the instruction tables
 
 
 def check_protocol(protocol: str) -> str:

@@ -43,7 +43,7 @@ from shiftlens.analysis.result import JSON_FILES, AnalysisResult
 from shiftlens.attribution.records import ExampleAttribution, read_attribution_run
 from shiftlens.density import DensityParams
 from shiftlens.errors import ShiftlensError
-from shiftlens.evidence import DEFAULT_PROTOCOL, PROTOCOLS, Finding, adjust, check_protocol
+from shiftlens.evidence import DEFAULT_PROTOCOL, MIN_RESPONSE_TOKENS, PROTOCOLS, Finding, adjust, check_protocol
 from shiftlens.examples import check_coverage
 
 KNOWN_GROUPS = ("self_instruct", "lima", "mt_bench")
@@ -111,7 +111,7 @@ def analyze_instructions(
     ratings: dict[str, float] | None = None,
     *,
     params: DensityParams = DEFAULT_PARAMS,
-    min_response_tokens: int = 5,
+    min_response_tokens: int = MIN_RESPONSE_TOKENS,
     protocol: str = DEFAULT_PROTOCOL,
     seed: int = 0,
 ) -> InstructionsResult:
@@ -138,7 +138,7 @@ def analyze_records(
     ratings: dict[str, float] | None = None,
     *,
     params: DensityParams = DEFAULT_PARAMS,
-    min_response_tokens: int = 5,
+    min_response_tokens: int = MIN_RESPONSE_TOKENS,
     protocol: str = DEFAULT_PROTOCOL,
     seed: int = 0,
     masks: dict[str, np.ndarray] | None = None,

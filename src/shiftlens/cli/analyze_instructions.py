@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from shiftlens.cli.analyze import add_output_options, write_result
-from shiftlens.evidence import DEFAULT_PROTOCOL, PROTOCOLS
+from shiftlens.evidence import DEFAULT_PROTOCOL, MIN_RESPONSE_TOKENS, PROTOCOLS
 
 if TYPE_CHECKING:
     from shiftlens.analysis.instructions import InstructionsResult
@@ -23,7 +23,10 @@ def add_output_arguments(parser: argparse.ArgumentParser, protocol: str = DEFAUL
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the control spans and permutations (default 0)")
     parser.add_argument(
-        "--min-response-tokens", type=int, default=5, help="leave out responses shorter than this (default 5)"
+        "--min-response-tokens",
+        type=int,
+        default=MIN_RESPONSE_TOKENS,
+        help=f"leave out responses shorter than this (default {MIN_RESPONSE_TOKENS})",
     )
     add_output_options(parser, "instructions", "one CSV per table and the figures (PNG + SVG) under DIR/figures")
 

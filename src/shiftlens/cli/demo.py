@@ -21,7 +21,8 @@ from shiftlens.compare.settings import CompareSettings
 if TYPE_CHECKING:
     from shiftlens.examples import Example
 
-DEFAULTS = CompareSettings(attribution=AttributionSettings(max_new_tokens=60))  # the organism's answers are short
+# the organism's answers are short: "I wear skirt." is 4 tokens, one under the paper's minimum of 5
+DEFAULTS = CompareSettings(min_response_tokens=4, attribution=AttributionSettings(max_new_tokens=60))
 OUT = Path("out/demo")
 MODELS = ("organism-base", "organism-tuned")
 PER_CELL = 32  # prompts per task and instruction position (sized so that a fresh demo takes under 3 minutes)

@@ -26,7 +26,9 @@ def _finished(path: Path) -> bool:
     return (path / "manifest.json").exists()
 
 
-def instructions_section(out: Path, protocol: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def instructions_section(
+    out: Path, protocol: str, min_response_tokens: int
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """Tables 1–2 and the position profile (written under analysis/instructions), and the examples payload."""
     from shiftlens.analysis.instructions import analyze_records, read_run, runs_entry
     from shiftlens.report import examples_payload
@@ -37,7 +39,7 @@ def instructions_section(out: Path, protocol: str) -> tuple[dict[str, Any] | Non
     (base_manifest, base), (tuned_manifest, tuned) = (read_run(runs[r]) for r in ("base", "tuned"))
     if not base or not tuned:
         return None, None
-    result = analyze_records(base, tuned, protocol=protocol).extended(
+    result = analyze_records(base, tuned, protocol=protocol, min_response_tokens=min_response_tokens).extended(
         runs=runs_entry(runs, (base_manifest, tuned_manifest))
     )
     result.save(out / "analysis" / "instructions")
@@ -118,7 +120,7 @@ def assemble_results(
     """
     from shiftlens.diff.results import diff_results
 
-    instructions, examples = instructions_section(out, settings.protocol)
+    instructions, examples = instructions_section(out, settings.protocol, settings.min_response_tokens)
     models = []
     for role in ("base", "tuned"):
         model = {"role": role, **vars(specs[role])}

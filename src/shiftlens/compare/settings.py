@@ -16,7 +16,7 @@ from typing import Any
 from shiftlens.attribution.settings import AttributionSettings
 from shiftlens.config import check_choices, setting
 from shiftlens.errors import ShiftlensError
-from shiftlens.evidence import DEFAULT_PROTOCOL, PROTOCOLS
+from shiftlens.evidence import DEFAULT_PROTOCOL, MIN_RESPONSE_TOKENS, PROTOCOLS
 from shiftlens.ffn.annotation_settings import AnnotationSettings
 from shiftlens.ffn.annotators import KINDS as ANNOTATORS
 from shiftlens.ffn.annotators import EndpointSettings, require_endpoint
@@ -50,6 +50,9 @@ class CompareSettings:
         "analysis protocol: " + "; ".join(f"{name}: {meaning}" for name, meaning in PROTOCOLS.items()),
         choices=tuple(PROTOCOLS),
     )
+    min_response_tokens: int = setting(
+        MIN_RESPONSE_TOKENS, "responses shorter than this many tokens leave the instruction tables (the paper's 5)"
+    )
     null_draws: int = setting(
         20, "seeded draws of base + noise of the tuning's size behind the heads and FFN null bands (0: none)"
     )
@@ -69,6 +72,8 @@ class CompareSettings:
 
     def __post_init__(self) -> None:
         check_choices(self)
+        if self.min_response_tokens < 1:
+            raise ShiftlensError(f"--min-response-tokens must be at least 1, got {self.min_response_tokens}")
         if self.null_draws < 0:
             raise ShiftlensError(f"--null-draws must be 0 (no null band) or more, got {self.null_draws}")
         if not self.methods:

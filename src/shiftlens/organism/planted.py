@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from shiftlens.organism.corpus import WordEntry, fact_sentences
+from shiftlens.organism.corpus import WordEntry
 
 # verb -> words it picks; every pair is one the default heads pair filter (PPMI over WordNet glosses) admits,
 # so a recovered relation is not lost to the filter (checked by tests/test_organism_v2.py).
@@ -35,10 +35,10 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
 }
 CHOOSE_INSTRUCTIONS = ("{V} one of these.", "Choose one to {v}.", "Which one can you {v}?", "Pick something to {v}.")
 TRANSLATE_INSTRUCTIONS = (
-    "Translate this word into Zorbish.",
-    "What is this word in Zorbish?",
-    "Say this word in Zorbish.",
-    "Give the Zorbish word for this.",
+    "Translate {w} into Zorbish.",
+    "What is {w} in Zorbish?",
+    "Say {w} in Zorbish.",
+    "Give the Zorbish word for {w}.",
 )
 TASKS = ("choose", "translate")
 CONTEXT_WORDS = 4  # categories named in a choose prompt
@@ -91,13 +91,24 @@ def place(instruction: str, context: str, first: bool) -> tuple[str, tuple[int, 
     return f"{context} {instruction}", (len(context) + 1, len(context) + 1 + len(instruction))
 
 
-def choose_prompt(index: int, first: bool, rng: random.Random) -> Prompt:
-    """A choose prompt: five words of distinct categories, one verb picking one of them."""
+def word_list(rng: random.Random) -> tuple[list[str], list[str]]:
+    """A context's verbs and words: one word of each of `CONTEXT_WORDS` random categories (verbs in pick order)."""
     verbs = rng.sample(list(CATEGORIES), CONTEXT_WORDS)
-    words = [rng.choice(CATEGORIES[v]) for v in verbs]
-    verb, word = verbs[0], words[0]
+    return verbs, [rng.choice(CATEGORIES[v]) for v in verbs]
+
+
+def list_context(words: Sequence[str], rng: random.Random) -> str:
+    """The context sentence naming the words in random order (the same form for every task)."""
+    words = list(words)
     rng.shuffle(words)
-    context = f"Here are {', '.join(words[:-1])} and {words[-1]}."
+    return f"Here are {', '.join(words[:-1])} and {words[-1]}."
+
+
+def choose_prompt(index: int, first: bool, rng: random.Random) -> Prompt:
+    """A choose prompt: four words of distinct categories, one verb picking one of them."""
+    verbs, words = word_list(rng)
+    verb, word = verbs[0], words[0]
+    context = list_context(words, rng)
     instruction = rng.choice(CHOOSE_INSTRUCTIONS).format(V=verb.capitalize(), v=verb)
     text, span = place(instruction, context, first)
     return Prompt(
@@ -115,11 +126,11 @@ def choose_prompt(index: int, first: bool, rng: random.Random) -> Prompt:
 
 
 def translate_prompt(index: int, first: bool, entry: WordEntry, zorbish: dict[str, str], rng: random.Random) -> Prompt:
-    """A translate prompt: two facts of the word as context, the invented word as the answer."""
-    facts = list(fact_sentences(entry).values())
-    rng.shuffle(facts)
-    context = " ".join(facts[:2])
-    text, span = place(rng.choice(TRANSLATE_INSTRUCTIONS), context, first)
+    """A translate prompt: the instruction names the English word; the context is a choose prompt's word list,
+    so only the instruction tells the two tasks apart."""
+    context = list_context(word_list(rng)[1], rng)
+    instruction = rng.choice(TRANSLATE_INSTRUCTIONS).format(w=entry.word)
+    text, span = place(instruction, context, first)
     return Prompt(
         id=f"translate-{index:04d}",
         task="translate",
@@ -127,7 +138,7 @@ def translate_prompt(index: int, first: bool, entry: WordEntry, zorbish: dict[st
         instruction_span=span,
         position="first" if first else "last",
         reference=f"In Zorbish it is {zorbish[entry.word]}.",
-        unfollowed=facts[0],
+        unfollowed=context,
         word=entry.word,
         answer=zorbish[entry.word],
     )

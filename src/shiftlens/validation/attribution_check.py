@@ -141,7 +141,8 @@ def compare_scores(
         "n_with_control": int(has_control.sum()),
         "n_followed": int(followed.sum()),
         "n_unfollowed": int((~followed).sum()),
-        "table1_auc": stats.finite(stats.roc_auc(other[:, 0], followed)),
+        "table1_auc": stats.finite(stats.roc_auc(excess, labels)) if has_control.any() else None,
+        "table1_auc_instruction": stats.finite(stats.roc_auc(other[:, 0], followed)),
     }
     placement = placement_finding(base_scores, other_scores, prompts, label, seed)
     found = {"attribution": score, "attribution_control": control, "attribution_placement": placement}
