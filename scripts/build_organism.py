@@ -32,6 +32,7 @@ from shiftlens.organism.planted import (
     Prompt,
     accuracy,
     category_words,
+    interleaved,
     invented_lexicon,
     make_prompts,
     records,
@@ -385,12 +386,10 @@ def finish(out: Path, seed: int, lexicon, translate, zorbish, texts, tokenizer, 
     model present, with the training records of each stage)."""
     from transformers import AutoModelForCausalLM
 
-    held = make_prompts(
-        SETTINGS["held_out"]["choose"],
-        translate,
-        zorbish,
-        seed + 2000,
-        SETTINGS["held_out"]["translate_repeats"],
+    held = interleaved(
+        make_prompts(
+            SETTINGS["held_out"]["choose"], translate, zorbish, seed + 2000, SETTINGS["held_out"]["translate_repeats"]
+        )
     )
     recs = records(held, lambda text: tokenizer(text, return_offsets_mapping=True)["offset_mapping"], seed + 3000)
     atomic_write_text(out / "prompts.jsonl", "\n".join(json.dumps(r, ensure_ascii=False) for r in recs) + "\n")

@@ -165,3 +165,14 @@ def test_pretraining_loss_leaves_unseen_tokens_out_of_the_softmax():
     kept = torch.cumsum(~unseen, 0) - 1  # old id -> column among the kept tokens
     reference = torch.nn.functional.cross_entropy(logits.reshape(-1, 18), kept[batch[:, 1:]].reshape(-1))
     assert torch.allclose(loss, reference, atol=1e-6)
+
+
+def test_held_out_prompts_interleave_tasks_and_positions(prompts):
+    """Any first N held-out prompts are balanced: the groups (task, position) take turns."""
+    from shiftlens.organism.planted import interleaved
+
+    ordered = interleaved(prompts)
+    assert sorted(p.id for p in ordered) == sorted(p.id for p in prompts)
+    first = Counter((p.task, p.position) for p in ordered[:8])
+    assert set(first) == {("choose", "first"), ("choose", "last"), ("translate", "first"), ("translate", "last")}
+    assert max(first.values()) - min(first.values()) == 0

@@ -88,7 +88,9 @@ def test_a_planted_concept_is_recovered_as_its_variance_grows(base: ControlInput
     groups = concept_groups(base.output_words, 10)
     curve = concept_curve(base.down_rows(1), base.output_words, groups, [0, 0.25, 0.5, 1, 2])
     recovered = [c.recovered for c in curve]
-    assert recovered == sorted(recovered) and recovered[0] == 0.0  # measured 0, 0.8, 1, 1, 1
+    # measured on the v2 base 0.1, 0.6, 0.9, 1, 1: unplanted, one group (a word and its 4 nearest neighbours) of
+    # ten is already held by a component; planting lifts the rest
+    assert recovered == sorted(recovered) and recovered[0] <= 0.1 and recovered[-1] > recovered[0]
     assert min(recovered[3:]) >= 0.9
 
 

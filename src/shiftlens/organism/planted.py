@@ -168,6 +168,15 @@ def make_prompts(
     return prompts
 
 
+def interleaved(prompts: Sequence[Prompt]) -> list[Prompt]:
+    """The prompts taken in turn from each (task, position) group, so that any first N of them are balanced."""
+    groups: dict[tuple[str, str], list[Prompt]] = {}
+    for p in prompts:
+        groups.setdefault((p.task, p.position), []).append(p)
+    queues = list(groups.values())
+    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
+
+
 def control_span(prompt: Prompt, offsets: Sequence[tuple[int, int]], rng: random.Random) -> tuple[int, int]:
     """A context span with as many tokens as the instruction, never overlapping it (random start)."""
     a, b = prompt.instruction_span
