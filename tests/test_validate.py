@@ -24,7 +24,7 @@ from shiftlens.spans import token_mask
 from shiftlens.validation.ffn_check import concept_finding, concept_recall
 from shiftlens.validation.heads_check import admissible_keys, kept_pairs, pair_gain_finding, relation_recall
 from shiftlens.validation.planted import add_qk, build_planted_pair
-from shiftlens.validation.run import HEADLINES, spread, validate
+from shiftlens.validation.run import HEADLINES, beyond_noise, spread, validate
 from shiftlens.validation.truth import (
     FILE,
     GroundTruthError,
@@ -336,3 +336,15 @@ def test_figures_over_seeds_are_mean_std_min_max_of_the_defined_ones() -> None:
     }
     assert got["ffn_p"] == {"mean": None, "std": None, "n": 0, "min": None, "max": None}
     assert "finding" not in got and got["n"]["max"] == 5
+
+
+def test_the_tuned_effect_is_set_beside_the_noise_draws_effects(result: dict) -> None:
+    """The surgery's heads plant lies beyond every noise draw's effect; a figure without effects is None."""
+    heads = result["false_positive_rate"]["effect_beyond_noise"]["heads"]
+    assert heads["draws"] == 1 and heads["tuned"] > heads["noise_max"] and heads["share_at_least"] == 0.0
+    tuned = {"x_effect": 0.5, "y_effect": None}
+    null = [{"x_effect": e, "y_effect": None} for e in (0.1, 0.7, -0.2, None)]
+    assert beyond_noise(tuned, null, "x") == {
+        "tuned": 0.5, "noise_min": -0.2, "noise_max": 0.7, "share_at_least": 1 / 3, "draws": 3
+    }  # fmt: skip
+    assert beyond_noise(tuned, null, "y") is None and beyond_noise(tuned, [], "x") is None

@@ -52,7 +52,14 @@ def _rate(result: dict[str, Any], method: str) -> str:
     tested = rates["testable_draws"][method]
     same = rates["base_vs_base"].get(method)
     itself = f"p = {_num(same, 3)}" if same is not None else f"not testable ({rates['base_vs_base_reasons'][method]})"
-    return f"{rate:.0%} of {draws} noise draws ({tested} testable); base vs base {itself}"
+    text = f"{rate:.0%} of {draws} noise draws ({tested} testable); base vs base {itself}"
+    beyond = (rates.get("effect_beyond_noise") or {}).get(method)
+    if beyond:
+        text += (
+            f"; effect {_num(beyond['tuned'], 2)} ({rates['noise_of']}) against {_num(beyond['noise_min'], 2)}"
+            f"–{_num(beyond['noise_max'], 2)} for the draws ({beyond['share_at_least']:.0%} at least as large)"
+        )
+    return text
 
 
 def report_text(result: dict[str, Any]) -> str:

@@ -144,6 +144,7 @@ class Validation:
             heads_pair_gain_dropped=[self.like.vocabulary.words[q] for q in gain["dropped"]],
             heads_table3_p=stats.finite(table3.p_value),
             heads_table3_reason=table3.reason,
+            heads_table3_effect=stats.finite(table3.effect_size),
             ffn_planted_recall=concepts["recall"],
             ffn_recall_base=ffn_check.concept_recall(base.tops, self.groups)["recall"],
             ffn_concept_holds=concepts["holds"],
@@ -152,6 +153,7 @@ class Validation:
             figures[f"{name}_p"] = stats.finite(finding.p_value)
             figures[f"{name}_p_adjusted"] = stats.finite(finding.p_adjusted)
             figures[f"{name}_reason"] = finding.reason
+            figures[f"{name}_effect"] = stats.finite(finding.effect_size)
         figures["finding"] = [f.to_json() for f in findings.values()]
         return figures
 
@@ -251,6 +253,7 @@ def validate(
                 "testable_draws": {k: sum(d[f"{t}_p"] is not None for d in null) for k, t in FPR_TESTS.items()},
                 "noise_of": f"seed {chosen[0]}",
                 "per_draw": [{k: d[f"{t}_p"] for k, t in FPR_TESTS.items()} for d in null],
+                "effect_beyond_noise": {k: beyond_noise(per_seed[chosen[0]], null, t) for k, t in FPR_TESTS.items()},
                 "base_vs_base": {k: same[f"{t}_p"] for k, t in FPR_TESTS.items()},
                 "base_vs_base_reasons": {k: same[f"{t}_reason"] for k, t in FPR_TESTS.items()},
             },
@@ -258,6 +261,23 @@ def validate(
             "headline_tests": list(HEADLINES),
         }
     )
+
+
+def beyond_noise(tuned: dict[str, Any], null: list[dict[str, Any]], test: str) -> dict[str, Any] | None:
+    """The tuned seed's effect size beside the noise draws' own (signed, the planted direction positive) and the
+    share of draws at least as large: how the shift compares with a random update of its size, where counting
+    the draws' significant tests alone says only that such an update changes the model."""
+    effect = tuned.get(f"{test}_effect")
+    effects = [d[f"{test}_effect"] for d in null if d.get(f"{test}_effect") is not None]
+    if effect is None or not effects:
+        return None
+    return {
+        "tuned": effect,
+        "noise_min": min(effects),
+        "noise_max": max(effects),
+        "share_at_least": sum(e >= effect for e in effects) / len(effects),
+        "draws": len(effects),
+    }
 
 
 def _rate(null: list[dict[str, Any]], test: str) -> float | None:
