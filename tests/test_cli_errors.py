@@ -204,6 +204,7 @@ def test_the_entry_point_prints_one_line_for_a_missing_file(files):
 INTERRUPT_AT = 2  # the unit about to be written when SIGINT arrives
 INTERRUPTING = """
 import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even when started in the background
 from shiftlens import storage
 from shiftlens.cli.main import main
 write, count = storage.RunDirectory.write_unit, [0]
