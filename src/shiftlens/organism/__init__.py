@@ -9,7 +9,6 @@ tuning planted (read by `shiftlens validate`). Rebuild with scripts/build_organi
 
 from __future__ import annotations
 
-import itertools
 import json
 from importlib import resources
 from pathlib import Path
@@ -65,9 +64,10 @@ def followed_records(per_cell: int) -> list[dict[str, Any]]:
     """A balanced subset of the held-out prompts, one record each (its ``-followed`` one): the first ``per_cell``
     prompts of every task and instruction position (first, last) in file order, taken in turn from each, so that
     any first N of them are balanced too."""
+    from shiftlens.organism.planted import take_turns
+
     cells: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for record in load_prompts():
         if record["rating"] > 0:
             cells.setdefault((record["task"], record["position"]), []).append(record)
-    chosen = [records[:per_cell] for _, records in sorted(cells.items())]
-    return [r for turn in itertools.zip_longest(*chosen) for r in turn if r is not None]
+    return take_turns([records[:per_cell] for _, records in sorted(cells.items())])

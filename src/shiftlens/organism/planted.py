@@ -18,6 +18,7 @@ import random
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from shiftlens.organism.corpus import WordEntry
 
@@ -42,6 +43,7 @@ TRANSLATE_INSTRUCTIONS = (
 )
 TASKS = ("choose", "translate")
 CONTEXT_WORDS = 4  # categories named in a choose prompt
+T = TypeVar("T")
 FOLLOWED, UNFOLLOWED = 2.0, 0.0  # ratings on the paper's scale (followed >= 2)
 CONSONANTS = "bdfgklmnprstvz"
 ACCENTED = "áéíóúäöü"  # every invented word has one: the lexical annotator tags it non-English
@@ -104,25 +106,41 @@ def list_context(words: Sequence[str], rng: random.Random) -> str:
     return f"Here are {', '.join(words[:-1])} and {words[-1]}."
 
 
+def planted_prompt(
+    task: str,
+    index: int,
+    first: bool,
+    instruction: str,
+    context: str,
+    reference: str,
+    word: str,
+    answer: str,
+    query: str | None = None,
+) -> Prompt:
+    """A prompt of either task: the instruction placed first or last beside the context, which the unfollowed
+    response repeats."""
+    text, span = place(instruction, context, first)
+    return Prompt(
+        id=f"{task}-{index:04d}",
+        task=task,
+        prompt=text,
+        instruction_span=span,
+        position="first" if first else "last",
+        reference=reference,
+        unfollowed=context,
+        word=word,
+        answer=answer,
+        query=query,
+    )
+
+
 def choose_prompt(index: int, first: bool, rng: random.Random) -> Prompt:
     """A choose prompt: four words of distinct categories, one verb picking one of them."""
     verbs, words = word_list(rng)
     verb, word = verbs[0], words[0]
     context = list_context(words, rng)
     instruction = rng.choice(CHOOSE_INSTRUCTIONS).format(V=verb.capitalize(), v=verb)
-    text, span = place(instruction, context, first)
-    return Prompt(
-        id=f"choose-{index:04d}",
-        task="choose",
-        prompt=text,
-        instruction_span=span,
-        position="first" if first else "last",
-        reference=f"I {verb} {word}.",
-        unfollowed=context,
-        word=word,
-        answer=word,
-        query=verb,
-    )
+    return planted_prompt("choose", index, first, instruction, context, f"I {verb} {word}.", word, word, verb)
 
 
 def translate_prompt(index: int, first: bool, entry: WordEntry, zorbish: dict[str, str], rng: random.Random) -> Prompt:
@@ -130,17 +148,9 @@ def translate_prompt(index: int, first: bool, entry: WordEntry, zorbish: dict[st
     so only the instruction tells the two tasks apart."""
     context = list_context(word_list(rng)[1], rng)
     instruction = rng.choice(TRANSLATE_INSTRUCTIONS).format(w=entry.word)
-    text, span = place(instruction, context, first)
-    return Prompt(
-        id=f"translate-{index:04d}",
-        task="translate",
-        prompt=text,
-        instruction_span=span,
-        position="first" if first else "last",
-        reference=f"In Zorbish it is {zorbish[entry.word]}.",
-        unfollowed=context,
-        word=entry.word,
-        answer=zorbish[entry.word],
+    answer = zorbish[entry.word]
+    return planted_prompt(
+        "translate", index, first, instruction, context, f"In Zorbish it is {answer}.", entry.word, answer
     )
 
 
@@ -168,13 +178,17 @@ def make_prompts(
     return prompts
 
 
+def take_turns(groups: Sequence[Sequence[T]]) -> list[T]:
+    """The groups' items taken in turn (the first of each, then the second of each, ...): any first N are balanced."""
+    return [g[i] for i in range(max(map(len, groups), default=0)) for g in groups if i < len(g)]
+
+
 def interleaved(prompts: Sequence[Prompt]) -> list[Prompt]:
-    """The prompts taken in turn from each (task, position) group, so that any first N of them are balanced."""
+    """The prompts taken in turn from each (task, position) group, in order of first appearance."""
     groups: dict[tuple[str, str], list[Prompt]] = {}
     for p in prompts:
         groups.setdefault((p.task, p.position), []).append(p)
-    queues = list(groups.values())
-    return [q[i] for i in range(max(map(len, queues), default=0)) for q in queues if i < len(q)]
+    return take_turns(list(groups.values()))
 
 
 def control_span(prompt: Prompt, offsets: Sequence[tuple[int, int]], rng: random.Random) -> tuple[int, int]:
