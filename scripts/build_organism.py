@@ -124,8 +124,9 @@ def step(model, optimizer, scheduler, loss: torch.Tensor) -> float:
 
 def lm_loss(model, batch: torch.Tensor, unseen: torch.Tensor) -> torch.Tensor:
     """Next-token loss on pre-training blocks with the ``unseen`` tokens (bool over the vocabulary) left out of
-    the softmax: tokens the corpus never contains get no gradient, so their embedding rows keep their random
-    initialisation instead of all drifting along one direction (which made a base FFN component list them)."""
+    the softmax: tokens the corpus never contains get no gradient, so their embedding rows keep their
+    initial values (zero for the invented words, random for the chat markers) instead of all drifting along one
+    direction (which made a base FFN component list them)."""
     logits = model(input_ids=batch).logits[:, :-1].masked_fill(unseen, float("-inf"))
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
 
@@ -325,8 +326,9 @@ def main() -> None:
         assert len(base_tok(" " + word)["input_ids"]) == 1, f"{word!r} is not one token"
     eos = base_tok.eos_token_id
     # the invented words and the chat markers: no pre-training text contains them (the LM loss leaves them out)
+    invented = [base_tok(" " + z)["input_ids"][0] for z in zorbish.values()]
     unseen = torch.zeros(len(base_tok), dtype=torch.bool)
-    unseen[[base_tok(" " + z)["input_ids"][0] for z in zorbish.values()]] = True
+    unseen[invented] = True
     unseen[base_tok.convert_tokens_to_ids([USER, ASSISTANT, END])] = True
 
     def docs(rng: random.Random) -> list[list[int]]:
@@ -352,6 +354,8 @@ def main() -> None:
             **SETTINGS["model"],
         )
         model = GPT2LMHeadModel(config)
+        with torch.no_grad():  # new words start at zero: tuning alone gives them their rows (docs/organism.md)
+            model.get_input_embeddings().weight[invented] = 0.0
         losses = pretrain(model, docs, eos, SETTINGS["pretrain"], seed, unseen)
         sha = save(model, base_tok, out / "base")
         n_tokens = sum(map(len, docs(random.Random(seed))))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import save_tiny_model, tiny_model, tiny_tokenizer
+from scipy import stats as scipy_stats
 
 from shiftlens.analysis.ffn import analyze_ffn
 from shiftlens.architecture import ffn_down_rows
@@ -102,7 +103,12 @@ def test_a_structured_rotation_of_the_top_subspace_falls_above_the_band(tmp_path
         assert row["rotation_null"]["position"] == "above"
         assert row["mean_principal_angle_deg"] > row["rotation_null"]["high_deg"]
     finding = result["rotation_null"]["finding"]
-    assert finding["testable"] and finding["p_value"] == pytest.approx(2 / 40) and finding["effect_size"] > 0
+    # p: one more draw as far from the draws' mean (t prediction interval, K = 39), finer than their rank p 2 / 40
+    null = np.mean([row["rotation_null"]["angles_deg"] for row in result["rotation_by_layer"]], axis=0)
+    observed = np.mean([row["mean_principal_angle_deg"] for row in result["rotation_by_layer"]])
+    t = (observed - null.mean()) / (null.std(ddof=1) * np.sqrt(1 + 1 / null.size))
+    assert finding["testable"] and finding["p_value"] == pytest.approx(2 * scipy_stats.t.sf(t, null.size - 1))
+    assert finding["p_value"] < 2 / 40 and finding["effect_size"] > 0
 
 
 def test_null_angles_written_out_and_zero_for_no_update():

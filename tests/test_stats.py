@@ -184,3 +184,55 @@ def test_guarded_findings_carry_the_test_effect_and_interval():
     two = stats.two_sample_finding("m", "c", A, B)
     assert two.p_value == stats.label_permutation_p(A, B) and two.ci[0] < two.effect_size < two.ci[1]
     assert stats.welch_two_sided(A, B) == pytest.approx(scipy_stats.ttest_ind(A, B, equal_var=False).pvalue)
+
+
+def literal_paired_auc_p(a: list[float], b: list[float], labels: list[bool]) -> float:
+    """Exact two-sided p of AUC(b) − AUC(a): every one of the 2^n swaps of an item's two scores."""
+    observed = abs(stats.roc_auc(b, labels) - stats.roc_auc(a, labels))
+    count = 0
+    for swap in itertools.product([False, True], repeat=len(a)):
+        x = [bi if s else ai for ai, bi, s in zip(a, b, swap)]
+        y = [ai if s else bi for ai, bi, s in zip(a, b, swap)]
+        count += abs(stats.roc_auc(y, labels) - stats.roc_auc(x, labels)) >= observed - 1e-12
+    return count / 2 ** len(a)
+
+
+def test_paired_auc_difference_matches_exact_enumeration():
+    labels = [True, False, True, False, True, False, True, False, True, False]
+    a = [0.2, 0.3, 0.1, 0.5, 0.4, 0.35, 0.3, 0.2, 0.25, 0.45]
+    b = [0.9, 0.2, 0.7, 0.4, 0.8, 0.1, 0.6, 0.3, 0.75, 0.15]
+    exact = literal_paired_auc_p(a, b, labels)
+    assert stats.paired_auc_difference_p(a, b, labels) == pytest.approx(exact, abs=monte_carlo_tolerance(exact))
+    rows = np.array([a, b])
+    assert stats.roc_auc_rows(rows, np.array(labels)).tolist() == [stats.roc_auc(a, labels), stats.roc_auc(b, labels)]
+
+
+def test_paired_auc_finding_finds_a_planted_gain_and_refuses_identical_scores():
+    rng = np.random.default_rng(0)
+    labels = np.arange(60) % 2 == 0
+    a = rng.normal(size=60)  # tells nothing
+    found = stats.paired_auc_finding("m", "c", a, a + 2.0 * labels + rng.normal(scale=0.5, size=60), labels)
+    assert found.p_value < 0.001 and found.effect_size > 0.3 and found.ci[0] < found.effect_size < found.ci[1]
+    assert stats.paired_auc_finding("m", "c", a, a, labels).reason == "differences: zero variance (all 0)"
+    assert "n = 3 < 5" in stats.paired_auc_finding("m", "c", a[:6], a[:6] + 1, labels[:6]).reason
+
+
+def test_prediction_p_is_the_t_prediction_interval_and_calibrated():
+    null = np.array([0.1, -0.2, 0.05, 0.3, -0.1, 0.0, 0.15, -0.05])
+    k, mean, sd = null.size, null.mean(), null.std(ddof=1)
+    bound = mean + scipy_stats.t.ppf(0.95, k - 1) * sd * math.sqrt(1 + 1 / k)  # the 95 % upper prediction bound
+    assert stats.prediction_greater_p(bound, null) == pytest.approx(0.05, rel=1e-9)
+    # under the null a new draw is declared 5 % of the time (normal draws, K = 10, 4000 trials)
+    rng = np.random.default_rng(1)
+    draws = rng.normal(size=(4000, 11))
+    rate = np.mean([stats.prediction_greater_p(row[0], row[1:]) < 0.05 for row in draws])
+    assert 0.04 < rate < 0.06
+
+
+def test_beyond_null_finding_refuses_few_or_constant_draws():
+    assert stats.beyond_null_finding("m", "c", 3.0, [0.1, 0.2, 0.0, 0.1]).reason == "null draws: n = 4 < 5"
+    assert "zero variance" in stats.beyond_null_finding("m", "c", 3.0, [0.1] * 6).reason
+    assert stats.beyond_null_finding("m", "c", None, [0.1, 0.2, 0.0, 0.1, 0.3]).reason
+    found = stats.beyond_null_finding("m", "c", 3.0, [0.1, 0.2, 0.0, 0.1, 0.3, None])  # None draws are skipped
+    expected = (3.0 - 0.14) / np.std([0.1, 0.2, 0, 0.1, 0.3], ddof=1)
+    assert found.p_value < 0.001 and found.effect_size == pytest.approx(expected)

@@ -4,7 +4,7 @@ The planted pair is built here from organism-base (`shiftlens.validation.planted
 paired with an admitted partner in 2 dimensions of every head of every layer (strength 2 × the row norm),
 and one concept (a word and its 4 nearest neighbours) planted in layer 1's down-projection at 2 × its
 largest eigenvalue; the continued model is organism-base + noise as large as organism-tuned's update.
-Small on purpose: 10 prompts, 1 noise draw.
+Small on purpose: 10 prompts, 6 noise draws (the fewest that measure a declared finding's false-positive rate).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from shiftlens.spans import token_mask
 from shiftlens.validation.ffn_check import concept_finding, concept_recall
 from shiftlens.validation.heads_check import admissible_keys, kept_pairs, pair_gain_finding, relation_recall
 from shiftlens.validation.planted import add_qk, build_planted_pair
-from shiftlens.validation.run import HEADLINES, beyond_noise, spread, validate
+from shiftlens.validation.run import HEADLINES, beyond_noise, declared_rate, spread, validate
 from shiftlens.validation.truth import (
     FILE,
     GroundTruthError,
@@ -50,7 +50,7 @@ def planted(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def result(planted: Path) -> dict:
-    return validate(planted, draws=1, log=lambda _: None)
+    return validate(planted, draws=6, log=lambda _: None)
 
 
 def test_the_planted_heads_and_concept_are_recovered(result: dict) -> None:
@@ -78,18 +78,40 @@ def test_the_continued_model_shows_no_planted_shift(result: dict) -> None:
 
 def test_noise_and_the_base_itself_declare_nothing(result: dict) -> None:
     rates = result["false_positive_rate"]
-    assert rates["draws"] == 1 and rates["heads"] == rates["ffn"] == 0.0
-    # attribution's tests run too, but are not held to 0 here: under noise as large as this surgery they declare
-    # 7–20 % of draws over 40 prompts (docs/validation.md, "Negative controls"); at organism-tuned's size 0 of 10
-    assert rates["testable_draws"]["attribution"] == rates["testable_draws"]["attribution_placement"] == 1
+    assert rates["draws"] == 6 and rates["heads"] == rates["ffn"] == rates["attribution"] == 0.0  # declared
+    assert rates["tests"]["heads"] == rates["tests"]["ffn"] == 0.0  # and their tests against the base alone
+    # attribution's test against the base alone is not held to 0: under noise as large as this surgery it fires in
+    # 7–20 % of draws over 40 prompts (docs/validation.md, "Negative controls"); what is declared must also beat
+    # the other draws' effects
+    assert rates["testable_draws"]["attribution"] == rates["testable_draws"]["attribution_placement"] == 6
     assert set(rates["base_vs_base"].values()) == {None}  # identical models: every test refused, with its reason
     assert all(rates["base_vs_base_reasons"].values())
+
+
+def test_the_planted_shifts_lie_beyond_tuning_sized_noise(result: dict) -> None:
+    seed, continued = result["seeds"]["0"], result["continued_vs_base"]
+    assert seed["heads_noise_p_adjusted"] < 0.01 and seed["ffn_noise_p_adjusted"] < 0.01
+    assert continued["heads_noise_p"] > 0.05 and continued["ffn_noise_p"] > 0.05  # the continued model is noise here
+
+
+def test_a_declared_finding_needs_its_test_and_an_effect_beyond_the_other_draws() -> None:
+    def draw(p: float, effect: float) -> dict:
+        return {"x_p": p, "x_effect": effect}
+
+    quiet = [draw(0.5, e) for e in (0.0, 0.1, -0.1, 0.05, -0.05)]
+    # the big draw is declared (p < 0.05 and far beyond the other five); the small one fires its test alone
+    assert declared_rate([*quiet, draw(0.01, 5.0)], "x") == 1 / 6
+    assert declared_rate([*quiet, draw(0.01, 0.02)], "x") == 0.0
+    assert declared_rate([*quiet, draw(0.5, 5.0)], "x") == 0.0  # beyond the others, but its own test is quiet
+    assert declared_rate(quiet, "x") is None  # 5 draws leave 4 others: not testable
 
 
 def test_the_json_has_every_key_of_the_contract(result: dict) -> None:
     assert set(CONTRACT_KEYS) <= set(result)
     assert {"attribution", "heads", "ffn"} <= set(result["false_positive_rate"])
     assert {f"{t}_p" for t in HEADLINES} <= set(result["seeds"]["0"])
+    beside = {"table1_p", "table1_auc_base", "table1_within_p", "attribution_noise_p", "heads_noise_p", "ffn_noise_p"}
+    assert beside <= set(result["seeds"]["0"]) and "table1" not in HEADLINES  # Table 1 is reported, not a headline
     assert set(result["follow_acc_tuned"]) == {"mean", "std", "min", "max", "n"}
     json.dumps(result, allow_nan=False)
 
@@ -341,7 +363,7 @@ def test_figures_over_seeds_are_mean_std_min_max_of_the_defined_ones() -> None:
 def test_the_tuned_effect_is_set_beside_the_noise_draws_effects(result: dict) -> None:
     """The surgery's heads plant lies beyond every noise draw's effect; a figure without effects is None."""
     heads = result["false_positive_rate"]["effect_beyond_noise"]["heads"]
-    assert heads["draws"] == 1 and heads["tuned"] > heads["noise_max"] and heads["share_at_least"] == 0.0
+    assert heads["draws"] == 6 and heads["tuned"] > heads["noise_max"] and heads["share_at_least"] == 0.0
     tuned = {"x_effect": 0.5, "y_effect": None}
     null = [{"x_effect": e, "y_effect": None} for e in (0.1, 0.7, -0.2, None)]
     assert beyond_noise(tuned, null, "x") == {

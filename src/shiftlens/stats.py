@@ -105,6 +105,63 @@ def roc_auc(scores: Values, labels: Sequence[bool] | np.ndarray) -> float:
     return float(u / (n_pos * n_neg))
 
 
+def roc_auc_rows(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """`roc_auc` of every row of ``scores`` (R × n) against one set of labels."""
+    y = np.asarray(labels, dtype=bool)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return np.full(len(scores), math.nan)
+    ranks = _scipy_stats.rankdata(scores, axis=1)
+    return (ranks[:, y].sum(axis=1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def paired_auc_difference_p(
+    a: Values, b: Values, labels: Sequence[bool] | np.ndarray, permutations: int = PERMUTATIONS, seed: int = 0
+) -> float:
+    """Two-sided permutation p for AUC(b) ≠ AUC(a), two scores of the same items (e.g. two models on the same
+    records): each item's pair of scores is swapped at random, the labels kept."""
+    a, b = _array(a), _array(b)
+    y = np.asarray(labels, dtype=bool).ravel()
+    observed = abs(roc_auc(b, y) - roc_auc(a, y))
+    if not math.isfinite(observed):
+        return math.nan
+    rng = np.random.default_rng(seed)
+    extreme = 0
+    for start in range(0, permutations, _CHUNK):
+        swap = rng.random((min(_CHUNK, permutations - start), a.size)) < 0.5
+        diff = np.abs(roc_auc_rows(np.where(swap, a, b), y) - roc_auc_rows(np.where(swap, b, a), y))
+        extreme += int(np.sum(diff >= observed - 1e-12))
+    return (1 + extreme) / (1 + permutations)
+
+
+def paired_auc_finding(
+    method: str, claim: str, a: Values, b: Values, labels: Sequence[bool] | np.ndarray, seed: int = 0
+) -> Finding:
+    """Guarded test of AUC(b) − AUC(a) on the same items (`paired_auc_difference_p`); the effect is the AUC
+    difference, with a bootstrap interval over items. Not testable with fewer than `evidence.MIN_N` items of
+    a label, a constant score, or identical scores."""
+    a, b = _array(a), _array(b)
+    y = np.asarray(labels, dtype=bool).ravel()
+    reason = untestable_reason(a[y], a[~y]) or untestable_reason(b[y], b[~y])
+    if reason is None and float(np.abs(b - a).max(initial=0.0)) == 0.0:
+        reason = "differences: zero variance (all 0)"
+    if reason:
+        return Finding.untestable(method, claim, reason)
+    index = np.random.default_rng(seed).integers(0, a.size, (RESAMPLES, a.size))
+    values = np.array([roc_auc(b[i], y[i]) - roc_auc(a[i], y[i]) for i in index])
+    values = values[np.isfinite(values)]
+    tail = (1 - LEVEL) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return Finding(
+        method,
+        claim,
+        testable=True,
+        p_value=paired_auc_difference_p(a, b, y, seed=seed),
+        effect_size=roc_auc(b, y) - roc_auc(a, y),
+        ci=(float(low), float(high)),
+    )
+
+
 def cohens_d(a: Values, b: Values) -> float:
     """(mean(b) − mean(a)) / pooled standard deviation: positive when b is larger."""
     a, b = _array(a), _array(b)
@@ -261,6 +318,47 @@ def paired_finding(method: str, claim: str, a: Values, b: Values, seed: int = 0)
         effect=paired_dz_rows,
         ci=True,
         seed=seed,
+    )
+
+
+def _prediction_t(value: float, null: Values) -> tuple[float, int]:
+    """t = (value − mean) / (s √(1 + 1/K)) of K null draws, and its K − 1 degrees of freedom (NaN if undefined)."""
+    x = _array(null)
+    if x.size < 2 or float(x.std(ddof=1)) == 0.0:
+        return math.nan, max(x.size - 1, 1)
+    return float((value - x.mean()) / (x.std(ddof=1) * math.sqrt(1 + 1 / x.size))), x.size - 1
+
+
+def prediction_greater_p(value: float, null: Values) -> float:
+    """One-sided p that one more draw of the null exceeds ``value``, the null normal with unknown mean and
+    variance (the t prediction interval of K draws): a p finer than the draws' rank p, 1 / (K + 1), allows."""
+    t, df = _prediction_t(value, null)
+    return float(_scipy_stats.t.sf(t, df))
+
+
+def prediction_two_sided_p(value: float, null: Values) -> float:
+    """Two-sided `prediction_greater_p`: one more null draw at least as far from the null mean as ``value``."""
+    t, df = _prediction_t(value, null)
+    return float(2 * _scipy_stats.t.sf(abs(t), df))
+
+
+def beyond_null_finding(method: str, claim: str, value: float | None, null: Values) -> Finding:
+    """Whether ``value`` (an effect size, the planted direction positive) exceeds a null of the same statistic
+    measured K times (e.g. on K noise models): `prediction_greater_p`, guarded like every test (K ≥ 5, the
+    draws not constant); the effect is (value − null mean) / null std."""
+    x = _array(null)
+    x = x[np.isfinite(x)]
+    if value is None or not math.isfinite(value):
+        return Finding.untestable(method, claim, "the statistic itself is not testable")
+    reason = untestable_reason(x)
+    if reason:
+        return Finding.untestable(method, claim, f"null draws: {reason.removeprefix('side 1: ')}")
+    return Finding(
+        method,
+        claim,
+        testable=True,
+        p_value=prediction_greater_p(value, x),
+        effect_size=float((value - x.mean()) / x.std(ddof=1)),
     )
 
 

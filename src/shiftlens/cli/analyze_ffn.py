@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--null-draws",
         type=int,
         default=0,
-        help="rotation null: N seeded draws of base + tuning-sized noise (loads both models; 40+ can reach p<0.05)",
+        help="rotation null: N seeded draws of base + tuning-sized noise (loads both models; the finding needs 5+)",
     )
     parser.add_argument("--null-seed", type=int, default=0, help="first seed of the null draws")
     parser.add_argument("--base-model", help="model for the null (default: the one BASE_DIR's manifest names)")

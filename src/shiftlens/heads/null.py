@@ -27,6 +27,7 @@ from shiftlens.models import ModelSpec, weight_source
 from shiftlens.nulls import perturb_like
 from shiftlens.progress import progress
 from shiftlens.runs import model_record
+from shiftlens.stats import prediction_greater_p
 from shiftlens.storage import file_sha256, read_manifest
 from shiftlens.vocabulary import load_vocabulary
 
@@ -162,8 +163,10 @@ def _band(layer: int, values: np.ndarray) -> dict[str, Any]:
 def overlap_finding(observed: list[dict[str, Any]], null: list[dict[str, Any]]) -> Finding:
     """Is the mean head overlap over layers lower than under tuning-sized random perturbations? (one-sided).
 
-    p = (1 + #{draws at or below the observed}) / (1 + draws), so it cannot fall below 1 / (1 + draws);
-    the effect is observed − mean of the null, its interval observed − the null's 97.5 and 2.5 % quantiles.
+    p: the t prediction test of one more draw at or below the observed (`stats.prediction_greater_p` on the
+    negated values, the draws taken as normal), since the draws' rank p, (1 + #{at or below}) / (1 + draws),
+    cannot fall below 1 / (1 + draws) (0.048 at 20 draws, which no correction leaves significant); the effect
+    is observed − mean of the null, its interval observed − the null's 97.5 and 2.5 % quantiles.
     """
     claim = "Tuning changes the heads' word pairs more than a random update of the same size"
     means = {entry["layer"]: entry["mean"] for entry in observed}
@@ -175,7 +178,7 @@ def overlap_finding(observed: list[dict[str, Any]], null: list[dict[str, Any]]) 
     reason = untestable_reason(per_draw, min_n=MIN_N)
     if reason:
         return Finding.untestable("heads", claim, f"null draws: {reason.removeprefix('side 1: ')}")
-    p = (1 + int(np.count_nonzero(per_draw <= value))) / (1 + per_draw.size)
+    p = prediction_greater_p(-value, -per_draw)
     hi, lo = np.quantile(per_draw, [0.975, 0.025])
     return Finding(
         "heads",

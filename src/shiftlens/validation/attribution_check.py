@@ -7,8 +7,10 @@ never overlapping the instruction). Tests (sound protocol, `shiftlens.stats`, gu
 `shiftlens.evidence`): the instruction score other vs base (paired sign-flip), the tuning gain of the
 instruction beyond its control span's (paired sign-flip), the same gain beyond that of every placement of
 the instruction's shape in the prompt (the sound protocol's Table 2 placement randomization,
-`shiftlens.attribution.nulls`), and Table 1 of the other model: followed (rating ≥ 2) vs unfollowed
-responses, ROC-AUC of the score and the permutation test of the score beyond the control span.
+`shiftlens.attribution.nulls`), and Table 1: how well the score beyond the control span tells followed
+(rating ≥ 2) from unfollowed responses, as ROC-AUC; the headline is the other model's AUC against the
+base's on the same records (paired permutation), since any model attributes a response that copies the
+context to the context; the other model's own followed-vs-unfollowed test is kept beside it.
 """
 
 from __future__ import annotations
@@ -101,7 +103,8 @@ def _directed(finding: Finding, up: str, down: str) -> Finding:
 def compare_scores(
     base_scores: Scores, other_scores: Scores, prompts: PromptSet, label: str, seed: int = 0
 ) -> tuple[dict[str, Any], dict[str, Finding]]:
-    """Figures and findings (attribution, attribution_control, attribution_placement, table1) of other vs base."""
+    """Figures and findings (attribution, attribution_control, attribution_placement, table1: the AUC against
+    the base's) of other vs base."""
     base, other, followed = base_scores.spans, other_scores.spans, prompts.followed
     has_control = np.isfinite(base[:, 1]) & np.isfinite(other[:, 1])
     gain = other - base
@@ -122,8 +125,22 @@ def compare_scores(
         "lowers",
     )
     excess = other[has_control, 0] - other[has_control, 1]
+    excess_base = base[has_control, 0] - base[has_control, 1]
     labels = followed[has_control]
     table1 = _directed(
+        stats.paired_auc_finding(
+            METHOD,
+            f"{label} {{dir}} how well the instruction score beyond the control span tells followed from "
+            "unfollowed responses (Table 1's AUC, against the base's on the same records)",
+            excess_base,
+            excess,
+            labels,
+            seed=seed,
+        ),
+        "raises",
+        "lowers",
+    )
+    within = _directed(
         stats.two_sample_finding(
             METHOD,
             f"{label}: the instruction score beyond the control span is {{dir}} for followed than unfollowed responses",
@@ -142,6 +159,10 @@ def compare_scores(
         "n_followed": int(followed.sum()),
         "n_unfollowed": int((~followed).sum()),
         "table1_auc": stats.finite(stats.roc_auc(excess, labels)) if has_control.any() else None,
+        "table1_auc_base": stats.finite(stats.roc_auc(excess_base, labels)) if has_control.any() else None,
+        "table1_within_p": stats.finite(within.p_value),
+        "table1_within_reason": within.reason,
+        "table1_within_effect": stats.finite(within.effect_size),
         "table1_auc_instruction": stats.finite(stats.roc_auc(other[:, 0], followed)),
     }
     placement = placement_finding(base_scores, other_scores, prompts, label, seed)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shiftlens.evidence import MIN_N
+
 
 def _num(value: Any, digits: int = 2) -> str:
     if value is None:
@@ -45,15 +47,27 @@ def _other(entry: dict[str, Any] | None, test: str) -> str:
 
 
 def _rate(result: dict[str, Any], method: str) -> str:
+    """A method's declared-finding rate on the noise draws, then its headline test's own rate and effects."""
     rates = result["false_positive_rate"]
-    rate, draws = rates.get(method), rates["draws"]
-    if rate is None:
+    declared, draws = rates.get(method), rates["draws"]
+    if not draws:
         return "not measured (no noise draws)"
-    tested = rates["testable_draws"][method]
-    same = rates["base_vs_base"].get(method)
-    itself = f"p = {_num(same, 3)}" if same is not None else f"not testable ({rates['base_vs_base_reasons'][method]})"
-    text = f"{rate:.0%} of {draws} noise draws ({tested} testable); base vs base {itself}"
-    beyond = (rates.get("effect_beyond_noise") or {}).get(method)
+    text = (
+        f"{declared:.0%} of {draws} noise draws declared"
+        if declared is not None
+        else f"declared rate not measured ({draws} noise draws: at least {MIN_N + 1} are needed)"
+    )
+    return text + f" ({_test_rate(rates, method)})"
+
+
+def _test_rate(rates: dict[str, Any], test: str) -> str:
+    """One test's rate of p < 0.05 on the noise draws, base vs base, and the tuned effect beside the draws'."""
+    rate = rates["tests"].get(test)
+    same = rates["base_vs_base"].get(test)
+    itself = f"p = {_num(same, 3)}" if same is not None else f"not testable ({rates['base_vs_base_reasons'][test]})"
+    alone = "n/a" if rate is None else f"{rate:.0%}"
+    text = f"test alone {alone} of {rates['testable_draws'][test]} testable; base vs base {itself}"
+    beyond = (rates.get("effect_beyond_noise") or {}).get(test)
     if beyond:
         text += (
             f"; effect {_num(beyond['tuned'], 2)} ({rates['noise_of']}) against {_num(beyond['noise_min'], 2)}"
@@ -81,14 +95,18 @@ def report_text(result: dict[str, Any]) -> str:
         f"  recovered: instruction score {_figure(result, 'instruction_score_base')} → "
         f"{_figure(result, 'instruction_score')}, {_p(result, 'attribution')}; beyond the control span "
         f"{_p(result, 'attribution_control')}; beyond every placement {_p(result, 'attribution_placement')}; "
-        f"Table 1 AUC {_figure(result, 'table1_auc')}, {_p(result, 'table1')}",
+        f"Table 1 AUC {_figure(result, 'table1_auc')} against the base's {_figure(result, 'table1_auc_base')}, "
+        f"{_p(result, 'table1', holm=False)} (not a headline; followed vs unfollowed within the model "
+        f"{_p(result, 'table1_within', holm=False)})",
+        f"  beyond tuning-sized noise (the control-span effect): {_p(result, 'attribution_noise')}",
         f"  {follow}",
         f"  continued vs base: {_other(continued, 'attribution')}, beyond the control span "
         f"{_other(continued, 'attribution_control')}, beyond every placement "
-        f"{_other(continued, 'attribution_placement')}",
-        f"  false positives (beyond the control span): {_rate(result, 'attribution')}; "
-        f"beyond every placement: {_rate(result, 'attribution_placement')}; "
-        f"raw score: {_rate(result, 'attribution_score')}",
+        f"{_other(continued, 'attribution_placement')}, Table 1 {_other(continued, 'table1')}, beyond noise "
+        f"{_other(continued, 'attribution_noise')}",
+        f"  false positives: {_rate(result, 'attribution')}; "
+        f"beyond every placement: {_test_rate(result['false_positive_rate'], 'attribution_placement')}; "
+        f"raw score: {_test_rate(result['false_positive_rate'], 'attribution_score')}",
         f"heads — planted: {heads['relations']} relations in {layers} "
         f"({heads['words_in_vocabulary']} words in the list)",
         f"  recovered: recall {_figure(result, 'heads_planted_recall')} (base {_figure(result, 'heads_recall_base')}), "
@@ -98,12 +116,15 @@ def report_text(result: dict[str, Any]) -> str:
         f"against {_figure(result, 'heads_pair_gain_null')} for random admissible pairs of the same query words, "
         f"{_p(result, 'heads')}; "
         f"Table 3 (not a headline) {_p(result, 'heads_table3', holm=False)}",
-        f"  continued vs base: {_other(continued, 'heads')}",
-        f"  false positives: {_rate(result, 'heads')}; Table 3: {_rate(result, 'heads_table3')}",
+        f"  beyond tuning-sized noise: {_p(result, 'heads_noise')}",
+        f"  continued vs base: {_other(continued, 'heads')}, beyond noise {_other(continued, 'heads_noise')}",
+        f"  false positives: {_rate(result, 'heads')}; "
+        f"Table 3: {_test_rate(result['false_positive_rate'], 'heads_table3')}",
         f"ffn — planted: {len(concepts)} concept(s){': ' + names if names else ''}",
         f"  recovered: recall {_figure(result, 'ffn_planted_recall')} (base {_figure(result, 'ffn_recall_base')}); "
         f"against random word sets {_p(result, 'ffn')}",
-        f"  continued vs base: {_other(continued, 'ffn')}",
+        f"  beyond tuning-sized noise: {_p(result, 'ffn_noise')}",
+        f"  continued vs base: {_other(continued, 'ffn')}, beyond noise {_other(continued, 'ffn_noise')}",
         f"  false positives: {_rate(result, 'ffn')}",
     ]
     return "\n".join(lines)

@@ -3,10 +3,14 @@
 For each tuning seed, the tuned model is compared with the base by the three methods (attribution:
 `attribution_check`, heads: `heads_check`, FFN: `ffn_check`); the same comparison runs for the continued
 model when there is one, for ``draws`` models base + noise as large as the first seed's update
-(`noise.noisy_model`) and for the base against itself. A comparison's six headline tests are
+(`noise.noisy_model`) and for the base against itself. A comparison's five headline tests are
 Holm-adjusted together (`shiftlens.evidence.adjust`); the heads one is the planted pairs' gain beyond random
-admissible pairs (`heads_check.pair_gain_finding`), with Table 3 reported beside it, unadjusted. The
-false-positive rate of a method is the share of noise draws in which its test has p < 0.05. Figures of
+admissible pairs (`heads_check.pair_gain_finding`). Table 1 (the AUC against the base's, and followed vs
+unfollowed within the model) and Table 3 are reported beside them, unadjusted. Each method's headline
+effect is then set against the same effect on the noise draws (`noise_findings`, Holm over the three
+methods): a shift counts only beyond what a random update of the tuning's size does. The false-positive
+rate of a method is the share of noise draws it would declare: its test against the base p < 0.05 and its
+effect beyond the other draws' (`declared_rate`); each test's own rate is under ``tests``. Figures of
 each seed are under ``seeds``; every figure's mean, std, min and max over seeds is at the top level
 (docs/validation.md lists the keys).
 """
@@ -23,7 +27,7 @@ import numpy as np
 
 from shiftlens import stats
 from shiftlens.architecture import input_embeddings, output_embeddings
-from shiftlens.evidence import ALPHA, adjust
+from shiftlens.evidence import ALPHA, MIN_N, Finding, adjust
 from shiftlens.heads.core import HeadPairs
 from shiftlens.heads.settings import HeadsSettings
 from shiftlens.models import LoadedModel, weight_source
@@ -35,7 +39,8 @@ from shiftlens.validation.inputs import ControlInputs, control_inputs
 from shiftlens.validation.noise import noisy_model
 from shiftlens.validation.truth import GroundTruth, GroundTruthError, read_ground_truth
 
-HEADLINES = ("attribution", "attribution_control", "attribution_placement", "table1", "heads", "ffn")
+HEADLINES = ("attribution", "attribution_control", "attribution_placement", "heads", "ffn")
+CALIBRATED = {"attribution": "attribution_control", "heads": "heads", "ffn": "ffn"}  # method → its headline test
 FPR_TESTS = {
     "attribution": "attribution_control",
     "attribution_placement": "attribution_placement",
@@ -115,7 +120,7 @@ class Validation:
         return follow.follow_accuracy(loaded.model, self.fmt, self.tokenizer, self.examples)
 
     def compare(self, base: Features, other: Features, label: str) -> dict[str, Any]:
-        """Figures of ``other`` against ``base`` and the six headline findings, Holm-adjusted together."""
+        """Figures of ``other`` against ``base`` and the headline findings, Holm-adjusted together."""
         assert self.prompts is not None
         truth = self.truth
         figures, found = attribution_check.compare_scores(base.scores, other.scores, self.prompts, label, self.seed)
@@ -142,6 +147,9 @@ class Validation:
             heads_pair_gain=gain["observed"],
             heads_pair_gain_null=gain["null_mean"],
             heads_pair_gain_dropped=[self.like.vocabulary.words[q] for q in gain["dropped"]],
+            table1_p=stats.finite(found["table1"].p_value),
+            table1_reason=found["table1"].reason,
+            table1_effect=stats.finite(found["table1"].effect_size),
             heads_table3_p=stats.finite(table3.p_value),
             heads_table3_reason=table3.reason,
             heads_table3_effect=stats.finite(table3.effect_size),
@@ -236,6 +244,8 @@ def validate(
         noisy = noisy_model(run.base, first, generator, draw)
         null.append(run.compare(base_features, run.features(noisy), f"noise draw {draw}"))
     same = run.compare(base_features, base_features, "the base against itself")
+    for figures in [*per_seed.values(), *([continued] if continued else [])]:
+        figures.update(beyond_noise_figures(figures, null))
     return stats.json_safe(
         {
             "name": truth.name,
@@ -248,7 +258,10 @@ def validate(
             **spread(list(per_seed.values())),
             "continued_vs_base": continued,
             "false_positive_rate": {
-                **{method: _rate(null, test) for method, test in FPR_TESTS.items()},
+                **{method: declared_rate(null, test) for method, test in CALIBRATED.items()},
+                "declared_by": "the test against the base (p < 0.05) and its effect beyond the other draws' "
+                "(leave one out, p < 0.05)",
+                "tests": {method: _rate(null, test) for method, test in FPR_TESTS.items()},
                 "draws": draws,
                 "testable_draws": {k: sum(d[f"{t}_p"] is not None for d in null) for k, t in FPR_TESTS.items()},
                 "noise_of": f"seed {chosen[0]}",
@@ -278,6 +291,47 @@ def beyond_noise(tuned: dict[str, Any], null: list[dict[str, Any]], test: str) -
         "share_at_least": sum(e >= effect for e in effects) / len(effects),
         "draws": len(effects),
     }
+
+
+def noise_findings(figures: dict[str, Any], null: list[dict[str, Any]]) -> dict[str, Finding]:
+    """Each method's headline effect against the same effect on the noise draws (`stats.beyond_null_finding`,
+    one-sided: the planted direction), Holm-adjusted together: is the shift larger than a random update of the
+    tuning's size would make? (Such an update moves every model; its own tests against the base say only that.)"""
+    found = [
+        stats.beyond_null_finding(
+            method,
+            f"the {method} effect exceeds that of base + noise as large as the tuning",
+            figures.get(f"{test}_effect"),
+            [d[f"{test}_effect"] for d in null if d.get(f"{test}_effect") is not None],
+        )
+        for method, test in CALIBRATED.items()
+    ]
+    return dict(zip(CALIBRATED, adjust(found), strict=True))
+
+
+def beyond_noise_figures(figures: dict[str, Any], null: list[dict[str, Any]]) -> dict[str, Any]:
+    """`noise_findings` as ``{method}_noise_p``, ``_p_adjusted``, ``_reason`` and ``_effect`` figures."""
+    out: dict[str, Any] = {}
+    for method, finding in noise_findings(figures, null).items():
+        out[f"{method}_noise_p"] = stats.finite(finding.p_value)
+        out[f"{method}_noise_p_adjusted"] = stats.finite(finding.p_adjusted)
+        out[f"{method}_noise_reason"] = finding.reason
+        out[f"{method}_noise_effect"] = stats.finite(finding.effect_size)
+    return out
+
+
+def declared_rate(null: list[dict[str, Any]], test: str) -> float | None:
+    """The share of noise draws a method declares a finding for: its test against the base has p < 0.05 and
+    its effect exceeds the other draws' (leave one out, `stats.beyond_null_finding` p < 0.05); None when fewer
+    than `evidence.MIN_N` other draws leave the second test untestable."""
+    if len(null) <= MIN_N:
+        return None
+    declared = 0
+    for j, draw in enumerate(null):
+        others = [d[f"{test}_effect"] for i, d in enumerate(null) if i != j and d.get(f"{test}_effect") is not None]
+        beyond = stats.beyond_null_finding("", "", draw.get(f"{test}_effect"), others)
+        declared += _declared(draw, test) and beyond.p_value is not None and beyond.p_value < ALPHA
+    return declared / len(null)
 
 
 def _rate(null: list[dict[str, Any]], test: str) -> float | None:
