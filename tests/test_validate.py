@@ -24,6 +24,7 @@ from shiftlens.spans import token_mask
 from shiftlens.validation.ffn_check import concept_finding, concept_recall
 from shiftlens.validation.heads_check import admissible_keys, kept_pairs, pair_gain_finding, relation_recall
 from shiftlens.validation.planted import add_qk, build_planted_pair
+from shiftlens.validation.report import report_text
 from shiftlens.validation.run import HEADLINES, beyond_noise, declared_rate, spread, validate
 from shiftlens.validation.truth import (
     FILE,
@@ -104,6 +105,15 @@ def test_a_declared_finding_needs_its_test_and_an_effect_beyond_the_other_draws(
     assert declared_rate([*quiet, draw(0.01, 0.02)], "x") == 0.0
     assert declared_rate([*quiet, draw(0.5, 5.0)], "x") == 0.0  # beyond the others, but its own test is quiet
     assert declared_rate(quiet, "x") is None  # 5 draws leave 4 others: not testable
+
+
+def test_the_report_says_what_is_declared_and_what_each_test_alone_fires_on(result: dict) -> None:
+    text = report_text(result)
+    assert text.count("beyond tuning-sized noise") == 3  # one line per method
+    assert "0% of 6 noise draws declared (test alone 0% of 6 testable" in text  # heads and FFN
+    assert "Table 1 AUC" in text and "not a headline" in text
+    refused = {**result, "false_positive_rate": {**result["false_positive_rate"], "heads": None, "draws": 5}}
+    assert "declared rate not measured (5 noise draws: at least 6 are needed)" in report_text(refused)
 
 
 def test_the_json_has_every_key_of_the_contract(result: dict) -> None:
