@@ -61,6 +61,10 @@ def test_the_planted_heads_and_concept_are_recovered(result: dict) -> None:
     assert seed["heads_p_adjusted"] < 0.01
     assert seed["ffn_planted_recall"] == 1.0 and seed["ffn_recall_base"] == 0.0
     assert seed["ffn_p_adjusted"] < 0.01
+    # the surgery moved only the down-projection, so the base's down-projections read through the (unchanged)
+    # embeddings hold what the base holds (1 word by chance; tuned: 4 of 5): the gain is the down-projections' own
+    assert seed["ffn_holds_base_ffn"] == [1] and seed["ffn_concept_holds"] == [4]
+    assert seed["ffn_beyond_embeddings_p"] < 0.01
     assert result["heads_p"]["max"] == seed["heads_p"] and result["heads_p"]["n"] == 1  # the figure over seeds
 
 
@@ -110,6 +114,7 @@ def test_a_declared_finding_needs_its_test_and_an_effect_beyond_the_other_draws(
 def test_the_report_says_what_is_declared_and_what_each_test_alone_fires_on(result: dict) -> None:
     text = report_text(result)
     assert text.count("beyond tuning-sized noise") == 3  # one line per method
+    assert "the down-projections' own part" in text
     assert "0% of 6 noise draws declared (test alone 0% of 6 testable" in text  # heads and FFN
     assert "Table 1 AUC" in text and "not a headline" in text
     refused = {**result, "false_positive_rate": {**result["false_positive_rate"], "heads": None, "draws": 5}}

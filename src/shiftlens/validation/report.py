@@ -124,6 +124,8 @@ def report_text(result: dict[str, Any]) -> str:
         f"  recovered: recall {_figure(result, 'ffn_planted_recall')} (base {_figure(result, 'ffn_recall_base')}); "
         f"against random word sets {_p(result, 'ffn')}",
         f"  beyond tuning-sized noise: {_p(result, 'ffn_noise')}",
+        f"  the down-projections' own part (the model's embeddings read through the base's down-projections "
+        f"instead, not a headline): {_p(result, 'ffn_beyond_embeddings', holm=False)}",
         f"  continued vs base: {_other(continued, 'ffn')}, beyond noise {_other(continued, 'ffn_noise')}",
         f"  false positives: {_rate(result, 'ffn')}",
     ]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +53,14 @@ FPR_TESTS = {
 
 @dataclass
 class Features:
-    """What the three methods read off one model: span scores per record, kept head pairs, FFN top words."""
+    """What the three methods read off one model: span scores per record, kept head pairs, FFN top words, and
+    the FFN top words of the base's down-projections read through this model's output embeddings."""
 
     scores: attribution_check.Scores
     heads: list[HeadPairs]
     rows: dict[str, np.ndarray]
     tops: np.ndarray
+    tops_base_ffn: np.ndarray
 
 
 def stderr(message: str) -> None:
@@ -111,6 +113,7 @@ class Validation:
             heads,
             heads_check.pair_rows(heads, inputs.vocabulary.words),
             ffn_check.explain_ffn(inputs),
+            ffn_check.explain_ffn(replace(self.like, output_words=inputs.output_words)),
         )
 
     def follow(self, loaded: LoadedModel) -> float | None:
@@ -137,6 +140,13 @@ class Validation:
         table3 = heads_check.table3_finding(base.rows, other.rows, truth.relations, self.like.vocabulary.words)
         concepts = ffn_check.concept_recall(other.tops, self.groups)
         found["ffn"] = ffn_check.concept_finding(base.tops, other.tops, self.groups, label, self.seed)
+        ffn_itself = ffn_check.concept_finding(
+            other.tops_base_ffn,
+            other.tops,
+            self.groups,
+            f"{label}'s down-projections (its embeddings held fixed)",
+            self.seed,
+        )
         findings = dict(zip(HEADLINES, adjust([found[name] for name in HEADLINES]), strict=True))
         figures.update(
             heads_planted_recall=recall["recall"],
@@ -156,6 +166,10 @@ class Validation:
             ffn_planted_recall=concepts["recall"],
             ffn_recall_base=ffn_check.concept_recall(base.tops, self.groups)["recall"],
             ffn_concept_holds=concepts["holds"],
+            ffn_holds_base_ffn=ffn_check.concept_recall(other.tops_base_ffn, self.groups)["holds"],
+            ffn_beyond_embeddings_p=stats.finite(ffn_itself.p_value),
+            ffn_beyond_embeddings_reason=ffn_itself.reason,
+            ffn_beyond_embeddings_effect=stats.finite(ffn_itself.effect_size),
         )
         for name, finding in findings.items():
             figures[f"{name}_p"] = stats.finite(finding.p_value)
