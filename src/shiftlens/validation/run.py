@@ -290,12 +290,17 @@ def validate(
     )
 
 
+def _effects(null: list[dict[str, Any]], test: str) -> list[float]:
+    """The noise draws' effect sizes of ``test``, where defined."""
+    return [d[f"{test}_effect"] for d in null if d.get(f"{test}_effect") is not None]
+
+
 def beyond_noise(tuned: dict[str, Any], null: list[dict[str, Any]], test: str) -> dict[str, Any] | None:
     """The tuned seed's effect size beside the noise draws' own (signed, the planted direction positive) and the
     share of draws at least as large: how the shift compares with a random update of its size, where counting
     the draws' significant tests alone says only that such an update changes the model."""
     effect = tuned.get(f"{test}_effect")
-    effects = [d[f"{test}_effect"] for d in null if d.get(f"{test}_effect") is not None]
+    effects = _effects(null, test)
     if effect is None or not effects:
         return None
     return {
@@ -316,7 +321,7 @@ def noise_findings(figures: dict[str, Any], null: list[dict[str, Any]]) -> dict[
             method,
             f"the {method} effect exceeds that of base + noise as large as the tuning",
             figures.get(f"{test}_effect"),
-            [d[f"{test}_effect"] for d in null if d.get(f"{test}_effect") is not None],
+            _effects(null, test),
         )
         for method, test in CALIBRATED.items()
     ]
@@ -342,8 +347,7 @@ def declared_rate(null: list[dict[str, Any]], test: str) -> float | None:
         return None
     declared = 0
     for j, draw in enumerate(null):
-        others = [d[f"{test}_effect"] for i, d in enumerate(null) if i != j and d.get(f"{test}_effect") is not None]
-        beyond = stats.beyond_null_finding("", "", draw.get(f"{test}_effect"), others)
+        beyond = stats.beyond_null_finding("", "", draw.get(f"{test}_effect"), _effects(null[:j] + null[j + 1 :], test))
         declared += _declared(draw, test) and beyond.p_value is not None and beyond.p_value < ALPHA
     return declared / len(null)
 
